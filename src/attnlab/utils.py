@@ -1,0 +1,116 @@
+"""Small shared helpers: seeding, device choice, atomic file writes, hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+logger = logging.getLogger("attnlab")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) for reproducible runs."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+    except ImportError:  # NumPy-only use
+        return
+    torch.manual_seed(seed)
+
+
+def select_device(requested: str = "auto") -> str:
+    """Return the device to run on: `cuda`, then `mps`, then `cpu` when `auto`.
+
+    Args:
+        requested: `auto`, `cpu`, `cuda`, `cuda:N` or `mps`.
+    """
+    import torch
+
+    from attnlab.errors import ConfigError
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {requested!r} was requested but CUDA is not available; use --train.device=cpu or auto")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was requested but MPS is not available; use --train.device=cpu or auto")
+    if requested not in ("cpu", "mps") and not requested.startswith("cuda"):
+        raise ConfigError(f"unknown device {requested!r}; choose auto, cpu, cuda, cuda:N or mps")
+    return requested
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` on success.
+
+    A crash or Ctrl-C while writing leaves the old file intact, never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (UTF-8)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """The user cache for downloads and embeddings: `$ATTNLAB_CACHE`, else `~/.cache/attnlab`."""
+    env = os.environ.get("ATTNLAB_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "attnlab"
+
+
+def count_parameters(module: Any, trainable_only: bool = False) -> int:
+    """Number of parameters of a torch module (shared tensors counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in module.parameters():
+        if trainable_only and not p.requires_grad:
+            continue
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
