@@ -1,0 +1,295 @@
+"""`attnlab demo | train | generate | eval`: language models from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from attnlab.errors import ConfigError
+
+SECTIONS = {"model", "train", "data"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="train a small GPT on the embedded corpus (~2 min), print samples, write plots",
+        description="Train the `baby` GPT (4 layers, 128 dims, context 64) on a corpus for about "
+        "--seconds, then print samples at two temperatures and write loss_curve.png and "
+        "attention.png into the run folder.",
+    )
+    p.add_argument("--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file")
+    p.add_argument("--out", default=None, help="run folder (default: runs/demo-TIMESTAMP)")
+    p.add_argument("--seconds", type=float, default=120.0, help="training time budget in seconds (default 120)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (GPT language model; seq2seq tasks; masked-LM encoders)",
+        description="Train a GPT on a text corpus (default), a seq2seq model on a generated task "
+        "(--task), or an encoder with masked-LM (--objective mlm). The run folder --out becomes a "
+        "checkpoint (config.json, model.safetensors, tokenizer, training state) with metrics.jsonl "
+        "and results.json. Settings: --preset, then --config FILE (sections model/train/data), "
+        "then --model.FIELD=V / --train.FIELD=V / --data.FIELD=V, then the explicit flags.",
+    )
+    p.add_argument("--data", default=None, help="corpus name (pydoc, shakespeare) or a text file (default: pydoc)")
+    p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
+    p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small)")
+    p.add_argument("--max-iters", type=int, default=None, help="optimizer steps (train.max_iters)")
+    p.add_argument("--tokenizer", default=None, help="char [default], word, bpe (protein, dna for sequences)")
+    p.add_argument("--config", default=None, help="YAML or TOML file with model/train/data sections")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--seed", type=int, default=None, help="random seed (train.seed)")
+    p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to train with")
+    p.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="clm: next-token GPT [default]; mlm: masked-LM encoder")
+    p.add_argument("--task", default=None, help="train a seq2seq model on a generated task (e.g. reverse)")
+    p.set_defaults(func=cmd_train, accepts_extra=True)
+
+    p = sub.add_parser("generate", help="generate text from a GPT checkpoint", description="Generate text from a trained GPT checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder (a run folder of `attnlab train`)")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty, start of a paragraph)")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=0.8, help="<= 0 means greedy (default 0.8)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability >= p")
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
+    p.add_argument("--num-samples", type=int, default=1, help="number of independent samples (default 1)")
+    p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every step")
+    p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to run")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("eval", help="validation loss and perplexity of a GPT checkpoint on a corpus")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--data", required=True, help="corpus name or text file")
+    p.add_argument("--split", choices=["val", "train", "all"], default="val", help="val = last 10%% of the text (default)")
+    p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to evaluate with")
+    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_eval)
+
+
+# ---------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from attnlab.train.recipes import run_demo
+
+    if _is_rank0():
+        print(f"attnlab demo: training a small GPT for about {args.seconds:.0f} s (Ctrl-C stops and keeps the checkpoint)")
+    out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed)
+    r = out["results"]
+    print()
+    print(f"trained {r['num_parameters']:,} parameters for {r['step']} steps in {r['train_seconds']:.0f} s "
+          f"({r['tokens_per_sec']:,.0f} tokens/s); validation loss {r['val_loss']:.3f} "
+          f"(perplexity {r['val_perplexity']:.2f})")
+    for t, text in out["samples"].items():
+        print(f"\n--- sample at temperature {t} (prompt {out['prompt']!r}) ---")
+        print(text)
+    print()
+    print(f"run folder: {out['out_dir']}")
+    for f in out["figures"]:
+        print(f"  figure: {f}")
+    print(f"  samples: {Path(out['out_dir']) / 'samples.txt'}")
+    print(f"next: attnlab generate --checkpoint {out['out_dir']} --prompt \"{out['prompt']}\"")
+    return 0
+
+
+def _is_rank0() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def collect_configs(args: argparse.Namespace, extra: list[str], model_class: Any, preset_default: str,
+                    sections: set[str] = SECTIONS) -> tuple[Any, Any, Any, dict[str, dict[str, str]]]:
+    """preset -> config file -> dotted overrides -> explicit flags, for model/train/data.
+
+    Returns:
+        (model config, TrainConfig, DataConfig, the raw dotted overrides).
+    """
+    from attnlab import config as C
+    from attnlab.train.recipes import DataConfig
+    from attnlab.train.trainer import TrainConfig
+
+    overrides, rest = C.parse_dotted_overrides(extra, sections)
+    if rest:
+        raise ConfigError(f"unrecognized arguments: {' '.join(rest)} (see attnlab train --help)")
+    file_data: dict[str, Any] = {}
+    if args.config:
+        file_data = C.load_file(args.config)
+        C.check_sections(file_data, sections | {"preset"}, where=f"config file {args.config!r}")
+    preset = args.preset or file_data.get("preset") or preset_default
+    model = model_class.from_name(preset) if hasattr(model_class, "from_name") else model_class()
+    model = C.replace(model, file_data.get("model", {}) or {}, section="model")
+    model = C.replace(model, overrides.get("model", {}), section="model")
+    train = C.from_dict(TrainConfig, file_data.get("train", {}) or {}, section="train")
+    train = C.replace(train, overrides.get("train", {}), section="train")
+    data = C.from_dict(DataConfig, file_data.get("data", {}) or {}, section="data")
+    data = C.replace(data, overrides.get("data", {}), section="data")
+    flags: dict[str, Any] = {}
+    if args.max_iters is not None:
+        flags["max_iters"] = args.max_iters
+    if args.seed is not None:
+        flags["seed"] = args.seed
+    if flags:
+        train = C.replace(train, flags, section="train")
+    data_flags: dict[str, Any] = {}
+    if args.data is not None:
+        data_flags["source"] = args.data
+    if args.tokenizer is not None:
+        data_flags["tokenizer"] = args.tokenizer
+    if data_flags:
+        data = C.replace(data, data_flags, section="data")
+    return model, train, data, overrides
+
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.task is not None or args.objective != "clm":
+        return _dispatch_other_training(args, extra)
+    from attnlab import config as C
+    from attnlab.models.gpt_config import GPTConfig
+    from attnlab.train.recipes import train_language_model
+    from attnlab.train.trainer import TrainConfig, TrainingInterrupted
+
+    model, train, data, overrides = collect_configs(args, extra, GPTConfig, "baby")
+    if args.resume:
+        if overrides.get("model") or args.preset:
+            raise ConfigError("the model cannot change when resuming; drop --preset and --model.* overrides")
+        run_json = Path(args.out) / "run.json"
+        if run_json.is_file():  # start from the run's own settings, then apply what was given now
+            saved = json.loads(run_json.read_text(encoding="utf-8"))
+            base = C.from_dict(TrainConfig, saved.get("train", {}), section="train")
+            given = {k: getattr(train, k) for k in overrides.get("train", {})}
+            if args.max_iters is not None:
+                given["max_iters"] = args.max_iters
+            if args.seed is not None:
+                given["seed"] = args.seed
+            train = C.replace(base, given, section="train")
+            if args.data is None and "data" in saved:
+                data = C.replace(data, {"source": saved["data"].get("source", data.source)}, section="data")
+    try:
+        results = train_language_model(args.out, data=data, model=model, train=train, engine=args.engine, resume=args.resume)
+    except TrainingInterrupted as e:
+        print(f"attnlab: {e}", file=sys.stderr)
+        return 130
+    if _is_rank0():
+        _print_results(results, args.out)
+    return 0
+
+
+def _print_results(results: dict[str, Any], out: str) -> None:
+    val = results.get("val_loss")
+    ppl = results.get("val_perplexity")
+    line = f"done: {results['step']} steps in {results['train_seconds']:.1f} s"
+    if results.get("tokens_per_sec"):
+        line += f" ({results['tokens_per_sec']:,.0f} tokens/s)"
+    if val is not None:
+        line += f"; validation loss {val:.4f}"
+    if ppl is not None:
+        line += f" (perplexity {ppl:.2f})"
+    print(line)
+    print(f"checkpoint and metrics: {out}")
+
+
+# Other training objectives live with their labs; each module exposes `run_training(args, extra)`.
+OTHER_TRAINING = {
+    "mlm": "attnlab.train.mlm",
+    "task": "attnlab.train.seq2seq",
+}
+
+
+def _dispatch_other_training(args: argparse.Namespace, extra: list[str]) -> int:
+    key = "task" if args.task is not None else args.objective
+    if args.task is not None and args.objective != "clm":
+        raise ConfigError("--task trains a seq2seq model; it cannot be combined with --objective")
+    module_name = OTHER_TRAINING[key]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name == module_name:
+            raise ConfigError(f"training with {'--task' if key == 'task' else '--objective ' + key} is not available in this version") from None
+        raise
+    return int(module.run_training(args, extra) or 0)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from attnlab.generate import SamplingConfig
+
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    sampling = SamplingConfig(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        use_cache=not args.no_kv_cache,
+    )
+    if args.engine == "numpy":
+        return _generate_numpy(args, sampling)
+    from attnlab.generate import generate_text, prompt_ids
+    from attnlab.models.registry import load_model
+
+    model, tokenizer = load_model(args.checkpoint, expect="gpt")
+    if tokenizer is None:
+        from attnlab.errors import CheckpointError
+
+        raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn text into tokens")
+    prompt_ids(tokenizer, args.prompt)  # unknown characters fail here, before anything is printed
+    for i in range(args.num_samples):
+        s = sampling if args.seed is None else dataclasses.replace(sampling, seed=args.seed + i)
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        sys.stdout.write(args.prompt)
+        sys.stdout.flush()
+        generate_text(model, tokenizer, args.prompt, s, on_step=lambda step, text: (sys.stdout.write(text), sys.stdout.flush()))
+        sys.stdout.write("\n")
+    return 0
+
+
+def _generate_numpy(args: argparse.Namespace, sampling: Any) -> int:
+    from attnlab import checkpoint as ckpt
+    from attnlab.errors import CheckpointError
+    from attnlab.generate import prompt_ids
+
+    try:
+        from attnlab.scratch.gpt import NumpyGPT
+    except ModuleNotFoundError as e:  # pragma: no cover
+        raise ConfigError(f"the numpy engine is not available in this install ({e})") from None
+    meta = ckpt.read_metadata(args.checkpoint)
+    if meta["model_type"] != "gpt":
+        raise CheckpointError(f"{args.checkpoint!r} holds a {meta['model_type']} model; generate needs a GPT")
+    model = NumpyGPT.from_checkpoint(args.checkpoint)
+    tokenizer = ckpt.read_model(args.checkpoint).tokenizer
+    if tokenizer is None:
+        raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn text into tokens")
+    ids = prompt_ids(tokenizer, args.prompt)
+    for i in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + i
+        out = model.generate(
+            ids, sampling.max_new_tokens, temperature=sampling.temperature, top_k=sampling.top_k,
+            top_p=sampling.top_p, seed=seed,
+        )
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        print(args.prompt + tokenizer.decode(list(out)[len(ids):]))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from attnlab.train.recipes import evaluate_checkpoint
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    r = evaluate_checkpoint(args.checkpoint, args.data, engine=args.engine, split=args.split, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{r['split']} loss {r['loss']:.4f}  perplexity {r['perplexity']:.3f}  "
+              f"({r['bits_per_token']:.3f} bits/token over {r['tokens']:,} tokens of {r['data']}, {r['engine']} engine)")
+    return 0

@@ -1,0 +1,173 @@
+"""The tokenizer interface every attnlab tokenizer follows, and its save/load format.
+
+A tokenizer turns text into a list of integer ids and back. Each one saves to a
+folder (normally a checkpoint folder) as `attnlab_tokenizer.json`, a small JSON file
+whose `type` names the class; Hugging Face based tokenizers also write the standard
+`tokenizer.json` beside it. `load_tokenizer(folder)` reads either back.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+from attnlab.errors import TokenizerError
+from attnlab.utils import write_json_atomic
+
+TOKENIZER_FILE = "attnlab_tokenizer.json"
+
+_REGISTRY: dict[str, type["Tokenizer"]] = {}
+
+
+def register_tokenizer(kind: str) -> Callable[[type["Tokenizer"]], type["Tokenizer"]]:
+    """Class decorator: make a tokenizer class loadable under `type: kind`."""
+
+    def wrap(cls: type["Tokenizer"]) -> type["Tokenizer"]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return wrap
+
+
+class Tokenizer(ABC):
+    """Text <-> token ids.
+
+    Special tokens (padding, unknown, begin/end of sequence, BERT's CLS/SEP/MASK) are
+    kept in `special_tokens`, a mapping from the token's text to its id.
+    """
+
+    kind: ClassVar[str] = "base"
+
+    # Spellings looked for by the `pad_id`, `unk_id`, ... properties, in order.
+    _ROLE_NAMES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "pad": ("<pad>", "[PAD]"),
+        "unk": ("<unk>", "[UNK]"),
+        "bos": ("<bos>", "<s>", "<cls>", "[CLS]", "<|endoftext|>"),
+        "eos": ("<eos>", "</s>", "[SEP]", "<|endoftext|>"),
+        "cls": ("[CLS]", "<cls>", "<s>"),
+        "sep": ("[SEP]", "</s>", "<eos>"),
+        "mask": ("[MASK]", "<mask>"),
+    }
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of distinct ids (the model's embedding rows)."""
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """Special token text -> id (empty when the tokenizer has none)."""
+        return {}
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (no special tokens added).
+
+        Raises:
+            UnknownCharactersError: when `text` holds characters the tokenizer cannot represent.
+        """
+
+    @abstractmethod
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of the ids (special tokens are written out as their text)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, enough for `from_dict` to rebuild the tokenizer."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> "Tokenizer":
+        """Rebuild from `to_dict()` output; `folder` holds any side files."""
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        """One display string per id (for attention-map labels)."""
+        return [self.decode([int(i)]) for i in ids]
+
+    def _role(self, role: str) -> int | None:
+        specials = self.special_tokens
+        for name in self._ROLE_NAMES[role]:
+            if name in specials:
+                return specials[name]
+        return None
+
+    @property
+    def pad_id(self) -> int | None:
+        return self._role("pad")
+
+    @property
+    def unk_id(self) -> int | None:
+        return self._role("unk")
+
+    @property
+    def bos_id(self) -> int | None:
+        return self._role("bos")
+
+    @property
+    def eos_id(self) -> int | None:
+        return self._role("eos")
+
+    @property
+    def cls_id(self) -> int | None:
+        return self._role("cls")
+
+    @property
+    def sep_id(self) -> int | None:
+        return self._role("sep")
+
+    @property
+    def mask_id(self) -> int | None:
+        return self._role("mask")
+
+    def save_side_files(self, folder: Path) -> None:
+        """Write extra files next to `attnlab_tokenizer.json` (HF's tokenizer.json)."""
+
+    def save(self, folder: str | Path) -> None:
+        """Write the tokenizer into `folder` (created if needed)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_side_files(folder)
+        write_json_atomic(folder / TOKENIZER_FILE, {"type": self.kind, **self.to_dict()})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def load_tokenizer(folder: str | Path) -> Tokenizer:
+    """Load the tokenizer saved in `folder` (a checkpoint folder).
+
+    Raises:
+        TokenizerError: no tokenizer file, unreadable JSON or an unknown type.
+    """
+    # Importing the package registers every built-in tokenizer class.
+    import attnlab.tokenizers  # noqa: F401
+
+    folder = Path(folder)
+    path = folder / TOKENIZER_FILE
+    if not path.is_file():
+        raise TokenizerError(f"no tokenizer in {str(folder)!r}: {TOKENIZER_FILE} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"{str(path)!r} is not valid JSON: {e}") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in _REGISTRY:
+        raise TokenizerError(
+            f"{str(path)!r} names an unknown tokenizer type {kind!r}; known types: {', '.join(sorted(_REGISTRY))}"
+        )
+    try:
+        return _REGISTRY[kind].from_dict(data, folder)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, TokenizerError):
+            raise
+        raise TokenizerError(f"{str(path)!r} is corrupt ({type(e).__name__}: {e})") from None
+
+
+def registered_kinds() -> list[str]:
+    """Names of all registered tokenizer types."""
+    import attnlab.tokenizers  # noqa: F401
+
+    return sorted(_REGISTRY)

@@ -1,0 +1,386 @@
+"""Recipes: what `attnlab train`, `attnlab eval` and `attnlab demo` do, as library calls.
+
+A recipe wires data, tokenizer, model, engine and Trainer together; the CLI only
+turns flags into the config dataclasses below and calls these functions, so a
+notebook can run exactly what the command line runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attnlab import checkpoint as ckpt
+from attnlab.config import from_dict, to_dict
+from attnlab.errors import CheckpointError, ConfigError, DataError
+from attnlab.models.gpt_config import GPTConfig
+from attnlab.train.trainer import TrainConfig, Trainer, read_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What to train on and how to tokenize it."""
+
+    source: str = "pydoc"  # a corpus name (pydoc, shakespeare) or a path to a UTF-8 text file
+    tokenizer: str = "char"  # char, word or bpe (protein and dna from the bio lab)
+    vocab_size: int | None = None  # target vocabulary for word/bpe (default 2000 / 1024)
+
+    def __post_init__(self) -> None:
+        if self.vocab_size is not None and self.vocab_size < 8:
+            raise ConfigError(f"data.vocab_size must be at least 8, got {self.vocab_size}")
+
+
+def build_tokenizer_for(data: DataConfig, text: str) -> Any:
+    """Train the tokenizer `data.tokenizer` on `text`."""
+    from attnlab.tokenizers import build_tokenizer, registered_kinds
+
+    if data.tokenizer not in registered_kinds():
+        raise ConfigError(f"unknown tokenizer {data.tokenizer!r}; choose one of: {', '.join(registered_kinds())}")
+    options: dict[str, Any] = {}
+    if data.tokenizer == "word":
+        options["max_vocab"] = data.vocab_size or 2000
+    elif data.tokenizer == "bpe":
+        options["vocab_size"] = data.vocab_size or 1024
+    elif data.vocab_size is not None:
+        raise ConfigError(f"data.vocab_size applies to the word and bpe tokenizers, not {data.tokenizer!r}")
+    return build_tokenizer(data.tokenizer, text, **options)
+
+
+def encode_corpus(tokenizer: Any, text: str, source: str) -> np.ndarray:
+    """Token ids of a whole corpus (int64)."""
+    from attnlab.errors import UnknownCharactersError
+
+    try:
+        return np.asarray(tokenizer.encode(text), dtype=np.int64)
+    except UnknownCharactersError as e:
+        raise DataError(
+            f"{source}: {e}. The checkpoint's tokenizer was built on other text; evaluate on text written "
+            "in the same characters"
+        ) from None
+
+
+def make_engine(name: str, model_config: GPTConfig, train: TrainConfig, init_from: str | Path | None = None) -> Any:
+    """Build the training engine `torch` or `numpy` for a GPT (fresh or from a checkpoint)."""
+    from attnlab.utils import seed_everything
+
+    seed_everything(train.seed)
+    if name == "torch":
+        from attnlab.models.gpt import GPT
+        from attnlab.models.registry import load_model
+        from attnlab.train.engine import TorchEngine
+
+        if init_from is not None:
+            model, _ = load_model(init_from, expect="gpt")
+        else:
+            model = GPT(model_config)
+        return TorchEngine(
+            model,
+            lr=train.lr,
+            betas=(train.beta1, train.beta2),
+            eps=train.eps,
+            weight_decay=train.weight_decay,
+            grad_clip=train.grad_clip,
+            device=train.device,
+            precision=train.precision,
+        )
+    if name == "numpy":
+        try:
+            from attnlab.train.numpy_engine import NumpyEngine
+        except ModuleNotFoundError as e:  # pragma: no cover - until the NumPy engine lands
+            raise ConfigError(f"the numpy engine is not available in this install ({e})") from None
+        return NumpyEngine.for_gpt(model_config, train, init_from=init_from)
+    raise ConfigError(f"unknown engine {name!r}; choose torch or numpy")
+
+
+def train_language_model(
+    out_dir: str | Path,
+    *,
+    data: DataConfig,
+    model: GPTConfig,
+    train: TrainConfig,
+    engine: str = "torch",
+    resume: bool = False,
+    write_plots: bool = True,
+) -> dict[str, Any]:
+    """Train a GPT on a text corpus; the run folder becomes a checkpoint.
+
+    Args:
+        out_dir: run folder (metrics.jsonl, results.json, checkpoint files, plots).
+        data: corpus and tokenizer.
+        model: GPT architecture (vocab_size is taken from the tokenizer).
+        train: optimisation settings.
+        engine: "torch" or "numpy".
+        resume: continue the run in `out_dir` exactly where its checkpoint stopped.
+        write_plots: write loss_curve.png at the end.
+    Returns:
+        The results dict (also written to out_dir/results.json).
+    """
+    from attnlab.data.text import LMData, load_text
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {str(out_dir)!r} is a file; pass a folder for the run")
+    tokenizer = None
+    init_from = None
+    if resume:
+        saved = ckpt.read_model(out_dir)
+        if saved.model_type != "gpt":
+            raise CheckpointError(f"cannot resume {str(out_dir)!r}: it holds a {saved.model_type} model, not a GPT")
+        tokenizer = saved.tokenizer
+        model = from_dict(GPTConfig, saved.config, section="model")
+        init_from = out_dir
+    elif out_dir.is_dir() and ckpt.is_checkpoint(out_dir):
+        raise ConfigError(
+            f"{str(out_dir)!r} already holds a trained model; pass --resume to continue it, or choose a new --out"
+        )
+    source = load_text(data.source)
+    if tokenizer is None:
+        tokenizer = build_tokenizer_for(data, source.text)
+    ids = encode_corpus(tokenizer, source.text, source.name)
+    model = dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
+    lm_data = LMData(ids, model.max_seq_len, train.val_fraction)
+    eng = make_engine(engine, model, train, init_from=init_from)
+    run_info = {
+        "command": "train",
+        "engine": engine,
+        "data": {**to_dict(data), "origin": source.origin, "num_tokens": int(len(ids))},
+        "model": to_dict(model),
+        "train": to_dict(train),
+    }
+    logger.info(
+        "training a %s-parameter GPT on %s (%s tokens, %s tokenizer, vocab %d) with the %s engine",
+        f"{eng.num_parameters():,}", source.name, f"{len(ids):,}", data.tokenizer, tokenizer.vocab_size, engine,
+    )
+    trainer = Trainer(
+        eng,
+        lm_data,
+        train,
+        out_dir,
+        tokenizer=tokenizer,
+        metadata={"data_source": source.name, "tokenizer_kind": getattr(tokenizer, "kind", None)},
+        run_info=run_info,
+    )
+    try:
+        results = trainer.fit(resume=resume)
+    finally:
+        if write_plots and trainer.is_main and out_dir.is_dir():
+            _write_loss_plot(out_dir)
+        close = getattr(eng, "close", None)
+        if close is not None:
+            close()
+    return results
+
+
+def _write_loss_plot(out_dir: Path) -> Path | None:
+    records = read_metrics(out_dir)
+    if not records:
+        return None
+    from attnlab.viz.curves import plot_loss_curves
+
+    return plot_loss_curves({out_dir.name: records}, out_dir / "loss_curve.png")
+
+
+def evaluate_checkpoint(checkpoint: str | Path, source: str, *, engine: str = "torch", split: str = "val",
+                        batch_size: int = 32, val_fraction: float = 0.1) -> dict[str, Any]:
+    """Loss and perplexity of a GPT checkpoint on a corpus split (every window once).
+
+    Args:
+        checkpoint: checkpoint folder (from either engine).
+        source: corpus name or text file path.
+        engine: evaluate with the "torch" or the "numpy" implementation.
+        split: "val" (the last `val_fraction` of the text), "train" or "all".
+        batch_size: windows per forward pass.
+    """
+    from attnlab.data.text import LMData, load_text
+
+    if split not in ("val", "train", "all"):
+        raise ConfigError(f"unknown split {split!r}; choose val, train or all")
+    meta = ckpt.read_metadata(checkpoint)
+    if meta["model_type"] != "gpt":
+        raise CheckpointError(f"{str(checkpoint)!r} holds a {meta['model_type']} model; `eval` needs a GPT (language model)")
+    text = load_text(source)
+    if engine == "torch":
+        import torch
+
+        from attnlab.models.registry import load_model
+
+        model, tokenizer = load_model(checkpoint, expect="gpt")
+
+        def batch_loss(batch: dict[str, np.ndarray]) -> float:
+            with torch.no_grad():
+                out = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["targets"]))
+            return float(out.loss)
+
+        seq_len = model.config.max_seq_len
+    elif engine == "numpy":
+        try:
+            from attnlab.scratch.gpt import NumpyGPT
+        except ModuleNotFoundError as e:  # pragma: no cover
+            raise ConfigError(f"the numpy engine is not available in this install ({e})") from None
+        np_model = NumpyGPT.from_checkpoint(checkpoint)
+        np_model.eval()
+        tokenizer = ckpt.read_model(checkpoint).tokenizer
+
+        def batch_loss(batch: dict[str, np.ndarray]) -> float:
+            _, loss = np_model.forward(batch["input_ids"], batch["targets"])
+            return float(loss)
+
+        seq_len = np_model.config.max_seq_len
+    else:
+        raise ConfigError(f"unknown engine {engine!r}; choose torch or numpy")
+    if tokenizer is None:
+        raise CheckpointError(f"{str(checkpoint)!r} has no tokenizer; it cannot read text")
+    ids = encode_corpus(tokenizer, text.text, text.name)
+    data = LMData(ids, seq_len, val_fraction)
+    data.splits["all"] = ids
+    total, count = 0.0, 0
+    for batch in data.sweep(split, batch_size):
+        n = batch["targets"].size
+        total += batch_loss(batch) * n
+        count += n
+    loss = total / count
+    return {
+        "checkpoint": str(checkpoint),
+        "data": text.name,
+        "split": split,
+        "engine": engine,
+        "tokens": count,
+        "loss": loss,
+        "perplexity": math.exp(loss) if loss < 50 else float("inf"),
+        "bits_per_token": loss / math.log(2),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The demo: `attnlab demo`
+# ---------------------------------------------------------------------------
+
+
+def calibrate_iterations(model_config: GPTConfig, train: TrainConfig, seconds: float, vocab_size: int,
+                         trials: int = 4) -> tuple[int, float]:
+    """How many optimizer steps fit in `seconds` on this machine (timed on a throwaway model)."""
+    import torch
+
+    from attnlab.models.gpt import GPT
+    from attnlab.train.engine import TorchEngine
+
+    cfg = dataclasses.replace(model_config, vocab_size=vocab_size)
+    engine = TorchEngine(GPT(cfg), device=train.device, precision=train.precision, distributed=False)
+    rng = np.random.default_rng(0)
+    batch = {
+        "input_ids": rng.integers(0, vocab_size, (train.batch_size, cfg.max_seq_len)),
+        "targets": rng.integers(0, vocab_size, (train.batch_size, cfg.max_seq_len)),
+    }
+    engine.train_step([batch] * train.grad_accum_steps, 1e-4)  # warm-up (allocations, kernels)
+    times = []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        engine.train_step([batch] * train.grad_accum_steps, 1e-4)
+        times.append(time.perf_counter() - t0)
+    per_step = float(np.median(times)) * 1.15  # evaluations and logging cost a little extra
+    del engine
+    torch.manual_seed(train.seed)
+    return max(50, int(seconds / per_step)), per_step
+
+
+def run_demo(
+    out_dir: str | Path | None = None,
+    *,
+    source: str | None = None,
+    seconds: float = 120.0,
+    seed: int = 1337,
+    temperatures: tuple[float, float] = (0.5, 1.0),
+    sample_tokens: int = 300,
+    preset: str = "baby",
+) -> dict[str, Any]:
+    """Train a small GPT for about `seconds`, print samples, write plots.
+
+    Returns:
+        dict with the run folder, results, samples and figure paths.
+    """
+    from attnlab.data.text import DEFAULT_CORPUS, load_text
+    from attnlab.generate import SamplingConfig, generate_text
+    from attnlab.models.registry import load_model
+
+    if not seconds > 0:
+        raise ConfigError(f"--seconds must be positive, got {seconds}")
+    source = source or DEFAULT_CORPUS
+    if out_dir is None:
+        out_dir = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(out_dir)
+    text = load_text(source)
+    data = DataConfig(source=source, tokenizer="char")
+    tokenizer = build_tokenizer_for(data, text.text)
+    model = GPTConfig.from_name(preset)
+    base = TrainConfig(seed=seed, eval_interval=0, eval_iters=20)
+    iters, per_step = calibrate_iterations(model, base, seconds, tokenizer.vocab_size)
+    train = dataclasses.replace(
+        base,
+        max_iters=iters,
+        warmup_iters=min(100, max(1, iters // 10)),
+        eval_interval=max(1, iters // 8),
+        max_time=seconds * 1.5,  # a guard if the machine slows down; the schedule assumes `iters`
+    )
+    logger.info("demo: %d steps of ~%.0f ms fit in ~%.0f s on this machine", iters, per_step * 1000, seconds)
+    results = train_language_model(out_dir, data=data, model=model, train=train)
+
+    gpt, tok = load_model(out_dir, expect="gpt")
+    prompt = _demo_prompt(text.text)
+    samples = {}
+    for t in temperatures:
+        sampling = SamplingConfig(max_new_tokens=sample_tokens, temperature=t, seed=seed)
+        samples[t] = generate_text(gpt, tok, prompt, sampling)
+    from attnlab.utils import write_text_atomic
+
+    write_text_atomic(
+        out_dir / "samples.txt",
+        "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items()),
+    )
+    attention_png = write_attention_figure(gpt, tok, prompt + samples[temperatures[0]][len(prompt):][:40], out_dir / "attention.png")
+    return {
+        "out_dir": str(out_dir),
+        "results": results,
+        "samples": samples,
+        "prompt": prompt,
+        "figures": [str(out_dir / "loss_curve.png"), str(attention_png)],
+    }
+
+
+def _demo_prompt(text: str) -> str:
+    """A prompt that surely exists in the corpus's alphabet: the first words of a line."""
+    for line in text.splitlines():
+        words = line.strip().split()
+        if len(words) >= 3 and line.strip()[0].isalpha():
+            return " ".join(words[:2]) + " "
+    return ""
+
+
+def write_attention_figure(model: Any, tokenizer: Any, text: str, out: Path) -> Path:
+    """Attention maps of every layer and head of `model` on `text` (at most its context)."""
+    import torch
+
+    from attnlab.viz.attention import plot_attention_grid
+
+    ids = tokenizer.encode(text)[-min(model.config.max_seq_len, 48):] or [0]
+    with torch.no_grad():
+        out_ = model(torch.tensor([ids]), output_attentions=True)
+    labels = tokenizer.token_strings(ids)
+    return plot_attention_grid(out_.attentions, labels, out, title=f"attention of the trained GPT on {text[:40]!r}…")
+
+
+def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
+    """Short description of a checkpoint (for the CLI and the app)."""
+    meta = ckpt.read_metadata(folder)
+    results_path = Path(folder) / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    return {"model_type": meta["model_type"], "config": meta["config"], "step": meta.get("step"), "results": results}
