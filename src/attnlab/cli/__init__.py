@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `attnlab` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return int(e.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
@@ -71,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR if not argv else 0
     accepts_extra = getattr(args, "accepts_extra", False)
     if extra and not accepts_extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        print(f"attnlab {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(see attnlab {args.command} --help)", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
         result = args.func(args, extra) if accepts_extra else args.func(args)
     except AttnlabError as e:

@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for f in out["figures"]:
         print(f"  figure: {f}")
     print(f"  samples: {Path(out['out_dir']) / 'samples.txt'}")
-    print(f"next: attnlab generate --checkpoint {out['out_dir']} --prompt \"{out['prompt']}\"")
+    print(f"next: attnlab generate --checkpoint {shlex.quote(out['out_dir'])} --prompt {shlex.quote(out['prompt'])}")
     return 0
 
 

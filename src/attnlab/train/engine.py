@@ -234,6 +234,18 @@ class TorchEngine:
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world_size
 
+    def parameters_in_sync(self) -> bool:
+        """True when every process holds the same weights (a DDP sanity check)."""
+        if self.world_size == 1:
+            return True
+        torch = self.torch
+        with torch.no_grad():
+            sums = torch.stack([p.detach().double().sum() for p in self.module.parameters()])
+        low, high = sums.clone(), sums.clone()
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+        return bool(torch.equal(low, high))
+
     def close(self) -> None:
         from attnlab.train import distributed as dist_utils
 

@@ -358,6 +358,8 @@ class Trainer:
             for sig, h in previous_handlers.items():
                 signal.signal(sig, h)
         results = self._results(stop_reason)
+        if getattr(self.engine, "world_size", 1) > 1:
+            results["ranks_in_sync"] = self.engine.parameters_in_sync()
         if self.out_dir is not None and self.is_main:
             write_json_atomic(self.out_dir / RESULTS_FILE, results)
         if stop_reason == "signal":

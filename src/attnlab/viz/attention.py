@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from matplotlib.colors import PowerNorm
 
 from attnlab.viz._mpl import plt, save_figure
 
@@ -70,7 +71,8 @@ def plot_attention_grid(attentions, tokens: Sequence[str] | None = None, out: st
     for i, layer in enumerate(layers):
         for h in range(H):
             ax = axes[i][h]
-            ax.imshow(layer[h], cmap="viridis", vmin=0.0, vmax=max(float(layer[h].max()), 1e-6))
+            # a square-root colour scale keeps weak but real attention visible
+            ax.imshow(layer[h], cmap="viridis", norm=PowerNorm(0.5, vmin=0.0, vmax=1.0))
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -79,6 +81,8 @@ def plot_attention_grid(attentions, tokens: Sequence[str] | None = None, out: st
                 ax.set_ylabel(f"layer {i}", fontsize=9)
             if show_labels and i == L - 1:
                 ax.set_xticks(range(len(tokens)), [_label(t) for t in tokens], rotation=90, fontsize=6)
+            if show_labels and h == 0:
+                ax.set_yticks(range(len(tokens)), [_label(t) for t in tokens], fontsize=6)
     fig.suptitle(title or "attention per layer and head (rows: queries, columns: keys)", fontsize=11)
     fig.tight_layout()
     if out is None:
