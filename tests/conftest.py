@@ -32,6 +32,17 @@ def shared_data() -> Path:
     return _shared_data_or_skip()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread per test process: tiny models run faster without thread
+    hand-offs, and parallel test workers do not oversubscribe the cores."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's downloads and caches out of the user's ~/.cache."""

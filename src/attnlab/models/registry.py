@@ -26,6 +26,9 @@ MODEL_CLASSES: dict[str, str] = {
     "encoder": "attnlab.models.encoder:Encoder",
     "seq2seq": "attnlab.models.seq2seq:Seq2Seq",
     "vit": "attnlab.models.vit:ViT",
+    "mlp": "attnlab.models.baselines:MLPClassifier",
+    "convnet": "attnlab.models.baselines:ConvNetClassifier",
+    "recurrent": "attnlab.models.baselines:RecurrentModel",
 }
 
 
