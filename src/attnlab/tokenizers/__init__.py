@@ -27,7 +27,6 @@ __all__ = [
     "build_tokenizer",
 ]
 
-TOKENIZER_KINDS = ("char", "word", "bpe")
 
 
 def build_tokenizer(kind: str, text: str, **options) -> Tokenizer:
