@@ -127,7 +127,9 @@ def load_model(
             raise CheckpointError(
                 f"weight {name} in {str(folder)!r} has shape {tuple(tensor.shape)}, but the config needs {tuple(own[name].shape)}"
             )
+    # cast first: loading float64 weights into a float32 model would round them
+    model.to(dtype=dtype)
     model.load_state_dict(state, strict=False)  # tied aliases are restored by the module itself
-    model.to(device=map_location, dtype=dtype)
+    model.to(device=map_location)
     model.eval()
     return model, saved.tokenizer
