@@ -37,6 +37,12 @@ def _one_torch_thread():
     """One intra-op thread per test process: tiny models run faster without thread
     hand-offs, and parallel test workers do not oversubscribe the cores."""
     try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # NumPy's BLAS too (the NumPy engine)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         import torch
     except ImportError:  # pragma: no cover
         return
