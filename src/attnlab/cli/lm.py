@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc, shakespeare) or a text file (default: pydoc)")
     p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
-    p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small)")
+    p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small; MLM encoder: mini, small [default], protein-small [default for --tokenizer protein], bert-base, esm2-8m; seq2seq: see --task)")
     p.add_argument("--max-iters", type=int, default=None, help="optimizer steps (train.max_iters)")
     p.add_argument("--tokenizer", default=None, help="char [default], word, bpe (protein, dna for sequences)")
     p.add_argument("--config", default=None, help="YAML or TOML file with model/train/data sections")

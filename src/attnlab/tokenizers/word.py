@@ -1,4 +1,4 @@
-"""Word-level tokenizer with `<pad> <unk> <bos> <eos>`.
+"""Word-level tokenizer with `<pad> <unk> <bos> <eos>` (plus optional extra special tokens).
 
 Text is split GPT-2 style into words that carry their leading space (`" cat"`),
 runs of punctuation, and whitespace, so decoding gives back exactly the text that
@@ -28,27 +28,31 @@ def split_words(text: str) -> list[str]:
 
 @register_tokenizer("word")
 class WordTokenizer(Tokenizer):
-    """Words <-> ids; ids 0-3 are `<pad> <unk> <bos> <eos>`."""
+    """Words <-> ids; ids 0-3 are `<pad> <unk> <bos> <eos>`, then any extra `specials`
+    (e.g. BERT's `[CLS] [SEP] [MASK]` for masked-LM training), then the words."""
 
-    def __init__(self, words: Sequence[str]):
-        self.itos = list(WORD_SPECIALS) + [w for w in words if w not in WORD_SPECIALS]
+    def __init__(self, words: Sequence[str], specials: Sequence[str] = ()):
+        self.extra_specials = [s for s in specials if s not in WORD_SPECIALS]
+        reserved = set(WORD_SPECIALS) | set(self.extra_specials)
+        self.itos = list(WORD_SPECIALS) + self.extra_specials + [w for w in words if w not in reserved]
         if len(set(self.itos)) != len(self.itos):
             raise TokenizerError("WordTokenizer vocabulary has duplicate entries")
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def train(cls, text: str, max_vocab: int = 20000, min_freq: int = 1) -> "WordTokenizer":
-        """Keep the `max_vocab - 4` most frequent pieces seen at least `min_freq` times.
+    def train(cls, text: str, max_vocab: int = 20000, min_freq: int = 1, specials: Sequence[str] = ()) -> "WordTokenizer":
+        """Keep the `max_vocab - 4 - len(specials)` most frequent pieces seen at least `min_freq` times.
 
         Ties are broken alphabetically so that the vocabulary is deterministic.
         """
         if not text:
             raise TokenizerError("cannot build a word vocabulary from empty text")
-        if max_vocab <= len(WORD_SPECIALS):
-            raise TokenizerError(f"max_vocab must exceed {len(WORD_SPECIALS)} (the special tokens)")
+        n_special = len(WORD_SPECIALS) + len([s for s in specials if s not in WORD_SPECIALS])
+        if max_vocab <= n_special:
+            raise TokenizerError(f"max_vocab must exceed {n_special} (the special tokens)")
         counts = Counter(split_words(text))
-        ranked = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
-        return cls(ranked[: max_vocab - len(WORD_SPECIALS)])
+        ranked = sorted((w for w, n in counts.items() if n >= min_freq and w not in specials), key=lambda w: (-counts[w], w))
+        return cls(ranked[: max_vocab - n_special], specials)
 
     @property
     def vocab_size(self) -> int:
@@ -56,7 +60,7 @@ class WordTokenizer(Tokenizer):
 
     @property
     def special_tokens(self) -> dict[str, int]:
-        return {s: i for i, s in enumerate(WORD_SPECIALS)}
+        return {s: i for i, s in enumerate([*WORD_SPECIALS, *self.extra_specials])}
 
     def encode(self, text: str) -> list[int]:
         unk = self.stoi["<unk>"]
@@ -72,8 +76,12 @@ class WordTokenizer(Tokenizer):
         return "".join(out)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"words": self.itos[len(WORD_SPECIALS):]}
+        n_special = len(WORD_SPECIALS) + len(self.extra_specials)
+        out: dict[str, Any] = {"words": self.itos[n_special:]}
+        if self.extra_specials:
+            out["specials"] = list(self.extra_specials)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], folder: Path) -> "WordTokenizer":
-        return cls(data["words"])
+        return cls(data["words"], data.get("specials", ()))
