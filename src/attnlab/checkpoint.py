@@ -94,7 +94,10 @@ def save_model(
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"cannot write a checkpoint to {str(folder)!r}: it is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {name: np.ascontiguousarray(_to_numpy(t)) for name, t in tensors.items()}
+    arrays = {}
+    for name, t in tensors.items():
+        a = _to_numpy(t)
+        arrays[name] = np.ascontiguousarray(a).reshape(a.shape)  # keep 0-d arrays 0-d
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(arrays, str(tmp), metadata={"format": "np"})
     if tokenizer is not None:
@@ -189,7 +192,7 @@ def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> Any:
         return obj.item()
     arr = _to_numpy(obj)
     kind = "numpy" if isinstance(obj, np.ndarray) else "torch"
-    out[prefix] = np.ascontiguousarray(arr)
+    out[prefix] = np.ascontiguousarray(arr).reshape(arr.shape)
     return {"__tensor__": prefix, "kind": kind}
 
 

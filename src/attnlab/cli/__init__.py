@@ -20,6 +20,7 @@ from attnlab.errors import AttnlabError
 COMMAND_MODULES = [
     "attnlab.cli.lm",  # demo, train, generate, eval
     "attnlab.cli.interop",  # convert, embed
+    "attnlab.cli.seq2seq",  # translate
     "attnlab.cli.figures",  # figures foundations
     "attnlab.cli.compare",  # compare mnist|sequence
     "attnlab.cli.probe",  # probe

@@ -29,6 +29,7 @@ MODEL_CLASSES: dict[str, str] = {
     "mlp": "attnlab.models.baselines:MLPClassifier",
     "convnet": "attnlab.models.baselines:ConvNetClassifier",
     "recurrent": "attnlab.models.baselines:RecurrentModel",
+    "sequence_transformer": "attnlab.models.sequence_transformer:SequenceTransformer",
 }
 
 

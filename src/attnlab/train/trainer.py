@@ -145,6 +145,7 @@ class Trainer:
         eval_hook: called at each evaluation; returns extra metrics (e.g. exact match)
             merged into metrics.jsonl and results.json.
         run_info: JSON-ready description of the run written to OUT/run.json.
+        description: label of the progress bar (e.g. the model's name).
     """
 
     def __init__(
@@ -158,7 +159,9 @@ class Trainer:
         metadata: dict[str, Any] | None = None,
         eval_hook: Callable[[], dict[str, float]] | None = None,
         run_info: dict[str, Any] | None = None,
+        description: str = "train",
     ):
+        self.description = description
         self.engine = engine
         self.data = data
         self.config = config
@@ -292,7 +295,7 @@ class Trainer:
         bar = tqdm(
             total=cfg.max_iters,
             initial=min(self.step, cfg.max_iters),
-            desc="train",
+            desc=self.description,
             unit="it",
             dynamic_ncols=True,
             disable=not cfg.progress or not self.is_main,
