@@ -1,0 +1,456 @@
+"""Recipe: train an encoder-decoder on a generated task; decode text; exact-match accuracy.
+
+What `attnlab train --task reverse|sort|numbers --out DIR` runs, as library calls:
+
+    from attnlab.train.seq2seq import train_task, recipe
+    r = recipe("reverse")
+    results = train_task("runs/reverse", task=r.task, model=r.model, train=r.train)
+    results["exact_match"]          # greedy decoding on the held-out examples
+
+The model learns with teacher forcing (cross-entropy of `y <eos>` given `<bos> y`);
+at every evaluation the Trainer also decodes the task's held-out examples greedily
+and reports the share decoded exactly right (`exact_match`); after training the same
+examples are decoded with beam search (`exact_match_beam`). Both land in
+OUT/results.json, with a few decoded examples in OUT/predictions.txt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from attnlab import checkpoint as ckpt
+from attnlab.config import from_dict, to_dict
+from attnlab.data.seq2seq_tasks import TASK_NAMES, TaskConfig, TaskData, make_task, task_tokenizer
+from attnlab.errors import CheckpointError, ConfigError, TokenizerError, UnknownCharactersError
+from attnlab.models.seq2seq import Seq2SeqConfig
+from attnlab.train.trainer import RESULTS_FILE, TrainConfig, Trainer, TrainingInterrupted
+from attnlab.utils import write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TaskRecipe",
+    "recipe",
+    "exact_match",
+    "Translation",
+    "translate",
+    "encode_source",
+    "output_text",
+    "evaluate_exact_match",
+    "train_task",
+    "run_training",
+    "PREDICTIONS_FILE",
+]
+
+PREDICTIONS_FILE = "predictions.txt"
+
+
+# ---------------------------------------------------------------------------
+# Recipes: default task, model and training settings per task
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    """The settings `attnlab train --task NAME` starts from (flags and files override them)."""
+
+    task: TaskConfig  # the task and its sizes
+    model: Seq2SeqConfig  # the model (vocab_size and special ids come from the tokenizer)
+    train: TrainConfig  # optimisation
+    model_preset: str = "small"  # the Seq2SeqConfig preset `model` was built from
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # fields that differ from TrainConfig()
+
+
+# Training settings shared by the tasks: batches of 64 examples, AdamW at 1e-3 with a
+# short warmup and cosine decay; evaluation (loss + greedy exact match) every 250 steps.
+_COMMON_TRAIN: dict[str, Any] = dict(
+    batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, weight_decay=0.01,
+    eval_interval=250, eval_iters=8, log_interval=50,
+)
+_TASK_TRAIN: dict[str, dict[str, Any]] = {
+    "reverse": dict(max_iters=1000),
+    "sort": dict(max_iters=1500),
+    "numbers": dict(max_iters=2000),
+}
+
+
+def recipe(name: str) -> TaskRecipe:
+    """The default recipe of task `name` (reverse, sort or numbers).
+
+    Raises:
+        ConfigError: unknown task (the message lists the valid ones).
+    """
+    if name not in TASK_NAMES:
+        raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
+    overrides = {**_COMMON_TRAIN, **_TASK_TRAIN[name]}
+    return TaskRecipe(
+        task=TaskConfig.from_name(name),
+        model=Seq2SeqConfig.from_name("small"),
+        train=TrainConfig(**overrides),
+        model_preset="small",
+        train_overrides=overrides,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Decoding text and scoring it
+# ---------------------------------------------------------------------------
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Share of predictions equal to their reference, character for character.
+
+    Raises:
+        ValueError: the two lists differ in length, or are empty.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    if not references:
+        raise ValueError("exact_match needs at least one example")
+    return sum(p == r for p, r in zip(predictions, references)) / len(references)
+
+
+@dataclass
+class Translation:
+    """One decoded output."""
+
+    source: str  # the input text
+    text: str  # the decoded output (up to `<eos>`, which is not included)
+    log_prob: float  # log P(output <eos> | source) under the model
+    finished: bool  # the model produced `<eos>` (else it hit max_new_tokens)
+
+
+def encode_source(tokenizer: Any, text: str, eos_id: int) -> list[int]:
+    """Token ids of a source text with `<eos>` appended, as in training.
+
+    Raises:
+        UnknownCharactersError: `text` holds characters the vocabulary lacks (the task
+            tokenizer has `<unk>`, but an unknown input is a user error, not a guess).
+    """
+    ids = tokenizer.encode(text)
+    unk = tokenizer.unk_id
+    if unk is not None and unk in ids:
+        stoi = getattr(tokenizer, "stoi", None)
+        if stoi is not None:
+            raise UnknownCharactersError({c for c in text if c not in stoi}, where=f"input {text!r}")
+        raise TokenizerError(f"the input {text!r} holds tokens this model's vocabulary does not know")
+    return ids + [eos_id]
+
+
+def output_text(tokenizer: Any, ids: Sequence[int], eos_id: int) -> str:
+    """Text of generated ids, up to (not including) the first `<eos>`."""
+    ids = list(ids)
+    if eos_id in ids:
+        ids = ids[: ids.index(eos_id)]
+    return tokenizer.decode(ids)
+
+
+def translate(
+    model: Any,
+    tokenizer: Any,
+    sources: Sequence[str],
+    *,
+    beam_width: int = 1,
+    length_penalty: float = 1.0,
+    max_new_tokens: int | None = None,
+    batch_size: int = 256,
+    use_cache: bool = True,
+) -> list[Translation]:
+    """Decode source strings with a trained `Seq2Seq` (greedy, or beam search when beam_width > 1).
+
+    Args:
+        model: a `Seq2Seq` (any device; put in eval mode here and restored after).
+        tokenizer: its tokenizer (from the checkpoint).
+        sources: input texts.
+        beam_width: 1 = greedy; K > 1 keeps K hypotheses.
+        length_penalty: beam search ranks by log-prob / length**length_penalty.
+        max_new_tokens: longest output (default: the decoder's max_target_len).
+        batch_size: sources decoded together.
+        use_cache: reuse keys/values while decoding.
+    Returns:
+        One `Translation` per source, in order.
+    Raises:
+        UnknownCharactersError: a source holds characters the vocabulary lacks.
+        ConfigError: a source is longer than the model's max_source_len.
+    """
+    import torch
+
+    c = model.config
+    device = next(model.parameters()).device
+    encoded = [encode_source(tokenizer, s, c.eos_id) for s in sources]
+    fixed_positions = c.positional in ("learned", "sinusoidal", "fourier")
+    for s, ids in zip(sources, encoded):
+        if fixed_positions and len(ids) > c.max_source_len:
+            raise ConfigError(
+                f"the input {s[:40]!r} has {len(ids)} tokens (with <eos>) but this model reads at most "
+                f"{c.max_source_len}; shorten it"
+            )
+    was_training = model.training
+    model.eval()
+    out: list[Translation] = []
+    try:
+        for start in range(0, len(encoded), batch_size):
+            rows = encoded[start : start + batch_size]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), c.pad_id, dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids[i, : len(r)] = torch.tensor(r)
+            ids = ids.to(device)
+            with torch.no_grad():
+                gen = model.generate(
+                    ids, ids != c.pad_id, beam_width=beam_width, max_new_tokens=max_new_tokens,
+                    length_penalty=length_penalty, use_cache=use_cache,
+                )
+            for i in range(len(rows)):
+                text = output_text(tokenizer, gen.sequences[i, : int(gen.lengths[i])].tolist(), c.eos_id)
+                out.append(Translation(sources[start + i], text, float(gen.scores[i]), bool(gen.finished[i])))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def evaluate_exact_match(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[tuple[str, str]],
+    *,
+    beam_width: int = 1,
+    length_penalty: float = 1.0,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Decode (source, target) examples and score exact match.
+
+    Returns:
+        {"exact_match": share right, "num_examples": n, "predictions": [(source, target, prediction)]}.
+    """
+    translations = translate(
+        model, tokenizer, [s for s, _ in examples], beam_width=beam_width, length_penalty=length_penalty,
+        batch_size=batch_size,
+    )
+    predictions = [t.text for t in translations]
+    return {
+        "exact_match": exact_match(predictions, [t for _, t in examples]),
+        "num_examples": len(examples),
+        "predictions": [(s, t, p) for (s, t), p in zip(examples, predictions)],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+def _fit_model_to_task(model: Seq2SeqConfig, task: Any, tokenizer: Any) -> Seq2SeqConfig:
+    """Vocabulary and special ids from the tokenizer; check the task fits the model's lengths."""
+    model = dataclasses.replace(
+        model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id
+    )
+    if model.positional in ("learned", "sinusoidal", "fourier"):
+        need_source = task.max_source_chars() + 1  # + <eos>
+        need_target = task.max_target_chars() + 1  # <bos> + target, or target + <eos>
+        if need_source > model.max_source_len:
+            raise ConfigError(
+                f"the {task.name} task has sources of up to {need_source} tokens (with <eos>) but "
+                f"model.max_source_len is {model.max_source_len}; pass --model.max_source_len={need_source} "
+                "or lower --task.max_length"
+            )
+        if need_target > model.max_target_len:
+            raise ConfigError(
+                f"the {task.name} task has targets of up to {need_target} tokens (with <eos>) but "
+                f"model.max_target_len is {model.max_target_len}; pass --model.max_target_len={need_target} "
+                "or lower --task.max_length"
+            )
+    return model
+
+
+def train_task(
+    out_dir: str | Path,
+    *,
+    task: TaskConfig,
+    model: Seq2SeqConfig,
+    train: TrainConfig,
+    resume: bool = False,
+    beam_width: int = 4,
+    length_penalty: float = 1.0,
+) -> dict[str, Any]:
+    """Train a `Seq2Seq` on a generated task; the run folder becomes a checkpoint.
+
+    Args:
+        out_dir: run folder (metrics.jsonl, results.json, predictions.txt, checkpoint files).
+        task: which task and its sizes.
+        model: architecture (vocab_size and special ids are taken from the task tokenizer;
+            ignored when resuming, which continues the checkpoint's own model).
+        train: optimisation settings (`train.eval_interval` also sets how often exact match runs).
+        resume: continue the run in `out_dir` where its checkpoint stopped.
+        beam_width: after training, also score the held-out examples with beam search of this
+            width (`exact_match_beam`); 1 or less skips it.
+        length_penalty: beam search's length penalty.
+    Returns:
+        The results dict (also in out_dir/results.json), with `exact_match` (greedy) and
+        `exact_match_beam`.
+    """
+    from attnlab.models.registry import load_model
+    from attnlab.models.seq2seq import Seq2Seq
+    from attnlab.train.engine import TorchEngine
+    from attnlab.utils import seed_everything
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {str(out_dir)!r} is a file; pass a folder for the run")
+    the_task = make_task(task)
+    seed_everything(train.seed)
+    if resume:
+        saved = ckpt.read_metadata(out_dir)
+        if saved["model_type"] != "seq2seq":
+            raise CheckpointError(f"cannot resume {str(out_dir)!r}: it holds a {saved['model_type']} model, not a seq2seq one")
+        net, tokenizer = load_model(out_dir, expect="seq2seq")
+        net.train()
+        if tokenizer is None:
+            raise CheckpointError(f"cannot resume {str(out_dir)!r}: its tokenizer is missing")
+        model = net.config
+    else:
+        if out_dir.is_dir() and ckpt.is_checkpoint(out_dir):
+            raise ConfigError(
+                f"{str(out_dir)!r} already holds a trained model; pass --resume to continue it, or choose a new --out"
+            )
+        tokenizer = task_tokenizer(the_task)
+        model = _fit_model_to_task(model, the_task, tokenizer)
+        net = Seq2Seq(model)
+    data = TaskData(the_task, tokenizer)
+    engine = TorchEngine(
+        net,
+        lr=train.lr,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+        weight_decay=train.weight_decay,
+        grad_clip=train.grad_clip,
+        device=train.device,
+        precision=train.precision,
+        distributed=False,
+    )
+    examples = data.eval_examples
+
+    def exact_match_hook() -> dict[str, float]:
+        return {"exact_match": evaluate_exact_match(engine.module, tokenizer, examples)["exact_match"]}
+
+    run_info = {
+        "command": "train",
+        "task": to_dict(task),
+        "model": to_dict(model),
+        "train": to_dict(train),
+        "num_eval_examples": len(examples),
+    }
+    logger.info(
+        "training a %s-parameter seq2seq model on the %s task (%s); %d held-out examples",
+        f"{engine.num_parameters():,}", task.name, the_task.description, len(examples),
+    )
+    trainer = Trainer(
+        engine,
+        data,
+        train,
+        out_dir,
+        tokenizer=tokenizer,
+        metadata={"task": to_dict(task)},
+        eval_hook=exact_match_hook,
+        run_info=run_info,
+    )
+    if train.eval_interval == 0:
+        logger.info("train.eval_interval = 0: exact match is measured once, at the end")
+    results = trainer.fit(resume=resume)  # TrainingInterrupted propagates after the checkpoint is saved
+
+    greedy = evaluate_exact_match(engine.module, tokenizer, examples)
+    results.update(task=task.name, num_eval_examples=len(examples), exact_match=greedy["exact_match"])
+    if beam_width > 1:
+        beam = evaluate_exact_match(engine.module, tokenizer, examples, beam_width=beam_width, length_penalty=length_penalty)
+        results.update(exact_match_beam=beam["exact_match"], beam_width=beam_width, length_penalty=length_penalty)
+    write_json_atomic(out_dir / RESULTS_FILE, results)
+    lines = [f"held-out examples of the {task.name} task (greedy decoding): source -> prediction"]
+    for source, target, pred in greedy["predictions"][:25]:
+        lines.append(f"{source!r} -> {pred!r}" + ("" if pred == target else f"   WRONG, expected {target!r}"))
+    write_text_atomic(out_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")
+    return results
+
+
+# ---------------------------------------------------------------------------
+# The command line: `attnlab train --task NAME`
+# ---------------------------------------------------------------------------
+
+SECTIONS = {"model", "train", "task"}
+
+
+def _task_settings(args: Any, extra_task: dict[str, Any], base: TaskConfig) -> TaskConfig:
+    from attnlab import config as C
+
+    file_task: dict[str, Any] = {}
+    if args.config:
+        file_task = C.load_file(args.config).get("task") or {}
+    for where, values in (("the config file's task section", file_task), ("--task.* overrides", extra_task)):
+        if "name" in values:
+            raise ConfigError(f"{where} cannot set the task name; choose the task with --task")
+    task = C.replace(base, file_task, section="task")
+    return C.replace(task, extra_task, section="task")
+
+
+def run_training(args: Any, extra: list[str]) -> int:
+    """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
+    from attnlab import config as C
+    from attnlab.cli.lm import collect_configs
+
+    if args.engine != "torch":
+        raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
+    if args.data is not None or args.tokenizer is not None:
+        raise ConfigError("--data and --tokenizer do not apply to --task: a task generates its own examples "
+                          "and character vocabulary (set task sizes with --task.FIELD=VALUE)")
+    r = recipe(args.task)
+    model, train, _, overrides = collect_configs(args, extra, Seq2SeqConfig, r.model_preset, sections=SECTIONS)
+    explicit = set(overrides.get("train", {}))
+    if args.config:
+        explicit |= set(C.load_file(args.config).get("train") or {})
+    if args.max_iters is not None:
+        explicit.add("max_iters")
+    if args.seed is not None:
+        explicit.add("seed")
+    train = C.replace(train, {k: v for k, v in r.train_overrides.items() if k not in explicit}, section="train")
+    task = _task_settings(args, overrides.get("task", {}), r.task)
+
+    if args.resume:
+        if overrides.get("model") or args.preset:
+            raise ConfigError("the model cannot change when resuming; drop --preset and --model.* overrides")
+        if overrides.get("task"):
+            raise ConfigError("the task cannot change when resuming; drop the --task.* overrides")
+        run_json = Path(args.out) / "run.json"
+        if run_json.is_file():
+            saved = json.loads(run_json.read_text(encoding="utf-8"))
+            saved_task = from_dict(TaskConfig, saved.get("task", {}), section="task")
+            if saved_task.name != args.task:
+                raise ConfigError(f"{args.out!r} was trained on the {saved_task.name} task; resume it with --task {saved_task.name}")
+            task = saved_task
+            base = from_dict(TrainConfig, saved.get("train", {}), section="train")
+            given = {k: getattr(train, k) for k in explicit}
+            train = C.replace(base, given, section="train")
+    try:
+        results = train_task(args.out, task=task, model=model, train=train, resume=args.resume)
+    except TrainingInterrupted as e:
+        print(f"attnlab: {e}", file=sys.stderr)
+        return 130
+    _print_results(results, args.out)
+    return 0
+
+
+def _print_results(results: dict[str, Any], out: str) -> None:
+    line = f"done: {results['step']} steps in {results['train_seconds']:.1f} s"
+    if results.get("val_loss") is not None:
+        line += f"; held-out loss {results['val_loss']:.4f}"
+    print(line)
+    em = f"held-out exact match ({results['num_eval_examples']} examples): greedy {100 * results['exact_match']:.1f}%"
+    if "exact_match_beam" in results:
+        em += f", beam search (width {results['beam_width']}) {100 * results['exact_match_beam']:.1f}%"
+    print(em)
+    print(f"checkpoint, metrics and {PREDICTIONS_FILE}: {out}")
+    print(f"next: attnlab translate --checkpoint {out} --text \"...\"")
