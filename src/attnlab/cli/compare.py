@@ -1,0 +1,173 @@
+"""`attnlab compare mnist | sequence`: architecture comparisons from the command line.
+
+    attnlab compare mnist    --models vit,cnn,mlp [--data mnist5k|mnist|fashion|digits|PATH] [--epochs N] --out DIR
+    attnlab compare sequence --models rnn,lstm,gru,transformer [--task recall] [--seq-len 64] --out DIR
+
+The work happens in `attnlab.compare.mnist.compare_mnist` and
+`attnlab.compare.sequence.compare_sequence`; this module turns flags into their config
+dataclasses and prints the results table and the files written.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from attnlab.errors import ConfigError
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    if text.strip().lower() in ("", "none", "off"):
+        return ()
+    try:
+        values = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 16,64,256, got {text!r}") from None
+    if any(v < 2 for v in values):
+        raise argparse.ArgumentTypeError(f"lengths must be at least 2, got {text}")
+    return values
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--device", default="auto", help="auto [default], cpu, cuda, cuda:N or mps")
+    parser.add_argument("--quick", action="store_true", help="tiny models and a short run: a smoke test in seconds")
+    parser.add_argument("--no-save-models", action="store_true", help="do not write the trained models to DIR/models")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `compare` command group to the top-level parser."""
+    from attnlab.compare.mnist import DEFAULT_IMAGE_RECIPES, IMAGE_MODEL_NAMES
+    from attnlab.compare.sequence import SEQUENCE_MODEL_NAMES, SEQUENCE_TASK_NAMES
+
+    parser = sub.add_parser(
+        "compare",
+        help="compare architectures: ViT vs ConvNet vs MLP on digits; RNN/LSTM/GRU vs transformer on recall",
+        description="Train several architectures on the same data and write a comparison (tables, figures, models).",
+    )
+    kinds = parser.add_subparsers(dest="comparison", metavar="COMPARISON", parser_class=type(parser))
+    parser.set_defaults(func=_no_comparison)
+
+    recipes = ", ".join(f"{n} {r.epochs}" for n, r in DEFAULT_IMAGE_RECIPES.items())
+    p = kinds.add_parser(
+        "mnist",
+        help="ViT vs ConvNet vs MLP on MNIST-style images",
+        description=(
+            "Train a ViT, a ConvNet and an MLP of similar size on the same images, then write "
+            "DIR/results.json (parameters, training seconds, test accuracy, inference ms per image), "
+            "a markdown table, learning curves, a confusion matrix and misclassified images per model, "
+            "ViT attention maps on sample digits, and each model as a checkpoint in DIR/models/NAME."
+        ),
+    )
+    p.add_argument("--models", default=",".join(IMAGE_MODEL_NAMES),
+                   help=f"comma-separated, from {', '.join(IMAGE_MODEL_NAMES)} (default: all)")
+    p.add_argument("--data", default="mnist5k",
+                   help="mnist5k [default, offline], mnist, fashion (downloaded once), digits (8x8), or a folder of IDX files")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs for every model (default per model: {recipes})")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size for every model (default per model)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate for every model (default per model)")
+    p.add_argument("--no-augment", action="store_true", help="train the ViT without its random 2-pixel shifts")
+    p.add_argument("--num-train", type=int, default=None, help="train on a class-balanced subset of this many images")
+    p.add_argument("--num-test", type=int, default=None, help="test on a class-balanced subset of this many images")
+    _common(p)
+    p.set_defaults(func=cmd_compare_mnist)
+
+    p = kinds.add_parser(
+        "sequence",
+        help="RNN / LSTM / GRU vs a transformer on long-range recall",
+        description=(
+            "Train recurrent networks and a small transformer to recall a marked symbol k steps back, then "
+            "write accuracy against distance, the gradient reaching each earlier step (vanishing gradients), "
+            "training time per epoch and per step as sequences grow, and the models."
+        ),
+    )
+    p.add_argument("--models", default=",".join(SEQUENCE_MODEL_NAMES),
+                   help=f"comma-separated, from {', '.join(SEQUENCE_MODEL_NAMES)} (default: all)")
+    p.add_argument("--task", default="recall", help=f"the task: {', '.join(SEQUENCE_TASK_NAMES)} (default recall)")
+    p.add_argument("--seq-len", type=int, default=64, help="tokens per sequence; distances 1 .. seq-len - 1 (default 64)")
+    p.add_argument("--num-symbols", type=int, default=8, help="alphabet size; chance is 1/num-symbols (default 8)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 15)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default 100)")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate for every model (default per model)")
+    p.add_argument("--timing-lengths", type=_lengths, default=None,
+                   help="sequence lengths of the step-time sweep, e.g. 16,64,256 (default 16,32,64,128,256; 'none' skips it)")
+    _common(p)
+    p.set_defaults(func=cmd_compare_sequence)
+
+
+def _no_comparison(args: argparse.Namespace) -> int:
+    raise ConfigError("choose a comparison: `attnlab compare mnist --out DIR` or `attnlab compare sequence --out DIR`")
+
+
+def _print_model(name: str, result: dict) -> None:
+    if "test_accuracy" in result:
+        print(f"  {name}: {100 * result['test_accuracy']:.2f}% test accuracy after {result['train_seconds']:.1f} s "
+              f"of training ({result['parameters']:,} parameters)", flush=True)
+    else:
+        first = result["first_distance_below_90"]
+        where = f"below 90% from distance {first}" if first is not None else "at least 90% at every distance"
+        print(f"  {name}: {100 * result['mean_accuracy']:.1f}% mean accuracy, {where} "
+              f"({result['seconds_per_epoch']:.2f} s per epoch)", flush=True)
+
+
+def _print_summary(result: dict) -> None:
+    print()
+    print(result["table"])
+    print()
+    for path in result["files"]:
+        print(f"  wrote {path}")
+    for name, model in result["models"].items():
+        if "checkpoint" in model:
+            print(f"  model {name}: {model['checkpoint']}")
+
+
+def cmd_compare_mnist(args: argparse.Namespace) -> int:
+    from attnlab.compare.mnist import MnistCompareConfig, compare_mnist
+
+    config = MnistCompareConfig(
+        models=args.models,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        augment=not args.no_augment,
+        seed=args.seed,
+        device=args.device,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        quick=args.quick,
+        save_models=not args.no_save_models,
+        progress=not args.no_progress,
+    )
+    print(f"attnlab compare mnist: training {', '.join(config.models)} on {config.data}", flush=True)
+    result = compare_mnist(config, args.out, on_model_done=_print_model)
+    _print_summary(result)
+    return 0
+
+
+def cmd_compare_sequence(args: argparse.Namespace) -> int:
+    from attnlab.compare.sequence import SequenceCompareConfig, compare_sequence
+
+    config = SequenceCompareConfig(
+        models=args.models,
+        task=args.task,
+        seq_len=args.seq_len,
+        num_symbols=args.num_symbols,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        timing_lengths=args.timing_lengths,
+        quick=args.quick,
+        save_models=not args.no_save_models,
+        progress=not args.no_progress,
+    )
+    print(f"attnlab compare sequence: training {', '.join(config.models)} on {config.task} "
+          f"(seq_len {config.seq_len}, {config.num_symbols} symbols)", flush=True)
+    result = compare_sequence(config, args.out, on_model_done=_print_model)
+    _print_summary(result)
+    return 0

@@ -1,0 +1,219 @@
+"""A small transformer for sequence tasks, with the interface of the recurrent baselines.
+
+It is the transformer side of the lab "why transformers replaced RNNs": the same
+inputs and outputs as `attnlab.models.baselines.RecurrentModel` (token ids (B, T) in,
+logits at every position (B, T, K) out), so one training loop and one evaluation
+(`attnlab.data.sequence_tasks.accuracy_by_distance`) serve both.
+
+    token ids (B, T)
+      -> token embedding + position embedding                   (B, T, E)
+      -> num_layers x TransformerBlock (attnlab.nn.block)         (B, T, E)
+         causal (each position sees itself and the past, like an RNN) or bidirectional
+      -> final LayerNorm                                          (B, T, E)
+      -> linear layer at every position                           (B, T, K) logits
+
+Why it solves long-range recall: the query token can attend to the marked token
+directly, one attention step away whatever the distance (Vaswani et al. 2017, sec. 4,
+"path length between long-range dependencies"). A recurrent network has to carry the
+token through every step in between.
+
+Notation: B batch, T time, E embed_dim, K classes, H heads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.errors import ConfigError
+from attnlab.models.outputs import ModelOutput
+from attnlab.nn.block import TransformerBlock
+from attnlab.nn.layers import layer_norm
+from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
+
+__all__ = ["SequenceTransformer", "SequenceTransformerConfig", "SEQUENCE_TRANSFORMER_PRESETS"]
+
+IGNORE_INDEX = -100  # target value that is not scored, as in PyTorch
+
+Positional = Literal["learned", "sinusoidal"]
+
+
+@dataclass(frozen=True)
+class SequenceTransformerConfig:
+    """Hyper-parameters of the sequence-task transformer."""
+
+    vocab_size: int = 17  # number of input token ids; set from the task
+    num_classes: int | None = None  # outputs per position; None = vocab_size
+    max_seq_len: int = 64  # the longest sequence the position embeddings cover
+    embed_dim: int = 32  # width E of the residual stream
+    num_layers: int = 2  # transformer blocks
+    num_heads: int = 2  # attention heads per block; must divide embed_dim
+    ff_dim: int | None = None  # hidden width of the feed-forward layer; None = 4 * embed_dim
+    dropout: float = 0.0  # dropout on embeddings, attention weights and residual branches
+    causal: bool = True  # True: position t sees tokens 0..t (like an RNN); False: every token
+    positional: Positional = "learned"  # learned position table or fixed sinusoidal encoding
+    init_std: float = 0.02  # std of the normal initialisation of embeddings
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ConfigError(f"model.num_classes must be at least 1 (or None), got {self.num_classes}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")
+        if self.ff_dim is not None and self.ff_dim < 1:
+            raise ConfigError(f"model.ff_dim must be at least 1 (or None for 4 * embed_dim), got {self.ff_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.positional not in ("learned", "sinusoidal"):
+            raise ConfigError(f"model.positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
+        if self.positional == "sinusoidal" and self.embed_dim % 2:
+            raise ConfigError(f"sinusoidal positions need an even model.embed_dim, got {self.embed_dim}")
+        if self.init_std <= 0:
+            raise ConfigError(f"model.init_std must be positive, got {self.init_std}")
+
+    @property
+    def output_size(self) -> int:
+        """Number of logits per position K."""
+        return self.num_classes if self.num_classes is not None else self.vocab_size
+
+    @property
+    def hidden_dim(self) -> int:
+        """Hidden width of the feed-forward layer."""
+        return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> "SequenceTransformerConfig":
+        """A named preset (`tiny`, `small`), optionally with fields overridden."""
+        if name not in SEQUENCE_TRANSFORMER_PRESETS:
+            raise ConfigError(
+                f"unknown sequence-transformer preset {name!r}; choose one of: {', '.join(SEQUENCE_TRANSFORMER_PRESETS)}"
+            )
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown SequenceTransformerConfig field(s): {', '.join(unknown)}")
+        return cls(**{**SEQUENCE_TRANSFORMER_PRESETS[name], **overrides})
+
+
+SEQUENCE_TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
+    # Unit tests.
+    "tiny": dict(embed_dim=16, num_layers=1, num_heads=2, ff_dim=32),
+    # The recall lab: 2 layers of width 32, about 27k parameters with a 64-token context,
+    # the size of the `small` LSTM baseline.
+    "small": dict(embed_dim=32, num_layers=2, num_heads=2, ff_dim=128),
+}
+
+
+class SequenceTransformer(nn.Module):
+    """Token embedding + positions -> transformer blocks -> a linear layer at every position.
+
+    Args:
+        config: a `SequenceTransformerConfig`, e.g.
+            `SequenceTransformerConfig.from_name("small", vocab_size=17, num_classes=8, max_seq_len=64)`.
+    """
+
+    model_type = "sequence_transformer"
+    config_class = SequenceTransformerConfig
+
+    def __init__(self, config: SequenceTransformerConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)
+        if c.positional == "learned":
+            self.pos_emb: nn.Module = LearnedPositionalEmbedding(c.max_seq_len, c.embed_dim)
+        else:
+            self.pos_emb = FixedPositionalEncoding(c.max_seq_len, c.embed_dim, "sinusoidal")
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(c.embed_dim, c.num_heads, c.hidden_dim, dropout=c.dropout, norm_first=True)
+            for _ in range(c.num_layers)
+        )
+        self.norm = layer_norm(c.embed_dim)
+        self.head = nn.Linear(c.embed_dim, c.output_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """N(0, init_std) embeddings; PyTorch's default (Kaiming-uniform) linear layers,
+        which suit a model this narrow better than GPT-2's N(0, 0.02)."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=self.config.init_std)
+            elif isinstance(module, nn.Linear):
+                module.reset_parameters()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        targets: Tensor | None = None,
+        *,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> ModelOutput:
+        """Logits at every position.
+
+        Args:
+            input_ids: (B, T) token ids, T <= max_seq_len.
+            targets: (B, T) class ids; -100 entries are not scored.
+            output_attentions: return each layer's (B, H, T, T) attention weights.
+            output_hidden_states: return the (num_layers + 1) states (B, T, E): embeddings,
+                then each block's output (the last one after the final norm).
+        Returns:
+            `ModelOutput` with logits (B, T, K) and the mean cross-entropy over scored
+            positions when targets are given.
+        """
+        B, T = input_ids.shape
+        if T > self.config.max_seq_len:
+            raise ConfigError(
+                f"sequence of {T} tokens is longer than model.max_seq_len = {self.config.max_seq_len}; "
+                "build the model with a larger max_seq_len"
+            )
+        positions = torch.arange(T, device=input_ids.device)  # (T,)
+        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(positions))  # (B, T, E)
+        hidden_states: list[Tensor] = []
+        attentions: list[Tensor] = []
+        for block in self.blocks:
+            if output_hidden_states:
+                hidden_states.append(x)
+            out = block(x, is_causal=self.config.causal, need_weights=output_attentions)
+            x = out.hidden
+            if output_attentions:
+                attentions.append(out.attention)
+        x = self.norm(x)
+        if output_hidden_states:
+            hidden_states.append(x)
+        logits = self.head(x)  # (B, T, K)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+        return ModelOutput(
+            logits=logits,
+            loss=loss,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def num_parameters(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def _register() -> None:
+    # Checkpoints of this model load through attnlab.models.registry.load_model once this
+    # module is imported; the registry's own table should list it too (see docs/vision.md).
+    from attnlab.models.registry import MODEL_CLASSES, register_model
+
+    if "sequence_transformer" not in MODEL_CLASSES:
+        register_model("sequence_transformer", "attnlab.models.sequence_transformer:SequenceTransformer")
+
+
+_register()
