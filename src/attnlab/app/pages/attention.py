@@ -1,0 +1,76 @@
+"""Attention page: heatmaps per layer and head, and the interactive head view, for our GPT and MiniLM."""
+
+import streamlit as st
+
+from attnlab.app import logic, ui
+from attnlab.viz import attention as A
+from attnlab.viz.headview import head_view_html
+from attnlab.viz.models import attention_for_text
+
+ui.setup_page(
+    "Attention",
+    "Every head of every layer turns each token into a weighted mix of the tokens it attends to. "
+    "Rows are the tokens attending (queries), columns the tokens attended to (keys); each row sums to 1.",
+)
+root = ui.runs_root()
+
+SOURCES = {
+    "gpt": "Our GPT (a checkpoint in the runs folder)",
+    "minilm": "MiniLM (all-MiniLM-L6-v2, a real pretrained encoder)",
+}
+source = st.radio("Model", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="attn_source")
+
+model = tokenizer = None
+name = ""
+if source == "gpt":
+    entry = ui.pick_checkpoint(root, ("gpt", "encoder"), key="attn_checkpoint", label="Checkpoint",
+                               empty=ui.checkpoint_commands("gpt") + " Or look at MiniLM above.")
+    if entry is not None:
+        with ui.friendly():
+            model, tokenizer = ui.load_checkpoint(root, entry, ("gpt", "encoder"))
+            name = entry.relative
+    default_text = "The function returns a list."
+else:
+    with ui.friendly("MiniLM is not available: "):
+        model, tokenizer = ui.minilm()
+        name = "all-MiniLM-L6-v2"
+    default_text = "The fashion model walked down the runway."
+if model is None:
+    st.stop()
+if tokenizer is None:
+    st.warning("This checkpoint has no tokenizer, so it cannot read text; pick another one.")
+    st.stop()
+
+c1, c2 = st.columns([4, 1])
+text = c1.text_input("Sentence", value=default_text, key=f"attn_text_{source}", max_chars=2000)
+truncate = c2.checkbox("Cut to the context", value=True, key="attn_truncate",
+                       help="Keep the first tokens that fit the model's context instead of refusing long text.")
+
+tokens = weights = None
+with ui.friendly():
+    tokens, weights = attention_for_text(model, tokenizer, text, truncate=truncate)
+if weights is None:
+    st.stop()
+L, H, T, _ = weights.shape
+shown = " · ".join(logic.display_token(t) for t in tokens[:40])
+st.caption(f"{name}: {L} layers x {H} heads, {T} tokens: {shown}{' …' if T > 40 else ''}")
+
+VIEWS = ["One head", "All heads", "Mean over heads", "Head view"]
+view = st.radio("View", VIEWS, horizontal=True, key="attn_view", label_visibility="collapsed")
+if view == "One head":
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", range(L), index=L - 1, key="attn_layer")
+    head = c2.selectbox("Head", range(H), key="attn_head")
+    with ui.friendly():
+        layer, head = A.check_index(layer, L, "layer"), A.check_index(head, H, "head")
+        ui.show_figure(A.plot_attention_head(weights[layer, head], tokens, title=f"{name}: layer {layer}, head {head}"),
+                       width="content" if T <= 12 else 860)
+elif view == "All heads":
+    ui.show_figure(A.plot_attention_grid(weights, tokens, title=f"{name}: every layer and head"))
+elif view == "Mean over heads":
+    ui.show_figure(A.plot_attention_mean(weights, tokens, title=f"{name}: each layer's heads averaged"))
+else:
+    st.caption("Hover a token to see only its lines; pick the layer and head at the top of the view. "
+               "Works offline (no network).")
+    page = head_view_html(weights, tokens, title=f"Head view: {name}", subtitle=text[:120])
+    st.iframe(page, height="content", alt=f"attention head view of {name}")
