@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "attnlab.cli.probe",  # probe
     "attnlab.cli.viz",  # viz attention|positions|embeddings|activations|curves
     "attnlab.cli.app",  # app
+    "attnlab.cli.data",  # data list|fetch|import
 ]
 
 EXIT_USER_ERROR = 2

