@@ -597,7 +597,7 @@ _FILES = (
 
 # Digests of the official .gz files, from TensorFlow Datasets'
 # tensorflow_datasets/url_checksums/mnist.txt (commit 31f1255e57e5); the t10k pair
-# matches /work/shared/data/mnist, byte for byte.
+# matches the official t10k files byte for byte.
 # Mirrors: PyTorch's (torchvision) and TensorFlow's copies; yann.lecun.com now often
 # refuses scripted downloads, so it is not used.
 _MNIST = _RemoteIDX(

