@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c requirements/constraints.txt
 DEPS   := pyproject.toml requirements/constraints.txt
 
-.PHONY: demo test install install-test app clean-venv
+.PHONY: demo test install install-test app lab clean-venv
 
 demo: $(VENV)/.core-installed
 	$(BIN)/attnlab demo $(ARGS)
@@ -19,6 +19,10 @@ test: $(VENV)/.test-installed
 
 app: $(VENV)/.test-installed
 	$(BIN)/attnlab app $(ARGS)
+
+lab: $(VENV)/.test-installed
+	$(PIP) -e ".[test,notebook]"
+	$(BIN)/jupyter lab notebooks/
 
 install: $(VENV)/.core-installed
 install-test: $(VENV)/.test-installed
