@@ -282,7 +282,7 @@ curves.plot_loss_curves(records, title="Same model, same batches: PyTorch vs the
 #
 # ## Things to try
 #
-# - Train longer (`max_iters=3000`) or with `GPTConfig.from_name("baby", positional="rotary", ...)`, and compare the loss curves with `curves.plot_loss_curves({...})`.
+# - Train longer (`max_iters=3000`) or with nanoGPT's learned position table, `GPTConfig.from_name("baby", positional="learned", ...)`, and compare the loss curves with `curves.plot_loss_curves({...})`.
 # - Use a BPE tokenizer: `DataConfig(source="pydoc", tokenizer="bpe", vocab_size=512)`; what happens to the loss and to the samples?
 # - Find the temperature at which the samples stop looking like words.
 # - Plot the attention of a head that is *not* a previous-token head: what does it look at?

@@ -19,6 +19,7 @@ def nano(**kw) -> GPTConfig:
 def test_presets():
     baby = GPTConfig.from_name("baby")
     assert (baby.num_layers, baby.num_heads, baby.embed_dim, baby.max_seq_len) == (4, 4, 128, 64)
+    assert baby.positional == "rotary" and GPTConfig.from_name("nano").positional == "learned"
     small = GPTConfig.from_name("small")
     assert (small.num_layers, small.num_heads, small.embed_dim, small.max_seq_len) == (6, 6, 384, 256)
     with pytest.raises(ConfigError, match="unknown GPT preset"):
@@ -26,7 +27,7 @@ def test_presets():
 
 
 def test_parameter_count_of_baby_matches_formula():
-    c = GPTConfig.from_name("baby", vocab_size=65)
+    c = GPTConfig.from_name("baby", vocab_size=65, positional="learned")
     model = GPT(c)
     C, L, V, T = 128, 4, 65, 64
     per_block = 3 * C * C + C * C + 2 * 4 * C * C + 2 * C  # qkv, out, ff, two norm gains (no biases)

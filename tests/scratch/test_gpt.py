@@ -30,6 +30,8 @@ CONFIGS = {
     "bias-untied-postnorm-tanh-sinusoidal": dict(bias=True, tie_weights=False, norm_first=False, activation="gelu_tanh", positional="sinusoidal"),
     "relu-nopos-bias": dict(activation="relu", positional="none", bias=True),
     "fourier-ffdim": dict(positional="fourier", ff_dim=24),
+    "rotary": dict(positional="rotary"),
+    "rotary-postnorm-bias": dict(positional="rotary", norm_first=False, bias=True),
 }
 
 
@@ -91,9 +93,16 @@ def test_initialisation_follows_gpt2():
     np.testing.assert_array_equal(NumpyGPT(config).params["tok_emb.weight"], params["tok_emb.weight"])
 
 
-def test_rotary_is_refused_with_a_clear_message():
-    with pytest.raises(ConfigError, match="rotary.*learned, sinusoidal, fourier or none"):
-        NumpyGPT(_config(positional="rotary"))
+def test_rotary_tables_equal_the_torch_ones():
+    from attnlab.nn.positional import RotaryEmbedding
+    from attnlab.scratch.positional import rotary_tables
+
+    for dtype, np_dtype in ((torch.float32, np.float32), (torch.float64, F64)):
+        cos, sin = RotaryEmbedding(16).cos_sin(torch.arange(50), dtype)
+        ncos, nsin = rotary_tables(50, 16, dtype=np_dtype)
+        # same angles bit for bit; the two libraries' cos/sin may differ in the last bit
+        np.testing.assert_allclose(ncos, cos.numpy(), rtol=2e-7 if np_dtype == np.float32 else 1e-15, atol=1e-15)
+        np.testing.assert_allclose(nsin, sin.numpy(), rtol=2e-7 if np_dtype == np.float32 else 1e-15, atol=1e-15)
 
 
 def test_scratch_package_never_imports_torch():

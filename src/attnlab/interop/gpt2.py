@@ -150,7 +150,10 @@ def gpt_to_gpt2_config(config: GPTConfig, tokenizer: Any | None = None) -> dict[
     if not config.norm_first:
         raise CheckpointError("only pre-norm GPTs (model.norm_first=true) can be exported as GPT-2; this one is post-norm")
     if config.positional == "rotary":
-        raise CheckpointError("GPT-2 has learned positions; a GPT with rotary positions cannot be exported to GPT-2")
+        raise CheckpointError(
+            "GPT-2 has learned positions; a GPT with rotary positions (the baby and small presets) cannot be "
+            "exported to GPT-2: train one with --model.positional=learned to export it"
+        )
     if config.activation not in ACTIVATION_TO_HF:
         raise CheckpointError(f"activation {config.activation!r} has no GPT-2 equivalent")
     bos = eos = None

@@ -326,13 +326,17 @@ class MultiHeadAttention(nn.Module):
                 if cache is not None:
                     cache.k, cache.v = k, v
         else:
-            q, k, v = self.qkv(x).split(self.embed_dim, dim=-1)  # 3 x (B, T, C)
-            q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, H, T, D)
+            qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, D)
             start = cache.length if cache is not None else 0
             if self.rotary is not None:
                 if positions is None:
                     positions = torch.arange(start, start + T, device=x.device)
-                q, k = self.rotary(q, positions), self.rotary(k, positions)
+                # rotate queries and keys together: one set of element-wise ops, not two
+                qk = self.rotary(qkv[:, :, :2], positions, time_dim=1)  # (B, T, 2, H, D)
+                q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+            else:
+                q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+            v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, D)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B, H, S, D) with S = start + T
             if is_causal and T == 1:

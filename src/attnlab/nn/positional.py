@@ -93,11 +93,20 @@ def rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rotary_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> Tensor:
+    """(T,) positions -> (T, D/2) rotation angles p * base^(-2i/D), computed in float64
+    (the NumPy engine computes the very same numbers)."""
+    # Python floats: the same frequencies, bit for bit, as the NumPy engine computes
+    inv_freq = torch.tensor([1.0 / base ** (i / head_dim) for i in range(0, head_dim, 2)], dtype=torch.float64, device=positions.device)
+    return positions.to(torch.float64)[:, None] * inv_freq[None, :]
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding applied to queries and keys of shape (B, H, T, D).
 
     Channel i of the first half and channel i of the second half form a pair that is
-    rotated by the angle p * base^(-2i/D) at position p.
+    rotated by the angle p * base^(-2i/D) at position p. The cos/sin tables are
+    computed in float64 and rounded to the input's dtype, so the two engines agree.
 
     Args:
         head_dim: D (even).
@@ -108,16 +117,32 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))  # (D/2,)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim = head_dim
+        self.base = base
+        self._cached: tuple | None = None  # (key, cos, sin): every layer of a forward reuses it
 
     def cos_sin(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """(T,) positions -> cos, sin tables of shape (T, D)."""
-        angles = positions.to(self.inv_freq.dtype)[:, None] * self.inv_freq[None, :]  # (T, D/2)
+        key = (positions.device, dtype, positions.numel(), int(positions[0]) if positions.numel() else 0)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1], self._cached[2]
+        angles = rotary_angles(positions, self.head_dim, self.base)  # (T, D/2)
         emb = torch.cat((angles, angles), dim=-1)  # (T, D): same angle for both channels of a pair
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = emb.cos().to(dtype), emb.sin().to(dtype)
+        self._cached = (key, cos, sin)
+        return cos, sin
 
-    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
-        """Rotate x (B, H, T, D) by its positions (T,)."""
-        cos, sin = self.cos_sin(positions, x.dtype)
+    def forward(self, x: Tensor, positions: Tensor, time_dim: int = -2) -> Tensor:
+        """Rotate x by its positions (T,) (consecutive, as in every caller).
+
+        Args:
+            x: (..., T, D) by default, e.g. (B, H, T, D); `time_dim` says where T is
+                otherwise (e.g. 1 for (B, T, 2, H, D)).
+            positions: (T,) positions of x's tokens.
+        """
+        cos, sin = self.cos_sin(positions, x.dtype)  # (T, D)
+        if time_dim not in (-2, x.dim() - 2):
+            shape = [1] * x.dim()
+            shape[time_dim], shape[-1] = cos.size(0), cos.size(1)
+            cos, sin = cos.view(shape), sin.view(shape)
         return x * cos + rotate_half(x) * sin

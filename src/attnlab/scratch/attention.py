@@ -22,6 +22,7 @@ import numpy as np
 
 from attnlab.scratch.layers import Dropout, Linear, softmax, softmax_backward
 from attnlab.scratch.module import Module
+from attnlab.scratch.positional import apply_rotary, apply_rotary_backward, rotary_tables
 
 __all__ = ["causal_mask", "padding_mask", "ScaledDotProductAttention", "MultiHeadAttention"]
 
@@ -144,6 +145,8 @@ class MultiHeadAttention(Module):
         init_std: N(0, init_std) weights (None = PyTorch's default init).
         out_init_std: std for the output projection (GPT-2 scales it down).
         dropout_rng: generator for the dropout masks.
+        rope_base: rotate queries and keys by their positions (rotary embeddings) with
+            this frequency base; None = no rotation.
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class MultiHeadAttention(Module):
         init_std: float | None = None,
         out_init_std: float | None = None,
         dropout_rng: np.random.Generator | None = None,
+        rope_base: float | None = None,
     ):
         super().__init__()
         if embed_dim % num_heads:
@@ -167,6 +171,8 @@ class MultiHeadAttention(Module):
         self.qkv = Linear(embed_dim, 3 * embed_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
         self.out = Linear(embed_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
         self.attention = ScaledDotProductAttention(dropout, dropout_rng)
+        self.rope_base = rope_base
+        self._rope: tuple[np.ndarray, np.ndarray] | None = None  # cos, sin of the last forward
 
     @property
     def weights(self) -> np.ndarray | None:
@@ -183,7 +189,12 @@ class MultiHeadAttention(Module):
         B, T, C = x.shape
         H, D = self.num_heads, self.head_dim
         qkv = self.qkv(x).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D), a view
-        out = self.attention(qkv[0], qkv[1], qkv[2], mask=mask, is_causal=is_causal)  # (B, H, T, D)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.rope_base is not None:
+            cos, sin = rotary_tables(T, D, self.rope_base, x.dtype)  # (T, D) each
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            self._rope = (cos, sin)
+        out = self.attention(q, k, v, mask=mask, is_causal=is_causal)  # (B, H, T, D)
         out = out.transpose(0, 2, 1, 3).reshape(B, T, C)  # merge heads: (B, T, H*D)
         return self.out(out)
 
@@ -194,6 +205,9 @@ class MultiHeadAttention(Module):
         d_merged = self.out.backward(dy)  # (B, T, C)
         d_out = d_merged.reshape(B, T, H, D).transpose(0, 2, 1, 3)  # split heads: (B, H, T, D)
         dq, dk, dv = self.attention.backward(d_out)
+        if self.rope_base is not None:  # undo the rotation: rotate the gradients back
+            cos, sin = self._rope
+            dq, dk = apply_rotary_backward(dq, cos, sin), apply_rotary_backward(dk, cos, sin)
         d_qkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)  # the inverse of the split in forward
         d_qkv[:, :, 0] = dq.transpose(0, 2, 1, 3)
         d_qkv[:, :, 1] = dk.transpose(0, 2, 1, 3)

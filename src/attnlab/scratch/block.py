@@ -42,6 +42,7 @@ class TransformerBlock(Module):
         init_std: N(0, init_std) weights (None = PyTorch's default init).
         out_init_std: std of the two projections into the residual stream (attn.out, ff.fc2).
         dropout_rng: generator for the dropout masks.
+        rope_base: rotary positions in the self-attention with this base (None = none).
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class TransformerBlock(Module):
         init_std: float | None = None,
         out_init_std: float | None = None,
         dropout_rng: np.random.Generator | None = None,
+        rope_base: float | None = None,
     ):
         super().__init__()
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -67,7 +69,7 @@ class TransformerBlock(Module):
         self.norm1 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)
         self.attn = MultiHeadAttention(
             embed_dim, num_heads, dropout=dropout, bias=bias, dtype=dtype, rng=rng,
-            init_std=init_std, out_init_std=out_init_std, dropout_rng=dropout_rng,
+            init_std=init_std, out_init_std=out_init_std, dropout_rng=dropout_rng, rope_base=rope_base,
         )
         self.drop1 = Dropout(dropout, dropout_rng)
         self.norm2 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)

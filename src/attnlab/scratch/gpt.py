@@ -50,7 +50,7 @@ class NumpyGPT(Module):
     """Decoder-only transformer language model in NumPy.
 
     Args:
-        config: a `GPTConfig` (the PyTorch GPT's); `positional="rotary"` is not supported.
+        config: a `GPTConfig` (the PyTorch GPT's), any positional kind.
         dtype: np.float32 (default) or np.float64 (for exact comparisons).
         seed: seeds the initialisation and the dropout masks.
 
@@ -63,11 +63,6 @@ class NumpyGPT(Module):
 
     def __init__(self, config: GPTConfig, dtype=np.float32, seed: int = 0):
         super().__init__()
-        if config.positional == "rotary":
-            raise ConfigError(
-                "the NumPy GPT does not implement rotary positions (model.positional=rotary); "
-                "use learned, sinusoidal, fourier or none, or train with the PyTorch engine"
-            )
         self.config = c = config
         self.dtype = dtype = as_float_dtype(dtype)
         init_rng, dropout_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
@@ -99,6 +94,7 @@ class NumpyGPT(Module):
                 init_std=std,
                 out_init_std=residual_std,
                 dropout_rng=dropout_rng,
+                rope_base=c.rope_base if c.positional == "rotary" else None,
             )
             for _ in range(c.num_layers)
         ]

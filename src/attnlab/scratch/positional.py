@@ -7,7 +7,8 @@ float32 in the same order, so both engines add the same numbers):
   * Fourier: sin / cos of 2 pi k p / period for k = 1 .. C/2 (period defaults to C);
   * learned: a trainable (max_seq_len, C) table; its backward sums the gradient over
     the batch, row p receiving the gradient of every token at position p.
-Rotary embeddings are not part of the NumPy engine.
+  * rotary (Su et al., 2021): queries and keys are rotated pairwise by p * base^(-2i/D);
+    the rotation is linear, so its backward is the rotation by the opposite angle.
 
 Notation: T positions, C channels, B batch.
 """
@@ -20,7 +21,16 @@ import numpy as np
 
 from attnlab.scratch.module import Module, as_float_dtype
 
-__all__ = ["sinusoidal_table", "fourier_table", "FixedPositionalEncoding", "LearnedPositionalEmbedding"]
+__all__ = [
+    "sinusoidal_table",
+    "fourier_table",
+    "FixedPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    "rotate_half",
+    "rotary_tables",
+    "apply_rotary",
+    "apply_rotary_backward",
+]
 
 
 def _interleave(angles: np.ndarray) -> np.ndarray:
@@ -123,3 +133,31 @@ class LearnedPositionalEmbedding(Module):
         self._accumulate("weight", dW)
         self._positions = None
         return None
+
+
+def rotate_half(x: np.ndarray) -> np.ndarray:
+    """(.., D) -> (.., D): [x1, x2] -> [-x2, x1] with x1, x2 the two halves of the channels."""
+    half = x.shape[-1] // 2
+    return np.concatenate((-x[..., half:], x[..., :half]), axis=-1)
+
+
+def rotary_tables(num_positions: int, head_dim: int, base: float = 10000.0, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin tables (T, D) for positions 0 .. T-1, computed in float64 then rounded
+    to `dtype` (exactly what attnlab.nn.positional.RotaryEmbedding does)."""
+    if head_dim % 2:
+        raise ValueError(f"rotary embeddings need an even head size, got {head_dim}")
+    inv_freq = np.array([1.0 / base ** (i / head_dim) for i in range(0, head_dim, 2)], dtype=np.float64)  # (D/2,)
+    angles = np.arange(num_positions, dtype=np.float64)[:, None] * inv_freq[None, :]  # (T, D/2)
+    emb = np.concatenate((angles, angles), axis=-1)  # (T, D): one angle per channel pair
+    return np.cos(emb).astype(dtype), np.sin(emb).astype(dtype)
+
+
+def apply_rotary(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate x (B, H, T, D) by the tables (T, D): y = x cos + rotate_half(x) sin."""
+    return x * cos + rotate_half(x) * sin
+
+
+def apply_rotary_backward(dy: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Gradient through `apply_rotary`. With R = rotate_half (R^T = -R):
+    y = (cos + sin R) x  =>  dx = cos dy + R^T (sin dy) = dy cos - rotate_half(dy sin)."""
+    return dy * cos - rotate_half(dy * sin)
