@@ -622,6 +622,7 @@ class ProbeEntry:
     features: str | None  # "composition", "onehot", or None when unknown
     features_note: str  # how the features were determined
     classes: list[str] = field(default_factory=list)
+    pooling: str = "mean"  # how per-residue features were pooled (embedder.json "pooling"): mean or max
 
     def label(self) -> str:
         return f"{self.relative} · {self.kind} probe · {self.task} · {self.features or 'unknown features'}"
@@ -678,7 +679,7 @@ def find_probes(root: Path, max_depth: int = MAX_SEARCH_DEPTH) -> list[ProbeEntr
         labels = _read_json(folder / LABELS_FILE)
         classes = [str(c) for c in (meta.get("classes") or labels.get("classes") or [])]
         found.append(ProbeEntry(rel.as_posix() or ".", str(meta["kind"]), str(meta["task"]), int(meta["input_dim"]),
-                                features, note, classes))
+                                features, note, classes, str(sidecar.get("pooling") or "mean")))
     return sorted(found, key=lambda e: e.relative)
 
 
@@ -725,6 +726,8 @@ def probe_predict(root: Path, entry: ProbeEntry, sequence: str) -> ProbePredicti
         X: Any = composition([residues])
     elif probe.takes_residues:
         X = [one_hot(residues)]
+    elif entry.pooling == "max":
+        X = one_hot(residues).max(axis=0, keepdims=True)
     else:
         X = one_hot(residues).mean(axis=0, keepdims=True)
     if probe.task == "regression":

@@ -752,11 +752,13 @@ def modlamp_amp_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError(
             "the antimicrobial-peptide set ships with the modlamp package, which is not installed; "
-            "run `pip install modlamp` (or `pip install attnlab[labs]`), or pass path= to a copy of the CSV"
+            "run `pip install modlamp`, or point at a copy of its AMPvsUniProt.csv "
+            "(`attnlab probe --data PATH`, `load_amp(path=PATH)`)"
         )
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*_MODLAMP_FILE)
     if not path.is_file():
-        raise DataError(f"the installed modlamp has no {'/'.join(_MODLAMP_FILE)}; reinstall modlamp>=4.3 or pass path=")
+        raise DataError(f"the installed modlamp has no {'/'.join(_MODLAMP_FILE)}; "
+                        "reinstall modlamp>=4.3, or point at a copy of the CSV (`--data PATH`, `load_amp(path=PATH)`)")
     return path
 
 

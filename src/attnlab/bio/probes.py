@@ -77,6 +77,15 @@ class ProbeConfig:
     # CPU threads while training; probes multiply small matrices, where one thread is much
     # faster than several that wait for each other (especially on a busy machine). None = PyTorch's setting.
     num_threads: int | None = 1
+    # The transformer probe (kind "transformer", `attnlab.bio.transformer_probe`):
+    transformer_dim: int = 128  # width the residue vectors are projected to
+    transformer_layers: int = 2  # pre-norm blocks with rotary positions
+    transformer_heads: int = 4  # attention heads; must divide transformer_dim
+    transformer_pool: str = "cls"  # sequence tasks: cls (a learned token), attn, mean or max over residues
+    # Residue-input probes on the residue task: train on random windows of at most this many
+    # residues (labels cut with them; evaluation always sees whole sequences). None = whole sequences.
+    crop_length: int | None = None
+    progress: bool = False  # a tqdm bar over the epochs (validation loss as it goes)
 
     def __post_init__(self) -> None:
         for name in ("hidden_dim", "num_hidden_layers", "batch_size", "max_epochs", "patience"):
@@ -94,6 +103,18 @@ class ProbeConfig:
             raise ConfigError("probe.num_threads must be at least 1 (or null for PyTorch's default)")
         if self.max_train_residues is not None and self.max_train_residues < 1:
             raise ConfigError("probe.max_train_residues must be at least 1 (or null for all)")
+        for name in ("transformer_dim", "transformer_layers", "transformer_heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"probe.{name} must be at least 1, got {getattr(self, name)}")
+        if self.transformer_dim % self.transformer_heads or (self.transformer_dim // self.transformer_heads) % 2:
+            raise ConfigError(
+                f"probe.transformer_dim ({self.transformer_dim}) must be divisible by probe.transformer_heads "
+                f"({self.transformer_heads}) with an even head size (rotary positions)"
+            )
+        if self.transformer_pool not in ("cls", "attn", "mean", "max"):
+            raise ConfigError(f"probe.transformer_pool must be cls, attn, mean or max, got {self.transformer_pool!r}")
+        if self.crop_length is not None and self.crop_length < 2:
+            raise ConfigError("probe.crop_length must be at least 2 (or null for whole sequences)")
 
 
 # ----------------------------------------------------------------------------- probe kinds
@@ -659,9 +680,14 @@ def _loss(task: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | No
 
 
 class _Batcher:
-    """Turns a `_Split` into tensors batch by batch (standardised, on the device)."""
+    """Turns a `_Split` into tensors batch by batch (standardised, on the device).
 
-    def __init__(self, probe: Probe, split: _Split):
+    With `crop_length` (training batches of residue-input probes on the residue task), each
+    sequence longer than `crop_length` is cut to a random window of that many residues,
+    drawn from `rng`, its labels and mask with it.
+    """
+
+    def __init__(self, probe: Probe, split: _Split, crop_length: int | None = None, rng: np.random.Generator | None = None):
         self.task, self.device = probe.task, probe.device
         self.mean, self.std = probe.feature_mean, probe.feature_std
         self.split = split
@@ -669,6 +695,8 @@ class _Batcher:
         if probe.task == "regression":
             targets = (targets - probe.target_mean) / probe.target_std
         self.targets = targets
+        self.crop_length = crop_length if (split.residues is not None and probe.task == "residue") else None
+        self.rng = rng if rng is not None else np.random.default_rng(0)
         if split.vectors is not None:
             self.x = torch.from_numpy((split.vectors - self.mean) / self.std).to(self.device)
             self.y = torch.as_tensor(np.asarray(targets)).to(self.device)
@@ -679,21 +707,29 @@ class _Batcher:
     def __len__(self) -> int:
         return len(self.split)
 
+    def _window(self, i: int) -> slice:
+        n = len(self.residues[i])
+        if self.crop_length is None or n <= self.crop_length:
+            return slice(0, n)
+        start = int(self.rng.integers(0, n - self.crop_length + 1))
+        return slice(start, start + self.crop_length)
+
     def batch(self, idx: np.ndarray) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor | None]:
         """(model inputs, targets, loss mask or None) for the items `idx`."""
         if self.split.vectors is not None:
             index = torch.as_tensor(idx, device=self.device)
             return (self.x[index],), self.y[index], None
-        x, mask = _pad([self.residues[i] for i in idx])
+        windows = [self._window(i) for i in idx]
+        x, mask = _pad([self.residues[i][w] for i, w in zip(idx, windows)])
         x, mask = x.to(self.device), mask.to(self.device)
         if self.task == "residue":
             T = x.shape[1]
             y = torch.zeros(len(idx), T, dtype=torch.long)
             score = torch.zeros(len(idx), T, dtype=torch.bool)
-            for b, i in enumerate(idx):
-                lab = self.targets[i]
+            for b, (i, w) in enumerate(zip(idx, windows)):
+                lab = self.targets[i][w]
                 y[b, : len(lab)] = torch.from_numpy(lab)
-                m = self.split.masks[i] if self.split.masks is not None else np.ones(len(lab), bool)
+                m = self.split.masks[i][w] if self.split.masks is not None else np.ones(len(lab), bool)
                 score[b, : len(lab)] = torch.from_numpy(m)
             return (x, mask), y.to(self.device), score.to(self.device)
         y = torch.as_tensor(np.asarray(self.targets)[idx]).to(self.device)
@@ -702,13 +738,17 @@ class _Batcher:
 
 def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
     """Adam with weight decay; keep the weights of the epoch with the lowest validation loss."""
+    from tqdm.auto import tqdm
+
     config, model, task = probe.config, probe.model, probe.task
-    train_batches, valid_batches = _Batcher(probe, train), _Batcher(probe, valid)
+    generator = np.random.default_rng(seed)
+    train_batches = _Batcher(probe, train, crop_length=config.crop_length, rng=generator)
+    valid_batches = _Batcher(probe, valid)
     lr = config.learning_rate if config.learning_rate is not None else (1e-2 if probe.kind == "linear" else 1e-3)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
-    generator = np.random.default_rng(seed)
     best_loss, best_state, best_epoch, stale = math.inf, copy.deepcopy(model.state_dict()), 0, 0
     history = []
+    bar = tqdm(total=config.max_epochs, desc=f"{probe.kind} probe", unit="epoch", disable=not config.progress, leave=False)
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         order = generator.permutation(len(train_batches))
@@ -726,6 +766,8 @@ def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
             count += len(idx)
         valid_loss = _evaluate_loss(model, valid_batches, task, config.batch_size)
         history.append({"epoch": epoch, "train_loss": total / max(count, 1), "valid_loss": valid_loss})
+        bar.update(1)
+        bar.set_postfix(valid_loss=f"{valid_loss:.4f}", best_epoch=best_epoch if valid_loss >= best_loss - 1e-7 else epoch)
         if valid_loss < best_loss - 1e-7:
             best_loss, best_epoch, stale = valid_loss, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -733,6 +775,7 @@ def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
             stale += 1
             if stale >= config.patience:
                 break
+    bar.close()
     model.load_state_dict(best_state)
     probe.history, probe.best_epoch = history, best_epoch
     logger.info("%s probe: best validation loss %.4f at epoch %d of %d", probe.kind, best_loss, best_epoch, len(history))
@@ -785,3 +828,8 @@ def _fit_ridge(probe: Probe, train: _Split, valid: _Split) -> None:
     linear.bias.copy_(b.to(linear.bias.dtype).reshape(1))
     probe.history, probe.best_epoch = history, index
     logger.info("ridge probe: alpha %g (validation MSE %.4f, standardised targets)", probe.config.ridge_alphas[index], best[0])
+
+
+# The transformer probe (and attention pooling + MLP) register themselves on import; importing
+# them here makes every kind available wherever probes are (Probe.load included).
+from attnlab.bio import transformer_probe as _transformer_probe  # noqa: E402,F401
