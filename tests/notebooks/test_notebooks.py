@@ -33,7 +33,7 @@ CELL_TIMEOUT = 300  # seconds one cell may take
 NOTEBOOK_TIMEOUT = 600  # seconds all cells of one notebook may take
 # Every lab of the workshop (the glob picks up any notebook; these must exist).
 EXPECTED = {"00_foundations", "01_attention_from_scratch", "02_encoder_block", "03_mnist_vit_cnn_mlp",
-            "05_gpt", "06_pretrained_minilm"}
+            "04_bio_probing", "05_gpt", "06_pretrained_minilm"}
 
 
 def _load(name: str, path: Path):
