@@ -5,7 +5,15 @@ import math
 import torch
 from torch.testing import assert_close
 
-from attnlab.nn.positional import RotaryEmbedding, fourier_table, rotate_half, sinusoidal_table
+from attnlab.nn.positional import (
+    FixedPositionalEncoding,
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    fourier_table,
+    position_modules,
+    rotate_half,
+    sinusoidal_table,
+)
 
 
 def test_sinusoidal_by_hand():
@@ -71,3 +79,15 @@ def test_rope_preserves_norm():
     x = torch.randn(2, 3, 5, 8)
     y = rope(x, torch.arange(5))
     assert_close(y.norm(dim=-1), x.norm(dim=-1), atol=1e-5, rtol=1e-5)
+
+
+def test_position_modules_builds_what_each_kind_needs():
+    table, rotary = position_modules("learned", 16, 8, 4)
+    assert isinstance(table, LearnedPositionalEmbedding) and rotary is None and table.weight.shape == (16, 8)
+    for kind in ("sinusoidal", "fourier"):
+        table, rotary = position_modules(kind, 16, 8, 4)
+        assert isinstance(table, FixedPositionalEncoding) and rotary is None
+    assert_close(position_modules("sinusoidal", 16, 8, 4)[0].table, sinusoidal_table(16, 8))
+    table, rotary = position_modules("rotary", 16, 8, 4, rope_base=500.0)
+    assert table is None and isinstance(rotary, RotaryEmbedding) and (rotary.head_dim, rotary.base) == (4, 500.0)
+    assert position_modules("none", 16, 8, 4) == (None, None)

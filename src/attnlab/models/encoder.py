@@ -40,7 +40,7 @@ from attnlab.models.outputs import ModelOutput
 from attnlab.nn.attention import padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import get_activation, layer_norm
-from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding, RotaryEmbedding
+from attnlab.nn.positional import position_modules
 
 __all__ = ["Encoder", "EncoderConfig", "ENCODER_PRESETS", "MaskedLMHead", "pool_hidden", "IGNORE_INDEX"]
 
@@ -223,15 +223,7 @@ class Encoder(nn.Module):
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)
-        rotary = None
-        if c.positional == "learned":
-            self.pos_emb = LearnedPositionalEmbedding(c.max_seq_len, c.embed_dim)
-        elif c.positional == "sinusoidal":
-            self.pos_emb = FixedPositionalEncoding(c.max_seq_len, c.embed_dim, "sinusoidal")
-        else:
-            self.pos_emb = None
-            if c.positional == "rotary":
-                rotary = RotaryEmbedding(c.head_dim, c.rope_base)
+        self.pos_emb, rotary = position_modules(c.positional, c.max_seq_len, c.embed_dim, c.head_dim, c.rope_base)
         self.type_emb = nn.Embedding(c.type_vocab_size, c.embed_dim) if c.type_vocab_size > 0 else None
         self.emb_norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.embed_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)

@@ -29,7 +29,7 @@ from attnlab.models.outputs import ModelOutput
 from attnlab.nn.attention import KVCache, padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
-from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding, RotaryEmbedding
+from attnlab.nn.positional import position_modules
 
 __all__ = ["GPT", "GPTConfig", "GPT_PRESETS"]
 
@@ -51,15 +51,7 @@ class GPT(nn.Module):
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)
-        rotary = None
-        if c.positional == "learned":
-            self.pos_emb = LearnedPositionalEmbedding(c.max_seq_len, c.embed_dim)
-        elif c.positional in ("sinusoidal", "fourier"):
-            self.pos_emb = FixedPositionalEncoding(c.max_seq_len, c.embed_dim, c.positional)
-        else:
-            self.pos_emb = None
-            if c.positional == "rotary":
-                rotary = RotaryEmbedding(c.head_dim, c.rope_base)
+        self.pos_emb, rotary = position_modules(c.positional, c.max_seq_len, c.embed_dim, c.head_dim, c.rope_base)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(

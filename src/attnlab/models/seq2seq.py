@@ -52,7 +52,7 @@ from attnlab.models.outputs import ModelOutput
 from attnlab.nn.attention import KVCache, padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
-from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding, RotaryEmbedding
+from attnlab.nn.positional import position_modules
 
 __all__ = [
     "Seq2Seq",
@@ -190,18 +190,10 @@ class Seq2Seq(nn.Module):
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)  # shared by encoder, decoder and head
-        rotary = None
-        if c.positional == "learned":
-            # source and target positions mean different things, so each side has its own table
-            self.encoder_pos_emb = LearnedPositionalEmbedding(c.max_source_len, c.embed_dim)
-            self.decoder_pos_emb = LearnedPositionalEmbedding(c.max_target_len, c.embed_dim)
-        elif c.positional in ("sinusoidal", "fourier"):
-            self.encoder_pos_emb = FixedPositionalEncoding(c.max_source_len, c.embed_dim, c.positional)
-            self.decoder_pos_emb = FixedPositionalEncoding(c.max_target_len, c.embed_dim, c.positional)
-        else:
-            self.encoder_pos_emb = self.decoder_pos_emb = None
-            if c.positional == "rotary":
-                rotary = RotaryEmbedding(c.head_dim, c.rope_base)
+        # source and target positions mean different things, so each side has its own table
+        # (rotary positions are relative: one RotaryEmbedding serves both sides)
+        self.encoder_pos_emb, rotary = position_modules(c.positional, c.max_source_len, c.embed_dim, c.head_dim, c.rope_base)
+        self.decoder_pos_emb, _ = position_modules(c.positional, c.max_target_len, c.embed_dim, c.head_dim, c.rope_base)
         self.drop = nn.Dropout(c.dropout)
 
         def block(cross: bool) -> TransformerBlock:

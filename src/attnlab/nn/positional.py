@@ -146,3 +146,22 @@ class RotaryEmbedding(nn.Module):
             shape[time_dim], shape[-1] = cos.size(0), cos.size(1)
             cos, sin = cos.view(shape), sin.view(shape)
         return x * cos + rotate_half(x) * sin
+
+
+def position_modules(
+    kind: str, max_len: int, embed_dim: int, head_dim: int, rope_base: float = 10000.0
+) -> tuple[nn.Module | None, RotaryEmbedding | None]:
+    """The position modules a model config asks for: (added table, rotary).
+
+    `kind` "learned" -> a `LearnedPositionalEmbedding` of `max_len` rows; "sinusoidal" or
+    "fourier" -> a `FixedPositionalEncoding`; "rotary" -> a `RotaryEmbedding` over `head_dim`
+    (applied to queries and keys inside attention, nothing added to the tokens); "none" ->
+    neither. The model config has validated `kind` already.
+    """
+    if kind == "learned":
+        return LearnedPositionalEmbedding(max_len, embed_dim), None
+    if kind in ("sinusoidal", "fourier"):
+        return FixedPositionalEncoding(max_len, embed_dim, kind), None
+    if kind == "rotary":
+        return None, RotaryEmbedding(head_dim, rope_base)
+    return None, None
