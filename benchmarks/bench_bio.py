@@ -52,10 +52,13 @@ def log(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
-def write_fasta(path: Path, ids: list[str], sequences: list[str], splits: list[str]) -> Path:
-    """`>ID split=S` records (what `attnlab train --objective mlm` reads, splits included)."""
+def write_fasta(path: Path, dataset: Any, splits: tuple[str, ...] = ("train", "valid")) -> Path:
+    """The records of `dataset` in `splits` as `>ID split=S` FASTA (what `attnlab train
+    --objective mlm` reads, splits included): pretraining never sees test sequences."""
+    rows = [i for i, s in enumerate(dataset.splits) if s in splits]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f">{i} split={s}\n{q}\n" for i, q, s in zip(ids, sequences, splits)), encoding="utf-8")
+    path.write_text("".join(f">{dataset.ids[i]} split={dataset.splits[i]}\n{dataset.sequences[i]}\n" for i in rows),
+                    encoding="utf-8")
     return path
 
 
@@ -123,14 +126,31 @@ def timing_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], order: list[
     return "\n".join(lines)
 
 
+def probe_grid(args: argparse.Namespace, out: Path, part: str, dataset: Any, embedders: dict[str, Any],
+               probes: list[str], configs: dict[str, Any], **run: Any) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """Every probe on every embedder (less --skip pairs): [(probe, {embedder: results})]."""
+    from attnlab.bio.workflow import ProbeRunConfig, run_probe_experiment
+
+    rows = []
+    for probe in probes:
+        by_embedder = {}
+        for name, embedder in embedders.items():
+            if f"{probe}:{name}" in args.skip:
+                continue
+            log(f"{part.upper()}: {probe} probe on {name}")
+            config = ProbeRunConfig(embedder=name, probe=probe, seeds=args.seeds, out=str(out / part / f"{probe}-{name}"),
+                                    progress=False, probe_config=configs[probe], cache_dir=str(out / "cache"), **run)  # fmt: skip
+            by_embedder[name] = run_probe_experiment(config, embedder=embedder, dataset=dataset)
+        rows.append((probe, by_embedder))
+    return rows
+
+
 def setup_amp(args: argparse.Namespace, out: Path) -> tuple[Any, Path, dict[str, Any]]:
     """The AMP data set (splits as the probes use them) and its PLM, pretrained on the train split."""
     from attnlab.bio.workflow import prepare_dataset
 
     dataset = prepare_dataset("amp", "seq-class", max_sequences=args.amp_max_sequences, split_seed=0)
-    train_valid = [i for i, s in enumerate(dataset.splits) if s in ("train", "valid")]
-    fasta = write_fasta(out / "amp-pretrain.fasta", [dataset.ids[i] for i in train_valid],
-                        [dataset.sequences[i] for i in train_valid], [dataset.splits[i] for i in train_valid])  # fmt: skip
+    fasta = write_fasta(out / "amp-pretrain.fasta", dataset)
     plm_dir = out / "plm-amp"
     log(f"AMP: pretraining the PLM on {sum(s == 'train' for s in dataset.splits)} train-split sequences")
     return dataset, plm_dir, pretrain("amp", plm_dir, fasta, args.pretrain_seconds, args.max_iters, args.mask_prob, args.reuse)
@@ -139,7 +159,6 @@ def setup_amp(args: argparse.Namespace, out: Path) -> tuple[Any, Path, dict[str,
 def run_amp(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, plm: dict[str, Any]) -> str:
     from attnlab.bio.embedders import make_embedder
     from attnlab.bio.probes import ProbeConfig
-    from attnlab.bio.workflow import ProbeRunConfig, run_probe_experiment
 
     embedders = {
         "PLM": make_embedder(plm_dir, progress=False, batch_size=64),
@@ -147,19 +166,9 @@ def run_amp(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, pl
         "composition": make_embedder("composition"),
         "random": make_embedder("random", random_like=plm_dir, progress=False, batch_size=64),
     }
-    rows = []
-    probe_config = ProbeConfig(num_threads=args.probe_threads)
-    for probe in args.amp_probes:
-        by_embedder = {}
-        for name, embedder in embedders.items():
-            if (probe == "transformer" and name == "composition") or f"{probe}:{name}" in args.skip:
-                continue
-            log(f"AMP: {probe} probe on {name}")
-            config = ProbeRunConfig(data="amp", task="seq-class", embedder=name, out=str(out / "amp" / f"{probe}-{name}"),
-                                    probe=probe, pool="mean", seeds=args.seeds, progress=False, probe_config=probe_config,
-                                    cache_dir=str(out / "cache"))  # fmt: skip
-            by_embedder[name] = run_probe_experiment(config, embedder=embedder, dataset=dataset)
-        rows.append((probe, by_embedder))
+    args.skip = args.skip | {"transformer:composition"}  # composition has no residues to attend over
+    configs = {probe: ProbeConfig(num_threads=args.probe_threads) for probe in args.amp_probes}
+    rows = probe_grid(args, out, "amp", dataset, embedders, args.amp_probes, configs, data="amp", task="seq-class", pool="mean")
     order = ["PLM", "one-hot", "composition", "random"]
     lines = [
         f"## AMP (modlamp AMP vs UniProt, de-duplicated: {len(dataset)} sequences; "
@@ -198,9 +207,7 @@ def setup_flip(args: argparse.Namespace, out: Path) -> tuple[Any, Path, dict[str
             idx = sorted(rng.choice(idx, limit, replace=False).tolist())
         keep += idx
     dataset = full.subset(sorted(keep), note="benchmark subset" if args.flip_train or args.flip_valid else None)
-    pretrain_idx = [i for i, s in enumerate(full.splits) if s in ("train", "valid")]  # all train sequences, never test
-    fasta = write_fasta(out / "flip-pretrain.fasta", [full.ids[i] for i in pretrain_idx],
-                        [full.sequences[i] for i in pretrain_idx], [full.splits[i] for i in pretrain_idx])  # fmt: skip
+    fasta = write_fasta(out / "flip-pretrain.fasta", full)  # all train sequences, not only the probes' subset
     plm_dir = out / "plm-flip"
     log(f"FLIP: pretraining the PLM on {sum(s == 'train' for s in full.splits)} train sequences")
     return dataset, plm_dir, pretrain("flip", plm_dir, fasta, args.pretrain_seconds, args.max_iters, args.mask_prob, args.reuse)
@@ -209,7 +216,6 @@ def setup_flip(args: argparse.Namespace, out: Path) -> tuple[Any, Path, dict[str
 def run_flip(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, plm: dict[str, Any]) -> str:
     from attnlab.bio.embedders import make_embedder
     from attnlab.bio.probes import ProbeConfig
-    from attnlab.bio.workflow import ProbeRunConfig, run_probe_experiment
 
     embedders = {
         "PLM": make_embedder(plm_dir, progress=False, batch_size=64),
@@ -221,18 +227,7 @@ def run_flip(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, p
         "transformer": ProbeConfig(num_threads=args.probe_threads, crop_length=128, batch_size=16, max_epochs=args.transformer_epochs,
                                    patience=5, transformer_dim=96, transformer_layers=2, transformer_heads=4),
     }  # fmt: skip
-    rows = []
-    for probe in args.flip_probes:
-        by_embedder = {}
-        for name, embedder in embedders.items():
-            if f"{probe}:{name}" in args.skip:
-                continue
-            log(f"FLIP: {probe} probe on {name}")
-            config = ProbeRunConfig(data=args.flip, task="residue-class", embedder=name, probe=probe, seeds=args.seeds,
-                                    out=str(out / "flip" / f"{probe}-{name}"), progress=False,
-                                    probe_config=configs[probe], cache_dir=str(out / "cache"))  # fmt: skip
-            by_embedder[name] = run_probe_experiment(config, embedder=embedder, dataset=dataset)
-        rows.append((probe, by_embedder))
+    rows = probe_grid(args, out, "flip", dataset, embedders, args.flip_probes, configs, data=args.flip, task="residue-class")
     order = list(embedders)
     sizes = {s: sum(x == s for x in dataset.splits) for s in ("train", "valid", "test")}
     lines = [
