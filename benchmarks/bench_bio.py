@@ -68,6 +68,12 @@ def write_fasta(path: Path, dataset: Any, splits: tuple[str, ...] = ("train", "v
     return path
 
 
+def saved_mask_prob(out: Path) -> float | None:
+    """The masking rate a PLM folder was pretrained with (from its run.json), or None if unknown."""
+    run = out / "run.json"
+    return json.loads(run.read_text()).get("mask", {}).get("mask_prob") if run.is_file() else None
+
+
 def pretrain(part: str, out: Path, fasta: Path, seconds: float, max_iters: int, mask_prob: float | None,
              reuse: bool) -> dict[str, Any]:
     """Masked-LM pretraining of the PLM on `fasta` (train/valid records), stopped after `seconds`."""
@@ -78,8 +84,7 @@ def pretrain(part: str, out: Path, fasta: Path, seconds: float, max_iters: int, 
 
     mask_prob = PLM_MASK[part] if mask_prob is None else mask_prob
     if reuse and (out / "results.json").is_file():
-        run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-        used = run.get("mask", {}).get("mask_prob")
+        used = saved_mask_prob(out)
         if used is not None and abs(used - mask_prob) > 1e-12:
             raise SystemExit(f"{out} was pretrained with {used:.0%} masking, this recipe uses {mask_prob:.0%}; "
                              "remove the folder or pass --mask-prob to match")
@@ -103,8 +108,8 @@ def plm_line(name: str, results: dict[str, Any], out: Path) -> str:
     wall = results.get("wall_seconds")
     if wall is None and (out / "bench_wall.json").is_file():
         wall = json.loads((out / "bench_wall.json").read_text())["wall_seconds"]
-    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-    masking = f", {run['mask']['mask_prob']:.0%} masking" if "mask" in run else ""
+    used = saved_mask_prob(out)
+    masking = f", {used:.0%} masking" if used is not None else ""
     return (f"- {name}: {results['num_parameters']:,} parameters{masking}, {results['step']} steps of 4,096 tokens "
             f"({results['tokens_seen']:,} tokens) in {results['train_seconds']:.0f} s of training"
             + (f" ({wall:.0f} s wall clock with data loading and evaluation)" if wall else "")
