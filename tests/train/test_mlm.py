@@ -63,6 +63,23 @@ def test_masking_statistics_follow_bert():
     assert np.array_equal(out[~chosen], ids[~chosen])
 
 
+def test_masking_statistics_follow_a_custom_rule():
+    # the protein benchmark's FLIP rule: 30% chosen; of those 50% mask, 30% random, 20% unchanged
+    rule = MaskingConfig(mask_prob=0.3, mask_token_share=0.5, random_token_share=0.3)
+    ids = corpus_ids(np.random.default_rng(2))
+    out, labels = mask_tokens(ids, np.random.default_rng(3), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS,
+                              masking=rule)  # fmt: skip
+    maskable = ~np.isin(ids, SPECIALS)
+    chosen = labels != -100
+    assert stats.binomtest(int(chosen.sum()), int(maskable.sum()), 0.3).pvalue > P_SMALL
+    is_mask = out[chosen] == MASK
+    unchanged = out[chosen] == ids[chosen]
+    K = len(RANDOM_IDS)
+    assert chi_square_ok([is_mask.sum(), (~is_mask & ~unchanged).sum(), unchanged.sum()],
+                         [0.5, 0.3 * (1 - 1 / K), 0.2 + 0.3 / K])  # fmt: skip
+    assert np.array_equal(out[~chosen], ids[~chosen])
+
+
 def test_special_and_padding_tokens_are_never_masked():
     rng = np.random.default_rng(2)
     ids = corpus_ids(rng, rows=50, cols=64)
