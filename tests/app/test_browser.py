@@ -145,7 +145,8 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
             expect(page.get_by_text("Attention of the last step")).to_be_visible()
             figures = page.locator('[data-testid="stImage"] img')
             expect(figures).to_have_count(2)  # the step close-up and the attention of the last step
-            assert figures.nth(1).evaluate("img => img.complete && img.naturalWidth > 100")
+            # the image element appears before its bytes have loaded: wait until it has decoded
+            page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figures.nth(1).element_handle())
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
