@@ -60,8 +60,7 @@ PLM_BATCH = {"amp": 64, "flip": 128}
 # SS3 accuracy (one probe seed, 200k residues of 2,000 probe sequences, seed-0 PLMs):
 # 60.1% with this rule, 58.9% with 30% chosen and BERT's 80/10/10, 59.7% with 30/60/10,
 # 57.2% with BERT's 15%; lr 1e-3 instead of 2e-3 with this rule 59.2%, lr 5e-3 with
-# BERT's split 54.9%
-# (benchmarks/RESULTS.md has the whole table).
+# BERT's split 54.9% (benchmarks/RESULTS.md has the whole table).
 PLM_MASK = {"amp": dict(mask_prob=0.15), "flip": dict(mask_prob=0.30, mask_token_share=0.5, random_token_share=0.3)}
 
 
@@ -96,9 +95,8 @@ def masking_recipe(part: str, overrides: dict[str, float | None]) -> dict[str, f
     """The part's masking rule (PLM_MASK over MaskingConfig's defaults) with the command line's overrides."""
     import dataclasses
 
-    from attnlab.train.mlm import MaskingConfig
-
     from attnlab.errors import ConfigError
+    from attnlab.train.mlm import MaskingConfig
 
     try:
         rule = dataclasses.replace(MaskingConfig(**PLM_MASK[part]), **{k: v for k, v in overrides.items() if v is not None})
@@ -262,13 +260,14 @@ def flip_probe_sets(full: Any, train_sizes: dict[str, int], valid_size: int) -> 
     valid = [i for i, s in enumerate(full.splits) if s == "valid"]
     test = [i for i, s in enumerate(full.splits) if s == "test"]
     shuffled = rng.permutation(train).tolist()
-    if valid_size and valid_size < len(valid):
+    valid_cut = bool(valid_size) and valid_size < len(valid)
+    if valid_cut:
         valid = rng.choice(valid, valid_size, replace=False).tolist()
     sets = {}
     for probe, size in train_sizes.items():
-        picked = shuffled[:size] if size and size < len(train) else train
-        sets[probe] = full.subset(sorted(picked + valid + test), note="benchmark subset" if len(picked) < len(train) or
-                                  len(valid) < sum(s == "valid" for s in full.splits) else None)  # fmt: skip
+        train_cut = bool(size) and size < len(train)
+        picked = shuffled[:size] if train_cut else train
+        sets[probe] = full.subset(sorted(picked + valid + test), note="benchmark subset" if train_cut or valid_cut else None)
     return sets
 
 

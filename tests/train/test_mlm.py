@@ -38,45 +38,37 @@ def corpus_ids(rng, rows=200, cols=500):
     return ids
 
 
-def test_masking_statistics_follow_bert():
+@pytest.mark.parametrize(
+    "rule",
+    [MaskingConfig(), MaskingConfig(mask_prob=0.3, mask_token_share=0.5, random_token_share=0.3)],
+    ids=["bert-15-80-10-10", "protein-benchmark-30-50-30-20"],
+)
+def test_masking_statistics_follow_the_rule(rule):
     rng = np.random.default_rng(0)
     ids = corpus_ids(rng)
-    out, labels = mask_tokens(ids, np.random.default_rng(1), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS)
+    out, labels = mask_tokens(ids, np.random.default_rng(1), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS,
+                              masking=rule)  # fmt: skip
     maskable = ~np.isin(ids, SPECIALS)
     chosen = labels != -100
     n, k = int(maskable.sum()), int(chosen.sum())
-    # 15% of the maskable tokens, tested with the binomial distribution
-    assert stats.binomtest(k, n, 0.15).pvalue > P_SMALL
+    # mask_prob of the maskable tokens (BERT: 15%), tested with the binomial distribution
+    assert stats.binomtest(k, n, rule.mask_prob).pvalue > P_SMALL
     # among the chosen: [MASK] / a different random token / unchanged, where "unchanged" also
-    # catches the random draws that hit the original token (probability 1/50 of the 10%)
+    # catches the random draws that hit the original token (probability 1/50 of the random share)
     is_mask = out[chosen] == MASK
     unchanged = out[chosen] == ids[chosen]
     other = ~is_mask & ~unchanged
     K = len(RANDOM_IDS)
-    assert chi_square_ok([is_mask.sum(), other.sum(), unchanged.sum()], [0.8, 0.1 * (1 - 1 / K), 0.1 + 0.1 / K])
+    mask_share, random_share = rule.mask_token_share, rule.random_token_share
+    keep_share = 1.0 - mask_share - random_share
+    assert chi_square_ok([is_mask.sum(), other.sum(), unchanged.sum()],
+                         [mask_share, random_share * (1 - 1 / K), keep_share + random_share / K])  # fmt: skip
     # random replacements are uniform over the ordinary tokens
     replaced = out[chosen][other]
     counts = np.bincount(replaced - 5, minlength=K)
     assert chi_square_ok(counts, np.full(K, 1 / K))
     # labels hold the original ids at chosen positions, nothing elsewhere
     assert np.array_equal(labels[chosen], ids[chosen])
-    assert np.array_equal(out[~chosen], ids[~chosen])
-
-
-def test_masking_statistics_follow_a_custom_rule():
-    # the protein benchmark's FLIP rule: 30% chosen; of those 50% mask, 30% random, 20% unchanged
-    rule = MaskingConfig(mask_prob=0.3, mask_token_share=0.5, random_token_share=0.3)
-    ids = corpus_ids(np.random.default_rng(2))
-    out, labels = mask_tokens(ids, np.random.default_rng(3), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS,
-                              masking=rule)  # fmt: skip
-    maskable = ~np.isin(ids, SPECIALS)
-    chosen = labels != -100
-    assert stats.binomtest(int(chosen.sum()), int(maskable.sum()), 0.3).pvalue > P_SMALL
-    is_mask = out[chosen] == MASK
-    unchanged = out[chosen] == ids[chosen]
-    K = len(RANDOM_IDS)
-    assert chi_square_ok([is_mask.sum(), (~is_mask & ~unchanged).sum(), unchanged.sum()],
-                         [0.5, 0.3 * (1 - 1 / K), 0.2 + 0.3 / K])  # fmt: skip
     assert np.array_equal(out[~chosen], ids[~chosen])
 
 
