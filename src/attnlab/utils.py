@@ -68,6 +68,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         # mkstemp makes the file private (0600); give it the usual permissions
         os.chmod(tmp_path, 0o666 & ~_current_umask())
+        if path.exists():  # never replace a file of the user's in a folder taken over with --force
+            from attnlab.runs import set_aside_if_foreign
+
+            set_aside_if_foreign(path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -58,7 +58,8 @@ def test_cli_writes_every_figure(tmp_path, capsys):
     out = tmp_path / "figs" / "nested"  # created if missing
     assert main(["figures", "foundations", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
-    written = sorted(p.name for p in out.iterdir())
+    # every figure it wrote, besides the run folder's marker and lock (attnlab.runs)
+    written = sorted(p.name for p in out.iterdir() if p.name != "run.json" and not p.name.startswith("."))
     assert sorted(Path(p).name for p in printed) == written  # prints exactly what it wrote
     for name in FIGURE_NAMES:
         assert f"{name}.png" in written
@@ -72,7 +73,8 @@ def test_cli_writes_every_figure(tmp_path, capsys):
 
 def test_cli_options_only_no_svg_dpi(tmp_path, capsys):
     assert main(["figures", "foundations", "--out", str(tmp_path), "--only", "activations", "lr_schedule", "--no-svg", "--dpi", "50"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["activations.png", "lr_schedule.png"]
+    figures = sorted(p.name for p in tmp_path.iterdir() if p.name != "run.json" and not p.name.startswith("."))
+    assert figures == ["activations.png", "lr_schedule.png"]
     small_width, _ = _png_size(tmp_path / "activations.png")
     assert small_width < 1000  # 50 dpi is a third of the default 150
     assert len(capsys.readouterr().out.splitlines()) == 2

@@ -32,6 +32,7 @@ import numpy as np
 from attnlab import checkpoint as ckpt
 from attnlab.app import DEFAULT_RUNS_DIR, RUNS_ENV
 from attnlab.errors import AttnlabError, CheckpointError, ConfigError, DataError
+from attnlab.runs import lock_holder
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class CheckpointEntry:
     config: dict[str, Any]  # the model config
     metadata: dict[str, Any]  # the rest of config.json (step, val_loss, class_names ...)
     modified: float  # modification time of config.json (newest first in lists)
+    writer: dict[str, Any] | None = None  # who is training it right now (attnlab.runs.lock_holder), if anyone
 
     def label(self) -> str:
         """One line for a picker: folder, model size, training progress."""
@@ -124,6 +126,8 @@ class CheckpointEntry:
             parts.append(f"val loss {self.metadata['val_loss']:.2f}")
         if isinstance(self.metadata.get("test_accuracy"), (int, float)):
             parts.append(f"test accuracy {100 * self.metadata['test_accuracy']:.1f}%")
+        if self.writer is not None:  # its last whole checkpoint is offered; a newer one is on the way
+            parts.append("training now")
         return " · ".join(parts)
 
 
@@ -172,7 +176,8 @@ def find_checkpoints(root: Path, model_types: Sequence[str] | None = None, max_d
             continue
         rest = {k: v for k, v in meta.items() if k not in ("model_type", "config")}
         rel = folder.relative_to(real_root).as_posix() or "."
-        found.append(CheckpointEntry(rel, meta["model_type"], meta["config"], rest, (folder / ckpt.CONFIG_FILE).stat().st_mtime))
+        found.append(CheckpointEntry(rel, meta["model_type"], meta["config"], rest, (folder / ckpt.CONFIG_FILE).stat().st_mtime,
+                                     writer=lock_holder(folder)))
     return sorted(found, key=lambda e: (-e.modified, e.relative))
 
 

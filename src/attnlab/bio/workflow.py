@@ -56,6 +56,7 @@ from attnlab.bio.metrics import PRIMARY_METRIC, aggregate_over_seeds, confusion_
 from attnlab.bio.probes import ProbeConfig
 from attnlab.errors import ConfigError, DataError
 from attnlab.utils import write_json_atomic, write_text_atomic
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +256,7 @@ def _check_embeddings(X: Any, part: SequenceDataset, pooling: str, split: str) -
 # ----------------------------------------------------------------------------- the experiment
 
 
+@writes_run("probe", folder="config.out")
 def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder | None = None,
                          dataset: SequenceDataset | None = None) -> dict[str, Any]:
     """Run one probing experiment and write its report into `config.out`.

@@ -29,6 +29,7 @@ def _lengths(text: str) -> tuple[int, ...]:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)")
+    parser.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto [default], cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="tiny models and a short run: a smoke test in seconds")
@@ -142,7 +143,7 @@ def cmd_compare_mnist(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(f"attnlab compare mnist: training {', '.join(config.models)} on {config.data}", flush=True)
-    result = compare_mnist(config, args.out, on_model_done=_print_model)
+    result = compare_mnist(config, args.out, on_model_done=_print_model, force=args.force)
     _print_summary(result)
     return 0
 
@@ -168,6 +169,6 @@ def cmd_compare_sequence(args: argparse.Namespace) -> int:
     )
     print(f"attnlab compare sequence: training {', '.join(config.models)} on {config.task} "
           f"(seq_len {config.seq_len}, {config.num_symbols} symbols)", flush=True)
-    result = compare_sequence(config, args.out, on_model_done=_print_model)
+    result = compare_sequence(config, args.out, on_model_done=_print_model, force=args.force)
     _print_summary(result)
     return 0

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--from-hf", metavar="DIR", help="Hugging Face model folder (or hub name) to import")
     group.add_argument("--to-hf", metavar="CHECKPOINT", help="attnlab GPT checkpoint to export as GPT-2")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--force", action="store_true", help="replace a model already in --out")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out, and write into a folder that holds files attnlab did not write (they are kept)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(
@@ -51,7 +51,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from attnlab.interop.pretrained import convert_from_hf, convert_to_hf
 
     if args.from_hf is not None:
-        imported = convert_from_hf(args.from_hf, args.out, overwrite=args.force)
+        imported = convert_from_hf(args.from_hf, args.out, overwrite=args.force, force=args.force)
         model = imported.model
         n = sum(p.numel() for p in model.parameters())
         tok = type(imported.tokenizer).__name__ if imported.tokenizer is not None else "no tokenizer"
@@ -60,7 +60,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             f"-> attnlab {model.model_type} checkpoint {args.out}"
         )
         return 0
-    out = convert_to_hf(args.to_hf, args.out, overwrite=args.force)
+    out = convert_to_hf(args.to_hf, args.out, overwrite=args.force, force=args.force)
     print(f"exported {args.to_hf} -> Hugging Face GPT-2 folder {out} (load with GPT2LMHeadModel.from_pretrained)")
     return 0
 

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo-TIMESTAMP)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
     p.add_argument("--seconds", type=float, default=120.0, help="training time budget in seconds (default 120)")
     p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.set_defaults(func=cmd_demo)
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc, shakespeare) or a text file (default: pydoc)")
     p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
     p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small; MLM encoder: mini, small [default], protein-small [default for --tokenizer protein], bert-base, esm2-8m; seq2seq: see --task)")
     p.add_argument("--max-iters", type=int, default=None, help="optimizer steps (train.max_iters)")
     p.add_argument("--tokenizer", default=None, help="char [default], word, bpe (protein, dna for sequences)")
@@ -84,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if _is_rank0():
         print(f"attnlab demo: training a small GPT for about {args.seconds:.0f} s (Ctrl-C stops and keeps the checkpoint)")
-    out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed)
+    out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed, force=args.force)
     r = out["results"]
     print()
     print(f"trained {r['num_parameters']:,} parameters for {r['step']} steps in {r['train_seconds']:.0f} s "
@@ -159,8 +161,7 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
     model, train, data, overrides = collect_configs(args, extra, GPTConfig, "baby")
     if args.resume:
-        if overrides.get("model") or args.preset:
-            raise ConfigError("the model cannot change when resuming; drop --preset and --model.* overrides")
+        check_resume_agrees(args, overrides, model)
         run_json = Path(args.out) / "run.json"
         if run_json.is_file():  # start from the run's own settings, then apply what was given now
             saved = json.loads(run_json.read_text(encoding="utf-8"))
@@ -174,13 +175,55 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             if args.data is None and "data" in saved:
                 data = C.replace(data, {"source": saved["data"].get("source", data.source)}, section="data")
     try:
-        results = train_language_model(args.out, data=data, model=model, train=train, engine=args.engine, resume=args.resume)
+        results = train_language_model(args.out, data=data, model=model, train=train, engine=args.engine, resume=args.resume,
+                                       force=args.force)
     except TrainingInterrupted as e:
         print(f"attnlab: {e}", file=sys.stderr)
         return 130
     if _is_rank0():
         _print_results(results, args.out)
     return 0
+
+
+def check_resume_agrees(args: argparse.Namespace, overrides: dict[str, dict[str, str]], model: Any,
+                        ignore: tuple[str, ...] = ("vocab_size",)) -> None:
+    """With --resume, accept model settings that agree with the checkpoint; refuse a real difference.
+
+    The fields counted as given are those of an explicit --preset (or the config file's
+    `preset`: all of its fields), the config file's `model` section and the --model.*
+    overrides. `vocab_size` comes from the tokenizer, so a preset's placeholder is not
+    compared (an explicit --model.vocab_size is).
+
+    Raises:
+        ConfigError: naming each field that differs, with the value given now and the saved one.
+    """
+    from attnlab import checkpoint as ckpt
+    from attnlab import config as C
+    from attnlab.errors import CheckpointError
+
+    given: set[str] = set(overrides.get("model", {}))
+    file_data = C.load_file(args.config) if args.config else {}
+    given |= set((file_data.get("model") or {}) if isinstance(file_data.get("model"), dict) else {})
+    if args.preset or file_data.get("preset"):
+        given |= {f.name for f in dataclasses.fields(model) if f.name not in ignore}
+    if not given:
+        return
+    try:
+        saved = ckpt.read_metadata(args.out)["config"]
+    except CheckpointError:
+        return  # not a checkpoint: the recipe says so in its own words
+    differ = []
+    for name in sorted(given):
+        if name not in saved or not hasattr(model, name):
+            continue
+        now = json.loads(json.dumps(C.to_dict(model)[name]))  # tuples and lists compare alike
+        if now != saved[name]:
+            differ.append(f"model.{name} is {now!r} now but {saved[name]!r} in the checkpoint")
+    if differ:
+        raise ConfigError(
+            f"cannot resume {args.out!r} with another model: {'; '.join(differ)}; drop those flags "
+            "(or make them match), or train a new run with another --out"
+        )
 
 
 def _print_results(results: dict[str, Any], out: str) -> None:

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe", default="linear", help="linear [default], mlp or transformer")
     p.add_argument("--seeds", default="3", help="number of seeds (probes use seeds 0 .. N-1; default 3)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md, figures and probes/")
+    p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
     p.add_argument("--max-sequences", type=int, default=None, metavar="N", help="use a deterministic subset of N sequences")
     p.add_argument("--finetune", action="store_true",
                    help="fine-tune the language model with a linear head instead of probing frozen embeddings")
@@ -98,7 +99,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, progress=not args.no_progress, save_probes=not args.no_save_probes,
         probe_config=probe_config, finetune_config=finetune_config,
     )  # fmt: skip
-    results = run_probe_experiment(config)
+    results = run_probe_experiment(config, force=args.force)
     from attnlab.bio.workflow import comparison_table
 
     data = results["data"]

@@ -41,7 +41,23 @@ def register(subparsers) -> None:
 
 def _add_common(p: argparse.ArgumentParser, out_help: str = OUT_HELP) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help=out_help)
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if attnlab did not write it (your file is kept as NAME.orig)")
     p.add_argument("--dpi", type=int, default=150, help=DPI_HELP)
+
+
+def _checks_out(run):
+    """Refuse to replace a file attnlab did not write (unless --force), before any work is done."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from attnlab.runs import check_output_file
+
+        check_output_file(args.out, force=args.force)
+        return run(args)
+
+    return wrapper
 
 
 def _no_figure(args: argparse.Namespace) -> int:
@@ -104,6 +120,7 @@ def _attention_mode(args: argparse.Namespace) -> str:
     return "head" if args.head is not None else "mean"
 
 
+@_checks_out
 def _run_attention(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -171,6 +188,7 @@ def _register_positions(figures) -> None:
     p.set_defaults(func=_run_positions)
 
 
+@_checks_out
 def _run_positions(args: argparse.Namespace) -> int:
     from attnlab.viz._mpl import output_format
     from attnlab.viz.positions import plot_positions
@@ -224,6 +242,7 @@ def _register_embeddings(figures) -> None:
     p.set_defaults(func=_run_embeddings)
 
 
+@_checks_out
 def _run_embeddings(args: argparse.Namespace) -> int:
     from attnlab.viz import embeddings as E
     from attnlab.viz._mpl import output_format
@@ -282,6 +301,7 @@ def _register_activations(figures) -> None:
     p.set_defaults(func=_run_activations)
 
 
+@_checks_out
 def _run_activations(args: argparse.Namespace) -> int:
     from attnlab.viz._mpl import output_format
     from attnlab.viz.curves import plot_activations
@@ -308,6 +328,7 @@ def _register_curves(figures) -> None:
     p.set_defaults(func=_run_curves)
 
 
+@_checks_out
 def _run_curves(args: argparse.Namespace) -> int:
     from attnlab.viz._mpl import output_format
     from attnlab.viz.curves import plot_runs

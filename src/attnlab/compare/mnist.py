@@ -42,6 +42,7 @@ import numpy as np
 
 from attnlab.compare._common import check_device
 from attnlab.errors import ConfigError
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -459,6 +460,7 @@ def _epoch_curve(history: list[dict[str, Any]], steps_per_epoch: int) -> list[di
     return curve
 
 
+@writes_run("compare")
 def compare_mnist(
     config: MnistCompareConfig,
     out_dir: str | Path,

@@ -41,6 +41,7 @@ import numpy as np
 
 from attnlab.compare._common import check_device
 from attnlab.errors import ConfigError
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -312,6 +313,7 @@ def _gradient_norms(model: Any, batch: Any, device: Any) -> list[float]:
     return [float(v) for v in gradient_norms_through_time(model, ids, targets, wrt="embedding")]
 
 
+@writes_run("compare")
 def compare_sequence(
     config: SequenceCompareConfig,
     out_dir: str | Path,

@@ -20,6 +20,7 @@ import numpy as np
 
 from attnlab.errors import ConfigError
 from attnlab.foundations import DEFAULT_DPI, FIGURE_NAMES, activations, optimizers, regression, surfaces, vectors
+from attnlab.runs import output_metadata, writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -589,7 +590,7 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Path:
         raise ConfigError(f"cannot tell the image format of {path}: give it a suffix such as .png or .svg")
     with projector_style(), atomic_path(path) as tmp:
         # The temporary name ends in .tmp, so the format is passed explicitly.
-        fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white")
+        fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white", metadata=output_metadata(fmt))
         # The temporary file is created private (0600); a figure is meant to be shared.
         os.chmod(tmp, 0o644)
     return path
@@ -608,6 +609,7 @@ def _check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+@writes_run("figures")
 def write_all_figures(
     out_dir: str | os.PathLike,
     dpi: int = DEFAULT_DPI,

@@ -21,6 +21,7 @@ from torch import nn
 from attnlab import checkpoint as ckpt
 from attnlab.errors import CheckpointError
 from attnlab.interop.hf import HFCheckpoint, is_hf_folder, load_hf_tokenizer, read_hf_checkpoint, read_hf_config, resolve_model_source
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def from_pretrained(path_or_name: str | Path, *, revision: str | None = None, ca
     return imported.model, imported.tokenizer
 
 
+@writes_run("convert")
 def convert_from_hf(source: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> ImportedModel:
     """Convert a Hugging Face folder (or hub name) into an attnlab checkpoint folder.
 
@@ -152,6 +154,7 @@ def convert_from_hf(source: str | Path, out_dir: str | Path, *, overwrite: bool 
     return imported
 
 
+@writes_run("convert")
 def convert_to_hf(checkpoint_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Export an attnlab GPT checkpoint as a Hugging Face GPT-2 folder.
 

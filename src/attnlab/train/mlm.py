@@ -39,6 +39,7 @@ from attnlab.errors import CheckpointError, ConfigError, DataError, TokenizerErr
 from attnlab.models.encoder import IGNORE_INDEX, EncoderConfig, special_token_ids
 from attnlab.train.recipes import DataConfig
 from attnlab.train.trainer import TrainConfig, Trainer, TrainingInterrupted, read_metrics
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +429,7 @@ def masked_accuracy(model: Any, batches: Sequence[dict[str, np.ndarray]], device
 # ---------------------------------------------------------------------------
 
 
+@writes_run("train")
 def train_masked_lm(
     out_dir: str | Path,
     *,
@@ -553,7 +555,7 @@ def train_masked_lm(
 def run_training(args: Any, extra: list[str]) -> int:
     """`attnlab train --objective mlm ...`: flags -> configs -> `train_masked_lm`."""
     from attnlab import config as C
-    from attnlab.cli.lm import collect_configs
+    from attnlab.cli.lm import check_resume_agrees, collect_configs
 
     if getattr(args, "engine", "torch") != "torch":
         raise ConfigError("masked-LM training runs on the torch engine only; drop --engine numpy")
@@ -570,8 +572,7 @@ def run_training(args: Any, extra: list[str]) -> int:
     masking = C.from_dict(MaskingConfig, masking_data, section="mask")
     masking = C.replace(masking, overrides.get("mask", {}), section="mask")
     if args.resume:
-        if overrides.get("model") or args.preset:
-            raise ConfigError("the model cannot change when resuming; drop --preset and --model.* overrides")
+        check_resume_agrees(args, overrides, model)
         run_json = Path(args.out) / "run.json"
         if run_json.is_file():  # the run's own settings, then what was given now
             saved = json.loads(run_json.read_text(encoding="utf-8"))
@@ -590,7 +591,8 @@ def run_training(args: Any, extra: list[str]) -> int:
     elif args.data is None and data.source == DataConfig().source and data.tokenizer in SEQUENCE_TOKENIZERS:
         raise ConfigError(f"--tokenizer {data.tokenizer} needs sequence data: pass --data FILE.fasta|FILE.csv or --data amp")
     try:
-        results = train_masked_lm(args.out, data=data, model=model, train=train, masking=masking, resume=args.resume)
+        results = train_masked_lm(args.out, data=data, model=model, train=train, masking=masking, resume=args.resume,
+                                  force=getattr(args, "force", False))
     except TrainingInterrupted as e:
         print(f"attnlab: {e}", file=sys.stderr)
         return 130

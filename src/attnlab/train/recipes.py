@@ -23,6 +23,7 @@ from attnlab.config import from_dict, to_dict
 from attnlab.errors import CheckpointError, ConfigError, DataError
 from attnlab.models.gpt_config import GPTConfig
 from attnlab.train.trainer import TrainConfig, Trainer, read_metrics
+from attnlab.runs import open_run, writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def make_engine(name: str, model_config: GPTConfig, train: TrainConfig, init_fro
     raise ConfigError(f"unknown engine {name!r}; choose torch or numpy")
 
 
+@writes_run("train")
 def train_language_model(
     out_dir: str | Path,
     *,
@@ -309,9 +311,12 @@ def run_demo(
     temperatures: tuple[float, float] = (0.5, 1.0),
     sample_tokens: int = 300,
     preset: str = "baby",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train a small GPT for about `seconds`, print samples, write plots.
 
+    Args:
+        force: write into a folder that holds files attnlab did not write (they are kept).
     Returns:
         dict with the run folder, results, samples and figure paths.
     """
@@ -325,43 +330,44 @@ def run_demo(
     if out_dir is None:
         out_dir = Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     out_dir = Path(out_dir)
-    text = load_text(source)
-    data = DataConfig(source=source, tokenizer="char")
-    tokenizer = build_tokenizer_for(data, text.text)
-    model = GPTConfig.from_name(preset)
-    base = TrainConfig(seed=seed, eval_interval=0, eval_iters=10)
-    iters, per_step = calibrate_iterations(model, base, seconds, tokenizer.vocab_size)
-    iters = max(50, int(iters / 1.1))  # 8 evaluations of 10 batches cost about 10% more
-    train = dataclasses.replace(
-        base,
-        max_iters=iters,
-        warmup_iters=min(100, max(1, iters // 10)),
-        eval_interval=max(1, iters // 8),
-        max_time=seconds * 1.5,  # a guard if the machine slows down; the schedule assumes `iters`
-    )
-    logger.info("demo: %d steps of ~%.0f ms fit in ~%.0f s on this machine", iters, per_step * 1000, seconds)
-    results = train_language_model(out_dir, data=data, model=model, train=train)
+    with open_run(out_dir, command="demo", force=force):  # one writer, never the user's folder
+        text = load_text(source)
+        data = DataConfig(source=source, tokenizer="char")
+        tokenizer = build_tokenizer_for(data, text.text)
+        model = GPTConfig.from_name(preset)
+        base = TrainConfig(seed=seed, eval_interval=0, eval_iters=10)
+        iters, per_step = calibrate_iterations(model, base, seconds, tokenizer.vocab_size)
+        iters = max(50, int(iters / 1.1))  # 8 evaluations of 10 batches cost about 10% more
+        train = dataclasses.replace(
+            base,
+            max_iters=iters,
+            warmup_iters=min(100, max(1, iters // 10)),
+            eval_interval=max(1, iters // 8),
+            max_time=seconds * 1.5,  # a guard if the machine slows down; the schedule assumes `iters`
+        )
+        logger.info("demo: %d steps of ~%.0f ms fit in ~%.0f s on this machine", iters, per_step * 1000, seconds)
+        results = train_language_model(out_dir, data=data, model=model, train=train)
 
-    gpt, tok = load_model(out_dir, expect="gpt")
-    prompt = _demo_prompt(text.text)
-    samples = {}
-    for t in temperatures:
-        sampling = SamplingConfig(max_new_tokens=sample_tokens, temperature=t, seed=seed)
-        samples[t] = generate_text(gpt, tok, prompt, sampling)
-    from attnlab.utils import write_text_atomic
+        gpt, tok = load_model(out_dir, expect="gpt")
+        prompt = _demo_prompt(text.text)
+        samples = {}
+        for t in temperatures:
+            sampling = SamplingConfig(max_new_tokens=sample_tokens, temperature=t, seed=seed)
+            samples[t] = generate_text(gpt, tok, prompt, sampling)
+        from attnlab.utils import write_text_atomic
 
-    write_text_atomic(
-        out_dir / "samples.txt",
-        "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items()),
-    )
-    attention_png = write_attention_figure(gpt, tok, samples[temperatures[0]][:24], out_dir / "attention.png")
-    return {
-        "out_dir": str(out_dir),
-        "results": results,
-        "samples": samples,
-        "prompt": prompt,
-        "figures": [str(out_dir / "loss_curve.png"), str(attention_png)],
-    }
+        write_text_atomic(
+            out_dir / "samples.txt",
+            "".join(f"=== temperature {t} ===\n{s}\n\n" for t, s in samples.items()),
+        )
+        attention_png = write_attention_figure(gpt, tok, samples[temperatures[0]][:24], out_dir / "attention.png")
+        return {
+            "out_dir": str(out_dir),
+            "results": results,
+            "samples": samples,
+            "prompt": prompt,
+            "figures": [str(out_dir / "loss_curve.png"), str(attention_png)],
+        }
 
 
 def _demo_prompt(text: str) -> str:

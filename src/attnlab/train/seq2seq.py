@@ -31,6 +31,7 @@ from attnlab.errors import CheckpointError, ConfigError, TokenizerError, Unknown
 from attnlab.models.seq2seq import Seq2SeqConfig
 from attnlab.train.trainer import RESULTS_FILE, TrainConfig, Trainer, TrainingInterrupted
 from attnlab.utils import write_json_atomic, write_text_atomic
+from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def _fit_model_to_task(model: Seq2SeqConfig, task: Any, tokenizer: Any) -> Seq2S
     return model
 
 
+@writes_run("train")
 def train_task(
     out_dir: str | Path,
     *,
@@ -400,7 +402,7 @@ def _task_settings(args: Any, extra_task: dict[str, Any], base: TaskConfig) -> T
 def run_training(args: Any, extra: list[str]) -> int:
     """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
     from attnlab import config as C
-    from attnlab.cli.lm import collect_configs
+    from attnlab.cli.lm import check_resume_agrees, collect_configs
 
     if args.engine != "torch":
         raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
@@ -420,8 +422,7 @@ def run_training(args: Any, extra: list[str]) -> int:
     task = _task_settings(args, overrides.get("task", {}), r.task)
 
     if args.resume:
-        if overrides.get("model") or args.preset:
-            raise ConfigError("the model cannot change when resuming; drop --preset and --model.* overrides")
+        check_resume_agrees(args, overrides, model)
         if overrides.get("task"):
             raise ConfigError("the task cannot change when resuming; drop the --task.* overrides")
         run_json = Path(args.out) / "run.json"
@@ -435,7 +436,8 @@ def run_training(args: Any, extra: list[str]) -> int:
             given = {k: getattr(train, k) for k in explicit}
             train = C.replace(base, given, section="train")
     try:
-        results = train_task(args.out, task=task, model=model, train=train, resume=args.resume)
+        results = train_task(args.out, task=task, model=model, train=train, resume=args.resume,
+                             force=getattr(args, "force", False))
     except TrainingInterrupted as e:
         print(f"attnlab: {e}", file=sys.stderr)
         return 130

@@ -34,6 +34,7 @@ import numpy as np
 from attnlab import checkpoint as ckpt
 from attnlab.config import to_dict
 from attnlab.errors import CheckpointError, ConfigError
+from attnlab.runs import remove_own, write_marker
 from attnlab.schedule import warmup_cosine_lr
 from attnlab.utils import write_json_atomic
 
@@ -275,9 +276,22 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train until `max_iters` (or `max_time`, or Ctrl-C). Returns the final results.
 
+        The run folder is locked for the whole run (`attnlab.runs.open_run`: a second writer
+        is refused, naming this process); the recipes that call `fit` have already checked
+        that the folder is attnlab's, so here a file of the user's is never refused but kept.
+
         Raises:
             TrainingInterrupted: after Ctrl-C / SIGTERM, once the checkpoint is written.
+            RunLockedError: another process is writing the run folder.
         """
+        if self.out_dir is None or not self.is_main:
+            return self._fit(resume)
+        from attnlab.runs import open_run
+
+        with open_run(self.out_dir, command=self.description, force=True):
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -286,9 +300,9 @@ class Trainer:
         if resume:
             self._restore()
         elif self.out_dir is not None and self.is_main:
-            (self.out_dir / METRICS_FILE).unlink(missing_ok=True)
+            remove_own(self.out_dir / METRICS_FILE)
         if self.out_dir is not None and self.is_main and self.run_info:
-            write_json_atomic(self.out_dir / "run.json", self.run_info)
+            write_marker(self.out_dir, command=self.description, info=self.run_info)
 
         rank = getattr(self.engine, "rank", 0)
         previous_handlers = self._install_signal_handlers()

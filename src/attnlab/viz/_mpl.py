@@ -29,6 +29,7 @@ from attnlab.foundations.figures import (  # one style for every lab
     YELLOW,
     projector_style,
 )
+from attnlab.runs import output_metadata
 from attnlab.utils import atomic_path
 
 DEFAULT_DPI = 150  # sharp on a projector, small enough to e-mail
@@ -95,7 +96,7 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Pa
     try:
         with projector_style(), atomic_path(path) as tmp:
             # the temporary name ends in .tmp, so the format is passed explicitly
-            fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white")
+            fig.savefig(tmp, format=fmt, dpi=dpi, facecolor="white", metadata=output_metadata(fmt))
     except OSError as e:
         raise ConfigError(f"cannot write {path} ({e.strerror or e}); choose a writable path for --out") from e
     _close_if_pyplot(fig)

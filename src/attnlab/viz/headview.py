@@ -350,7 +350,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="attnlab head view">
+<meta name="generator" content="attnlab head view (attnlab-output)">
 <title>__TITLE__</title>
 <style>__CSS__</style>
 </head>
