@@ -98,9 +98,9 @@ def server(chromium, full_runs, tmp_path):
         yield url
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # attnlab and the Streamlit process it started
+            process.send_signal(signal.SIGTERM)  # the launcher passes it on to Streamlit and waits for it
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

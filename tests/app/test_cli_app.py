@@ -52,10 +52,13 @@ def test_app_starts_streamlit_with_the_runs_folder(monkeypatch, tmp_path, capsys
     calls = {}
 
     class FakeProcess:
-        def __init__(self, cmd, env):
-            calls["cmd"], calls["env"] = cmd, env
+        def __init__(self, cmd, env, **options):
+            calls["cmd"], calls["env"], calls["options"] = cmd, env, options
 
         def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakeProcess)
@@ -66,6 +69,7 @@ def test_app_starts_streamlit_with_the_runs_folder(monkeypatch, tmp_path, capsys
     assert calls["env"][RUNS_ENV] == str(tmp_path / "runs")  # default: ./runs, where `attnlab demo` writes
     assert calls["env"]["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
     assert "8611" in calls["cmd"] and "127.0.0.1" in calls["cmd"]
+    assert calls["options"].get("start_new_session") is True  # its own session: signals come through us
     (tmp_path / "mine").mkdir()
     assert main(["app", "--runs-dir", "mine", "--host", "0.0.0.0"]) == 0
     out = capsys.readouterr().out

@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from attnlab.errors import ConfigError
 
@@ -102,12 +106,68 @@ def _run(args: argparse.Namespace) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: bound to {host}: other computers on the network can open the app")
     sys.stdout.flush()
-    process = subprocess.Popen(streamlit_command(host, port), env=app_environment(runs_dir))
+    return run_child(streamlit_command(host, port), env=app_environment(runs_dir))
+
+
+# Signals the launcher passes on to the server it started (SIGHUP: the terminal closed).
+FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOP_GRACE_SECONDS = 10.0  # how long the server may take to stop before it is killed
+
+
+def run_child(command: list[str], *, env: dict[str, str] | None = None,
+              grace: float = STOP_GRACE_SECONDS) -> int:
+    """Run `command` until it exits; forward SIGINT/SIGTERM/SIGHUP to it and wait for it.
+
+    The child runs in its own process group (its own session on POSIX), so a Ctrl-C in
+    the terminal reaches it exactly once, through this launcher, and a SIGTERM sent to the
+    launcher alone (by a script, systemd, a test) stops the server too instead of leaving
+    it running re-parented to init and holding the port. A child that has not stopped
+    `grace` seconds after the first signal is killed. If the launcher itself fails, the
+    child is killed before the error propagates.
+
+    Returns:
+        The child's exit status; 128 + N when it ended by signal N (the shell's convention).
+    """
+    popen_options: dict[str, Any] = {}
+    if os.name == "posix":
+        popen_options["start_new_session"] = True
+    else:  # Windows: a new process group, stopped with terminate() (TerminateProcess)
+        popen_options["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    process = subprocess.Popen(command, env=env, **popen_options)
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:  # noqa: ARG001
+        received.append(signum)
+        if process.poll() is None:
+            if os.name == "posix":
+                process.send_signal(signum)
+            else:
+                process.terminate()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in FORWARDED_SIGNALS:
+            previous[sig] = signal.signal(sig, forward)
     try:
-        return process.wait()
-    except KeyboardInterrupt:  # Ctrl-C reaches Streamlit too (same process group); let it stop cleanly
-        try:
-            return process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            return process.wait()
+        deadline = None
+        while True:
+            try:
+                code = process.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if received and deadline is None:
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() > deadline:
+                process.kill()
+                code = process.wait()
+                break
+    except BaseException:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
