@@ -61,6 +61,30 @@ def test_find_checkpoints_nested_filtered_and_newest_first(full_runs, tmp_path, 
     assert logic.find_checkpoints(tmp_path / "missing") == []
 
 
+def test_a_run_being_trained_is_marked_and_offered_only_as_its_last_whole_checkpoint(tmp_path, trained_gpt):
+    import subprocess
+    import sys
+
+    from attnlab import runs
+
+    root = tmp_path / "runs"
+    shutil.copytree(trained_gpt, root / "busy")
+    hold = "import sys, time; from attnlab import runs\nwith runs.run_lock(sys.argv[1], command='train'):\n print('locked', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(root / "busy")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (entry,) = logic.find_checkpoints(root)
+        assert entry.writer["pid"] == holder.pid and "training now" in entry.label()
+        model, _ = logic.load_checkpoint(root, "busy", "gpt")  # the published checkpoint is whole
+        assert model.config.num_layers == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    (entry,) = logic.find_checkpoints(root)
+    assert entry.writer is None and "training now" not in entry.label()
+    assert runs.lock_holder(root / "busy") is None
+
+
 def test_find_checkpoints_never_follows_links_out(tmp_path, trained_gpt):
     root = tmp_path / "runs"
     root.mkdir()
