@@ -85,7 +85,7 @@ def test_a_run_folder_from_before_markers_counts_as_ours(tmp_path):
 
 def test_a_file_as_output_folder(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(runs.OutputFolderError, match="is an existing file"):
+    with pytest.raises(runs.OutputFolderError, match="is a file, not a folder"):
         with runs.open_run(tmp_path / "f", command="train"):
             pass
 

@@ -131,7 +131,7 @@ def check_output_dir(folder: str | os.PathLike, *, force: bool = False, flag: st
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"{flag} {str(folder)!r} is an existing file, not a folder; pass a folder for the output")
+        raise OutputFolderError(f"{flag} {str(folder)!r} is a file, not a folder; pass a folder for the output")
     if not folder.is_dir():
         return []
     entries = user_entries(folder)

@@ -144,7 +144,8 @@ def test_not_a_protein_encoder(tmp_path):
     with pytest.raises(CheckpointError, match="holds a 'gpt' model, not a protein encoder"):
         make_embedder(gpt_dir)
     text_dir = tmp_path / "text-encoder"
-    Encoder(tiny_protein_config()).save(text_dir, tokenizer=CharTokenizer.train("abc def"))
+    text_tokenizer = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz 012345")  # 33 ids, like the embedding table
+    Encoder(tiny_protein_config()).save(text_dir, tokenizer=text_tokenizer)
     with pytest.raises(CheckpointError, match="not a protein language model"):
         make_embedder(text_dir)
     (tmp_path / "empty").mkdir()

@@ -155,6 +155,12 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
     cfg = json.loads((tmp_path / "ck2" / "config.json").read_text())
     cfg["config"]["embed_dim"] = 64
     (tmp_path / "ck2" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="config.embed_dim is 64 there but the checkpoint was saved with 32"):
+        load_model(tmp_path / "ck2")
+    # a folder written before manifests and integrity records: the weights' shapes are checked
+    (tmp_path / "ck2" / "checkpoint.json").unlink()
+    del cfg["integrity"]
+    (tmp_path / "ck2" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="shape"):
         load_model(tmp_path / "ck2")
     cfg["config"]["not_a_field"] = 1

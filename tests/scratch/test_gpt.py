@@ -238,7 +238,7 @@ def test_dropout_is_active_in_train_mode_only_and_seeded():
 def test_numpy_checkpoint_loads_into_torch_gpt(tmp_path):
     config = _config(bias=True)
     ours = NumpyGPT(config, dtype=F64, seed=2)
-    tok = CharTokenizer.train("hello world")
+    tok = CharTokenizer.train("hello world abc")  # 11 ids: as many as the embedding table has rows
     ours.save(tmp_path / "ck", tokenizer=tok, metadata={"step": 7})
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert meta["engine"] == "numpy" and meta["dtype"] == "float64" and meta["step"] == 7
@@ -268,10 +268,10 @@ def test_numpy_float32_checkpoint_loads_into_torch_gpt(tmp_path):
 def test_torch_checkpoint_loads_into_numpy_gpt(tmp_path, tie_weights):
     torch.manual_seed(0)
     ref = GPT(_config(tie_weights=tie_weights, positional="learned"))
-    ref.save(tmp_path / "ck", tokenizer=CharTokenizer.train("abc"))
+    ref.save(tmp_path / "ck", tokenizer=CharTokenizer.train("hello world abc"))
     ids, _ = _batch()
     ours64, tokenizer = load_numpy_gpt(tmp_path / "ck", dtype=F64)
-    assert tokenizer.vocab_size == 3
+    assert tokenizer.vocab_size == VOCAB
     ref64 = GPT.from_checkpoint(tmp_path / "ck").double()
     np.testing.assert_allclose(ours64.forward(ids)[0], ref64(torch.tensor(ids)).logits.detach().numpy(), rtol=0, atol=1e-10)
     ours32 = NumpyGPT.from_checkpoint(tmp_path / "ck")
@@ -286,6 +286,12 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path):
     cfg_path = tmp_path / "ck" / "config.json"
     meta = json.loads(cfg_path.read_text())
     meta["config"]["num_layers"] = 3  # weights for 2 layers, config says 3
+    cfg_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="config.num_layers is 3 there but the checkpoint was saved with 2"):
+        NumpyGPT.from_checkpoint(tmp_path / "ck")
+    # as a folder written before manifests and integrity records: the weights are checked against the config
+    (tmp_path / "ck" / "checkpoint.json").unlink()
+    del meta["integrity"]
     cfg_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="missing blocks.2"):
         NumpyGPT.from_checkpoint(tmp_path / "ck")

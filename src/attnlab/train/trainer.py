@@ -8,7 +8,8 @@ It runs any `Engine` (PyTorch or NumPy) on any batch source with:
     logged step: step, train_loss, lr, ..., and val_loss at evaluations) and
     `OUT/results.json` at the end;
   * checkpoints in OUT itself (config.json, model.safetensors, tokenizer, training state),
-    written atomically at every evaluation, at the end and on Ctrl-C / SIGTERM;
+    each written as one transaction (`attnlab.checkpoint.CheckpointWriter`: all its files
+    or none) at every evaluation, at the end and on Ctrl-C / SIGTERM;
   * exact resume: the batches of step s are drawn from a generator seeded by
     (seed, rank, s), and optimizer and RNG states are saved, so on CPU 20 + 20 resumed
     steps reproduce 40 straight steps.
@@ -207,14 +208,18 @@ class Trainer:
             "engine_name": self.engine.name,
             "engine": self.engine.state_dict(),
         }
-        # Training state first, model last: config.json (written last by save_model)
-        # then always describes weights at least as new as the state next to it.
-        ckpt.save_training_state(self.out_dir, state)
         meta = {**self.metadata, "step": self.step, "val_loss": self.last_val_loss}
-        self.engine.save_model(self.out_dir, self.tokenizer, meta)
+        # One transaction: model, tokenizer and training state of this step are published
+        # together (a kill at any moment leaves this checkpoint or the previous one).
+        expect = ckpt.expected_files(tokenizer=self.tokenizer is not None, training_state=True)
+        with ckpt.CheckpointWriter(self.out_dir, step=self.step, expect=expect) as staging:
+            ckpt.save_training_state(staging, state)
+            self.engine.save_model(staging, self.tokenizer, meta)
 
     def _restore(self) -> None:
         assert self.out_dir is not None
+        if self.is_main:
+            ckpt.recover(self.out_dir)  # finish a checkpoint a crash left half-published
         if not ckpt.has_training_state(self.out_dir):
             raise CheckpointError(
                 f"cannot resume: {str(self.out_dir)!r} holds no training state; start without --resume"
