@@ -88,3 +88,37 @@ def test_task_data_mismatch_and_wrong_checkpoints(class_csv, residue_csv, tmp_pa
 def test_usage_errors(capsys):
     code, _, err = run(capsys, "probe", "--data", "amp", "--task", "sequence", "--embedder", "onehot", "--out", "x")
     assert code == 2 and "invalid choice: 'sequence'" in err
+
+
+@pytest.mark.parametrize("bad", ["", "nan", "NaN", "inf", "-inf", "NA", "N/A", "null", "None"])
+def test_bad_labels_are_one_line_errors_or_dropped_with_the_flag(class_csv, tmp_path, capsys, bad):
+    lines = class_csv.read_text().splitlines()
+    lines[5] = lines[5].rsplit(",", 1)[0] + f",{bad}"  # record s4 on file line 6
+    lines[9] = lines[9].rsplit(",", 1)[0] + f",{bad}"  # record s8 on file line 10
+    data = tmp_path / "bad.csv"
+    data.write_text("\n".join(lines) + "\n")
+    args = ["probe", "--data", str(data), "--task", "seq-class", "--embedder", "composition", "--seeds", "1",
+            "--no-cache", "--no-save-probes", *QUICK]  # fmt: skip
+    code, _, err = run(capsys, *args, "--out", str(tmp_path / "x"))
+    assert code == 2 and err.startswith("attnlab: error:") and err.count("\n") == 1
+    assert "bad.csv" in err and "line 6 (id 's4')" in err and "--drop-bad-labels" in err
+    code, out, err = run(capsys, *args, "--out", str(tmp_path / "y"), "--drop-bad-labels")
+    assert code == 0, err
+    assert "dropped 2 of 60 records with a missing or non-finite label" in out
+    results = json.loads((tmp_path / "y" / "results.json").read_text())
+    assert results["data"]["num_sequences"] == 58 and sorted(results["classes"]) == ["poor", "rich"]
+    assert any("dropped 2 of 60 records" in n and "line 6 (id 's4')" in n for n in results["data"]["notes"])
+    assert "dropped 2 of 60 records" in (tmp_path / "y" / "results.md").read_text()
+
+
+def test_a_nan_number_is_named_not_a_task_mismatch(tmp_path, capsys):
+    from .conftest import random_sequences
+
+    rows = ["id,sequence,label"] + [f"s{i},{seq},{i / 7:.3f}" for i, seq in enumerate(random_sequences(40, 8, 20, seed=5))]
+    rows[3] = rows[3].rsplit(",", 1)[0] + ",NaN"
+    data = tmp_path / "reg.csv"
+    data.write_text("\n".join(rows) + "\n")
+    code, _, err = run(capsys, "probe", "--data", str(data), "--task", "seq-reg", "--embedder", "composition",
+                       "--out", str(tmp_path / "x"), "--no-cache", *QUICK)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert "line 4 (id 's2')" in err and "'NaN'" in err and "does not fit" not in err

@@ -333,3 +333,96 @@ def test_dna_fasta_and_dataset_validation(tmp_path):
         SequenceDataset(["a"], ["MK"], ["C"], "residue")
     with pytest.raises(DataError, match="has no splits"):
         SequenceDataset(["a"], ["MK"]).split("train")
+
+
+# ----------------------------------------------------------------------------- missing / non-finite labels
+
+BAD_LABELS = ["", "nan", "NaN", "inf", "-inf", "NA", "N/A", "null", "None", "NULL", "n/a", "1e999"]
+
+
+def one_line_naming(message: str, *parts: str) -> None:
+    assert "\n" not in message
+    for part in parts:
+        assert part in message, (part, message)
+
+
+@pytest.mark.parametrize("bad", BAD_LABELS)
+def test_csv_bad_label_is_named_or_dropped_and_counted(tmp_path, bad):
+    path = write(tmp_path, "b.csv", f"id,sequence,label\na,MKT,1\nb,MKW,{bad}\nc,MKA,0\nd,MKC,1\n")
+    with pytest.raises(DataError) as err:
+        read_csv(path)
+    one_line_naming(str(err.value), "b.csv", "line 3", "id 'b'", "bad_labels='drop'", "--drop-bad-labels")
+    ds = read_csv(path, bad_labels="drop")
+    assert ds.ids == ["a", "c", "d"] and ds.task == "binary" and ds.labels == [1, 0, 1]
+    (note,) = [n for n in ds.notes if n.startswith("dropped")]
+    assert "dropped 1 of 4 records" in note and "line 3 (id 'b')" in note
+
+
+@pytest.mark.parametrize("bad", BAD_LABELS)
+def test_fasta_bad_header_label_is_named_or_dropped_and_counted(tmp_path, bad):
+    path = write(tmp_path, "b.fasta", f">p1 label=0.5\nMKTAY\n>p2 label={bad}\nMKW\n>p3 label=1.5\nMKAAY\n")
+    with pytest.raises(DataError) as err:
+        read_fasta(path)
+    one_line_naming(str(err.value), "b.fasta", "record 'p2'", "line 3", "bad_labels='drop'")
+    ds = read_fasta(path, bad_labels="drop")
+    assert ds.ids == ["p1", "p3"] and ds.task == "regression" and ds.labels == [0.5, 1.5]
+    assert any("dropped 1 of 3 records" in n and "record 'p2' (line 3)" in n for n in ds.notes)
+
+
+@pytest.mark.parametrize("bad", ["", "nan", "None", "-inf"])
+def test_fasta_bad_label_in_a_joined_csv(tmp_path, bad):
+    fasta = write(tmp_path, "a.fa", ">p1\nMKT\n>p2\nMKWA\n>p3\nMKA\n>p4\nMKK\n")
+    labels = write(tmp_path, "labels.csv", f"id,label\np1,a\np2,{bad}\np3,b\n")  # p4 has no row
+    with pytest.raises(DataError) as err:
+        read_fasta(fasta, labels_path=labels)
+    one_line_naming(str(err.value), "a.fa", "'p4'")  # the record without a row is named first
+    labels4 = write(tmp_path, "labels4.csv", f"id,label\np1,a\np2,{bad}\np3,b\np4,a\n")
+    with pytest.raises(DataError) as err:
+        read_fasta(fasta, labels_path=labels4)
+    one_line_naming(str(err.value), "a.fa", "record 'p2'", "labels4.csv", "line 3")
+    ds = read_fasta(fasta, labels_path=labels, bad_labels="drop")
+    assert ds.ids == ["p1", "p3"] and ds.labels == ["a", "b"]
+    assert any("dropped 2 of 4 records" in n for n in ds.notes)
+
+
+def test_missing_label_key_is_dropped_too_and_nan_never_becomes_a_class(tmp_path):
+    path = write(tmp_path, "k.fasta", ">p1 label=x\nMKT\n>p2\nMKW\n>p3 label=y\nMKA\n>p4 label=z;nan\nMKC\n")
+    with pytest.raises(DataError, match=r"record 'p2' \(line 3\): the header has no label= value"):
+        read_fasta(path)
+    ds = read_fasta(path, bad_labels="drop")
+    assert ds.ids == ["p1", "p3"] and ds.task == "binary"
+    assert "nan" not in {str(c).lower() for c in ds.label_counts()}
+    with pytest.raises(DataError, match="unknown bad_labels policy 'skip'"):
+        read_fasta(path, bad_labels="skip")
+    everything_bad = write(tmp_path, "all.csv", "sequence,label\nMKT,nan\nMKW,\n")
+    with pytest.raises(DataError, match="all 2 records have a missing or non-finite label"):
+        read_csv(everything_bad, bad_labels="drop")
+
+
+def test_is_missing_label_and_dataset_validation():
+    from attnlab.bio.data import is_missing_label
+
+    for value in [None, float("nan"), float("inf"), np.float32("nan"), *BAD_LABELS, " NaN "]:
+        assert is_missing_label(value), value
+    for value in [0, 1, 2.5, "0", "AMP", "nano", "none of these", "1e5"]:
+        assert not is_missing_label(value), value
+    with pytest.raises(DataError, match="record 'b' has a missing or non-finite label nan"):
+        SequenceDataset(["a", "b"], ["MK", "MT"], [0.5, float("nan")], "regression")
+    with pytest.raises(DataError, match="record 'a' has a missing or non-finite label None"):
+        SequenceDataset(["a"], ["MK"], [None], "binary")
+
+
+def test_load_amp_style_file_drops_bad_labels(tmp_path):
+    path = write(tmp_path, "amp.csv", "4,1,UniProt,AMP\nMKTAYIAK,1\nGLFDIVKK,nan\nMKWVTFIS,0\nKKLLKKLL,1\n")
+    with pytest.raises(DataError, match=r"amp.csv', line 3: the label 'nan' is missing"):
+        load_amp(path)
+    ds = load_amp(path, bad_labels="drop", dedup=False)
+    assert len(ds) == 3 and any("dropped 1 of 4 records" in n for n in ds.notes)
+
+
+def test_bad_letters_name_the_line_and_residue(tmp_path):
+    path = write(tmp_path, "w.fasta", ">p1 label=1\nMKTA\nYIJK\n>p2 label=0\nMK\n")
+    with pytest.raises(DataError, match=r"record 'p1' \(line 1\).*'J' \(first at residue 7, line 3\)"):
+        read_fasta(path)
+    with pytest.raises(DataError, match=r"line 3 \(id 'b'\).*'J' \(first at residue 2\)"):
+        read_csv(write(tmp_path, "w.csv", "id,sequence,label\na,MKT,1\nb,MJT,0\n"))

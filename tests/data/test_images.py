@@ -367,3 +367,10 @@ def test_gzip_magic_detection_reads_real_shared_file_header(shared_data):
     assert head[:4] == bytes([0, 0, 0x08, 1])  # magic 0x00000801: uint8, one dimension
     labels = read_idx(path)
     assert labels.shape == (int.from_bytes(head[4:8], "big"),)
+
+
+def test_negative_label_names_the_first_record(tmp_path):
+    write_idx(tmp_path / "img.idx", np.zeros((4, 2, 2), dtype=np.uint8))
+    write_idx(tmp_path / "lab.idx", np.array([0, 1, -3, -1], dtype=np.int32))
+    with pytest.raises(DataError, match=r"lab.idx' holds negative labels \(the first: label -3 of record 2"):
+        read_idx_pair(tmp_path / "img.idx", tmp_path / "lab.idx")

@@ -65,6 +65,11 @@ _SPLIT_ALIASES = {
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 _INT = re.compile(r"[+-]?\d+")
+# Label values that mean "no label" (compared case-insensitively, after stripping spaces); any
+# other value that parses as a non-finite float ("1e999", "-Infinity") is refused as well.
+MISSING_LABELS = frozenset({"", "nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
+                            "na", "n/a", "null", "none"})  # fmt: skip
+BAD_LABEL_POLICIES = ("error", "drop")
 
 # Column names looked for (case-insensitive), in order of preference.
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -141,6 +146,12 @@ class SequenceDataset:
                 raise DataError(
                     f"SequenceDataset: record {self.ids[i]!r} has a mask of length {len(self.mask[i])} "
                     f"for a sequence of length {len(seq)}"
+                )
+            if self.labels is not None and (self.labels[i] is None or (
+                    self.task not in ("residue", "multilabel") and is_missing_label(self.labels[i]))):
+                raise DataError(
+                    f"SequenceDataset: record {self.ids[i]!r} has a missing or non-finite label {self.labels[i]!r}; "
+                    "fill in its label or leave the record out"
                 )
             if self.task == "residue" and len(self.labels[i]) != len(seq):  # type: ignore[index]
                 raise DataError(
@@ -292,8 +303,13 @@ def _read_text(path: str | Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _check_letters(seq: str, alphabet: str | None, where: str) -> str:
-    """Upper-case `seq` and check it against `alphabet`; DataError naming `where`."""
+def _check_letters(seq: str, alphabet: str | None, where: str, line_starts: Sequence[tuple[int, int]] = ()) -> str:
+    """Upper-case `seq` and check it against `alphabet`; DataError naming `where` and the first bad residue.
+
+    Args:
+        line_starts: (offset in `seq`, file line) of each sequence line of a wrapped FASTA
+            record, so the error can name the line of the first bad letter.
+    """
     seq = seq.strip().upper()
     if not seq:
         raise DataError(f"{where}: the sequence is empty; remove the record or fill in its sequence")
@@ -307,7 +323,13 @@ def _check_letters(seq: str, alphabet: str | None, where: str) -> str:
         hint = "write unknown residues as X" if alphabet == "protein" else "write unknown bases as N"
         if "*" in bad:
             hint += " and remove stop codons '*'"
-        raise DataError(f"{where}: the sequence contains letters that are not valid {alphabet} letters: {shown}; {hint}")
+        first = next(i for i, c in enumerate(seq) if c in bad)
+        at = f"first at residue {first + 1}"
+        if line_starts:
+            at += f", line {max((ls for ls in line_starts if ls[0] <= first), default=line_starts[0])[1]}"
+        raise DataError(
+            f"{where}: the sequence contains letters that are not valid {alphabet} letters: {shown} ({at}); {hint}"
+        )
     return seq
 
 
@@ -395,6 +417,70 @@ def _is_float(text: str) -> bool:
         return False
 
 
+def is_missing_label(value: Any) -> bool:
+    """True for a missing or non-finite label.
+
+    Missing: None, a NaN or infinite number, a string in `MISSING_LABELS` ("", "nan", "NA",
+    "N/A", "null", "None", "inf", ...; any case) or one that parses as a non-finite float.
+    """
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in MISSING_LABELS:
+            return True
+        try:
+            return not math.isfinite(float(text))
+        except ValueError:
+            return False
+    return False
+
+
+def _label_problem(value: str | None, separator: str) -> str | None:
+    """What is wrong with a raw label ("empty", ...), or None when it is usable."""
+    if value is None:
+        return "absent"
+    if not value.strip():
+        return "empty"
+    if is_missing_label(value):
+        return "missing or not a finite number"
+    if separator in value and any(is_missing_label(p) for p in value.split(separator) if p.strip()):
+        return "a multi-label value with a missing class"
+    return None
+
+
+_DROP_HINT = " (or drop such records: bad_labels='drop', `attnlab probe --drop-bad-labels`)"
+
+
+class _LabelScreen:
+    """The `bad_labels` policy of a loader: raise at the first bad label, or drop and count the records."""
+
+    def __init__(self, policy: str):
+        if policy not in BAD_LABEL_POLICIES:
+            raise DataError(f"unknown bad_labels policy {policy!r}; choose {' or '.join(BAD_LABEL_POLICIES)}")
+        self.policy = policy
+        self.dropped = 0
+        self.first: str | None = None  # where the first dropped record was
+
+    def reject(self, where: str, message: str) -> None:
+        """Raise DataError(message) under "error"; count the record under "drop"."""
+        if self.policy == "error":
+            raise DataError(message + _DROP_HINT)
+        self.dropped += 1
+        if self.first is None:
+            self.first = where
+        logger.debug("dropped: %s", message)
+
+    def note(self, total: int) -> str | None:
+        """The dataset note for what was dropped (None when nothing was)."""
+        if not self.dropped:
+            return None
+        return (f"dropped {self.dropped} of {total} records with a missing or non-finite label "
+                f"(bad_labels='drop'; the first: {self.first})")  # fmt: skip
+
+
 def _parse_labels(raw: list[str], sequences: list[str], task: str, where: list[str], separator: str) -> list[Any]:
     """Typed labels from raw strings; `where[i]` names row i in error messages."""
     if task in CLASSIFICATION_TASKS:
@@ -477,7 +563,12 @@ def _finish(
     name: str,
     separator: str,
     source: str,
+    screen: _LabelScreen | None = None,
+    total: int = 0,
 ) -> SequenceDataset:
+    dropped = screen.note(total) if screen is not None else None
+    if dropped is not None and not sequences:
+        raise DataError(f"{source}: all {total} records have a missing or non-finite label; fill in the labels")
     labels = None
     if raw_labels is not None:
         if task is None:
@@ -487,8 +578,10 @@ def _finish(
     elif task is not None:
         raise DataError(f"{source}: task {task!r} was requested but the file has no labels; name the label column")
     note = f"read {len(sequences)} sequences from {source}"
-    dataset = SequenceDataset(ids, sequences, labels, task if labels is not None else None, masks, splits, name=name, notes=[note])
-    logger.info("%s", note)
+    notes = [note] + ([dropped] if dropped else [])
+    dataset = SequenceDataset(ids, sequences, labels, task if labels is not None else None, masks, splits, name=name, notes=notes)
+    for text in notes:
+        logger.info("%s", text)
     return dataset
 
 
@@ -505,6 +598,7 @@ def read_csv(
     alphabet: str | None = "protein",
     label_separator: str = MULTILABEL_SEPARATOR,
     name: str | None = None,
+    bad_labels: Literal["error", "drop"] = "error",
 ) -> SequenceDataset:
     """Read a CSV (or .tsv) file with one sequence per row.
 
@@ -519,12 +613,15 @@ def read_csv(
         alphabet: "protein", "dna", "rna", or None to skip the letter check.
         label_separator: separator of multi-label values.
         name: dataset name (default: the file name without suffix).
+        bad_labels: a missing or non-finite label ("", NaN, inf, NA, null, ...; see
+            `is_missing_label`): "error" raises naming the first such row, "drop" drops
+            those rows and counts them in the dataset's `notes`.
     Returns:
         SequenceDataset.
     Raises:
         DataError: unreadable file, missing column, invalid letters, empty sequence,
-            missing label, label/mask length mismatch, bad split name; the message
-            names the file, the line and the record id.
+            missing or non-finite label, label/mask length mismatch, bad split name; the
+            message names the file, the line and the record id.
     """
     path = Path(path)
     header, rows = _read_table(path, _read_text(path))
@@ -543,17 +640,23 @@ def read_csv(
         if col == seq_col:
             raise DataError(f"{str(path)!r}: the {role} column and the sequence column are both {col!r}")
 
+    screen = _LabelScreen(bad_labels)
     ids, seqs, raw, masks, splits, where = [], [], [], [], [], []
     for line, row in rows:
         rid = row[id_col] if id_col else f"line{line}"
         w = f"{str(path)!r}, line {line} (id {rid!r})"
         if id_col and not rid:
             raise DataError(f"{str(path)!r}, line {line}: the id column {id_col!r} is empty")
-        seq = _check_letters(row[seq_col], alphabet, w)
         if label_col is not None:
-            if row[label_col] == "":
-                raise DataError(f"{w}: the label column {label_col!r} is empty; fill in the label or remove the row")
-            raw.append(row[label_col])
+            value = row[label_col]
+            problem = _label_problem(value, label_separator)
+            if problem is not None:
+                what = f"the label column {label_col!r} is empty" if problem == "empty" else (
+                    f"the label {value!r} (column {label_col!r}) is {problem}")
+                screen.reject(w, f"{w}: {what}; fill in the label or remove the row")
+                continue
+            raw.append(value)
+        seq = _check_letters(row[seq_col], alphabet, w)
         if mask_col is not None:
             masks.append(_parse_mask(row[mask_col], seq, w))
         if split_col is not None:
@@ -568,7 +671,7 @@ def read_csv(
         where.append(w)
     return _finish(
         ids, seqs, raw if label_col else None, task, masks if mask_col else None, splits if split_col else None,
-        where, name or path.stem, label_separator, repr(str(path)),
+        where, name or path.stem, label_separator, repr(str(path)), screen, len(rows),
     )  # fmt: skip
 
 
@@ -586,6 +689,7 @@ def read_fasta(
     alphabet: str | None = "protein",
     label_separator: str = MULTILABEL_SEPARATOR,
     name: str | None = None,
+    bad_labels: Literal["error", "drop"] = "error",
 ) -> SequenceDataset:
     """Read a FASTA file; labels from the headers (`>ID label=1`) or from a CSV joined on the id.
 
@@ -604,16 +708,20 @@ def read_fasta(
         alphabet: "protein", "dna", "rna", or None to skip the letter check.
         label_separator: separator of multi-label values.
         name: dataset name (default: the file name without suffix).
+        bad_labels: a missing or non-finite label (no `label=` while other records have
+            one, an empty value, NaN, inf, NA, null, ...; or no row in `labels_path`):
+            "error" raises naming the first such record, "drop" drops those records and
+            counts them in the dataset's `notes`.
     Returns:
         SequenceDataset.
     Raises:
         DataError: malformed FASTA (text before the first header, empty id, duplicate id,
-            record without sequence), invalid letters, missing labels; the message names
-            the file, the record id and its header line.
+            record without sequence), invalid letters, missing or non-finite labels; the
+            message names the file, the record id and its header line.
     """
     path = Path(path)
     text = _read_text(path)
-    records: list[tuple[int, str, dict[str, str], list[str]]] = []  # (line, id, fields, sequence parts)
+    records: list[tuple[int, str, dict[str, str], list[tuple[int, str]]]] = []  # (line, id, fields, (line, part)s)
     seen: dict[str, int] = {}
     for n, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
@@ -637,22 +745,33 @@ def read_fasta(
                     f"{str(path)!r}, line {n}: sequence text before the first '>' header; "
                     "a FASTA file starts with a '>ID' line (is this really FASTA?)"
                 )
-            records[-1][3].append("".join(stripped.split()))
+            records[-1][3].append((n, "".join(stripped.split())))
     if not records:
         raise DataError(f"{str(path)!r} contains no FASTA records; a record is a '>ID' line followed by its sequence")
 
+    screen = _LabelScreen(bad_labels)
     ids, seqs, where, raw, splits = [], [], [], [], []
     header_labels = [label_key in fields for _, _, fields, _ in records]
     header_splits = [split_key in fields for _, _, fields, _ in records]
     for (n, rid, fields, parts), has_label, has_split in zip(records, header_labels, header_splits):
         w = f"{str(path)!r}, record {rid!r} (line {n})"
-        seqs.append(_check_letters("".join(parts), alphabet, w))
+        if labels_path is None and any(header_labels):
+            value = fields.get(label_key)
+            problem = _label_problem(value, label_separator)
+            if problem == "absent":
+                screen.reject(w, f"{w}: the header has no {label_key}= value, but other records do; add it")
+                continue
+            if problem is not None:
+                screen.reject(w, f"{w}: the header's {label_key}={value} is {problem}; fill in the label or remove the record")
+                continue
+            raw.append(value)
+        starts, offset = [], 0
+        for line_number, part in parts:
+            starts.append((offset, line_number))
+            offset += len(part)
+        seqs.append(_check_letters("".join(part for _, part in parts), alphabet, w, starts))
         ids.append(rid)
         where.append(w)
-        if labels_path is None and any(header_labels):
-            if not has_label:
-                raise DataError(f"{w}: the header has no {label_key}= value, but other records do; add it")
-            raw.append(fields[label_key])
         if any(header_splits):
             if not has_split:
                 raise DataError(f"{w}: the header has no {split_key}= value, but other records do; add it")
@@ -660,14 +779,18 @@ def read_fasta(
 
     masks = None
     if labels_path is not None:
-        raw, masks, csv_splits = _join_labels(
-            Path(labels_path), ids, seqs, where, labels_id_column, labels_column, labels_mask_column, labels_split_column
-        )
+        kept, raw, masks, csv_splits = _join_labels(
+            Path(labels_path), ids, seqs, where, labels_id_column, labels_column, labels_mask_column, labels_split_column,
+            screen, label_separator,
+        )  # fmt: skip
+        if len(kept) < len(ids):
+            ids, seqs, where = [ids[i] for i in kept], [seqs[i] for i in kept], [where[i] for i in kept]
+            splits = [splits[i] for i in kept] if splits else splits
         if csv_splits is not None:
             splits = csv_splits
     return _finish(
         ids, seqs, raw if raw else None, task, masks, splits if splits else None, where,
-        name or path.stem, label_separator, repr(str(path)),
+        name or path.stem, label_separator, repr(str(path)), screen, len(records),
     )  # fmt: skip
 
 
@@ -680,8 +803,15 @@ def _join_labels(
     label_column: str | None,
     mask_column: str | None,
     split_column: str | None,
-) -> tuple[list[str], list[np.ndarray] | None, list[str] | None]:
-    """Labels (and masks, splits) for `ids` from a CSV keyed by id."""
+    screen: _LabelScreen,
+    separator: str,
+) -> tuple[list[int], list[str], list[np.ndarray] | None, list[str] | None]:
+    """Labels (and masks, splits) for `ids` from a CSV keyed by id.
+
+    Returns:
+        (the indices of the records kept (all, unless `screen` drops bad labels), and the
+        labels, masks and splits of those records).
+    """
     header, rows = _read_table(path, _read_text(path))
     id_col = _find_column(header, "id", id_column, path, required=True)
     label_col = _find_column(header, "label", label_column, path, required=True)
@@ -694,27 +824,37 @@ def _join_labels(
             raise DataError(f"{str(path)!r}, line {line}: id {rid!r} already appears on line {by_id[rid][0]}")
         by_id[rid] = (line, row)
     missing = [rid for rid in ids if rid not in by_id]
-    if missing:
+    if missing and screen.policy == "error":
         shown = ", ".join(repr(m) for m in missing[:5])
+        first = where[ids.index(missing[0])]
         raise DataError(
-            f"{len(missing)} FASTA record(s) have no row in the labels file {str(path)!r} (e.g. {shown}); "
-            f"add them to its {id_col!r} column"
+            f"{len(missing)} FASTA record(s) have no row in the labels file {str(path)!r} (e.g. {shown}; the first: "
+            f"{first}); add them to its {id_col!r} column" + _DROP_HINT
         )
     extra = len(by_id) - len(set(ids))
     if extra:
         logger.warning("%s: %d label rows name ids that are not in the FASTA file; they are not used", path, extra)
-    raw, masks, splits = [], [], []
-    for rid, seq, w in zip(ids, seqs, where):
+    kept, raw, masks, splits = [], [], [], []
+    for i, (rid, seq, w) in enumerate(zip(ids, seqs, where)):
+        if rid not in by_id:
+            screen.reject(w, f"{w}: no row in the labels file {str(path)!r}")
+            continue
         line, row = by_id[rid]
         w_csv = f"{w} / {str(path)!r}, line {line}"
-        if row[label_col] == "":
-            raise DataError(f"{w_csv}: the label column {label_col!r} is empty; fill it in")
-        raw.append(row[label_col])
+        value = row[label_col]
+        problem = _label_problem(value, separator)
+        if problem is not None:
+            what = f"the label column {label_col!r} is empty" if problem == "empty" else (
+                f"the label {value!r} (column {label_col!r}) is {problem}")
+            screen.reject(w_csv, f"{w_csv}: {what}; fill it in or remove the row")
+            continue
+        kept.append(i)
+        raw.append(value)
         if mask_col is not None:
             masks.append(_parse_mask(row[mask_col], seq, w_csv))
         if split_col is not None:
             splits.append(_parse_split(row[split_col], w_csv))
-    return raw, masks if mask_col else None, splits if split_col else None
+    return kept, raw, masks if mask_col else None, splits if split_col else None
 
 
 def load_dataset(source: str | Path, **options: Any) -> SequenceDataset:
@@ -724,7 +864,8 @@ def load_dataset(source: str | Path, **options: Any) -> SequenceDataset:
         source: "amp" (the offline antimicrobial-peptide set, see `load_amp`), or a path:
             FASTA by suffix (.fasta, .fa, .faa, ...), CSV/TSV otherwise (a file whose first
             non-blank character is '>' is read as FASTA whatever its suffix).
-        **options: passed to `load_amp`, `read_fasta` or `read_csv`.
+        **options: passed to `load_amp`, `read_fasta` or `read_csv` (all take
+            `bad_labels="error"|"drop"`).
     """
     if str(source).lower() == "amp":
         return load_amp(**options)
@@ -767,6 +908,7 @@ def load_amp(
     *,
     dedup: bool = True,
     conflicts: str = "drop",
+    bad_labels: Literal["error", "drop"] = "error",
 ) -> SequenceDataset:
     """The antimicrobial peptides (APD3) vs random UniProt peptides set of modlamp (Müller et al.).
 
@@ -781,6 +923,8 @@ def load_amp(
         path: the CSV file; None reads the copy inside the installed modlamp.
         dedup: collapse exact duplicate sequences (always do this before splitting).
         conflicts: what to do with duplicates carrying different labels (see `deduplicate`).
+        bad_labels: rows with a missing or non-finite label: "error" (name the first) or
+            "drop" (count them in `notes`).
     Returns:
         SequenceDataset with task "binary", ids "amp0001".."amp5200" (file row order).
     """
@@ -791,11 +935,17 @@ def load_amp(
         names = [f.strip() for f in first[2:]]
         label_names = dict(enumerate(names)) if len(names) == 2 else dict(AMP_LABEL_NAMES)
         seqs, labels, where = [], [], []
+        screen, total = _LabelScreen(bad_labels), 0
         for n, line in enumerate(text.split("\n")[1:], start=2):
             if not line.strip():
                 continue
             parts = [p.strip() for p in line.split(",")]
             w = f"{str(path)!r}, line {n}"
+            total += 1
+            if len(parts) == 2 and _label_problem(parts[1], MULTILABEL_SEPARATOR) is not None:
+                screen.reject(w, f"{w}: the label {parts[1]!r} is {_label_problem(parts[1], MULTILABEL_SEPARATOR)}; "
+                                 "write 0 or 1, or remove the row")  # fmt: skip
+                continue
             if len(parts) != 2 or not _INT.fullmatch(parts[1]):
                 raise DataError(f"{w}: expected 'SEQUENCE,LABEL', got {line!r}")
             seqs.append(_check_letters(parts[0], "protein", w))
@@ -804,10 +954,10 @@ def load_amp(
         ids = [f"amp{i:04d}" for i in range(1, len(seqs) + 1)]
         dataset = SequenceDataset(
             ids, seqs, labels, "binary", name="amp", label_names=label_names,
-            notes=[f"read {len(seqs)} sequences from {str(path)!r}"],
+            notes=[f"read {len(seqs)} sequences from {str(path)!r}"] + ([screen.note(total)] if screen.dropped else []),
         )  # fmt: skip
     else:
-        read = read_csv(path, task="binary", id_column=None, name="amp")
+        read = read_csv(path, task="binary", id_column=None, name="amp", bad_labels=bad_labels)
         ids = [f"amp{i:04d}" for i in range(1, len(read) + 1)]
         dataset = SequenceDataset(ids, read.sequences, read.labels, "binary", name="amp", label_names=AMP_LABEL_NAMES, notes=read.notes)
     if dedup:

@@ -41,6 +41,7 @@ import numpy as np
 
 from attnlab.bio.cache import EmbeddingCache
 from attnlab.bio.data import (
+    BAD_LABEL_POLICIES,
     CLASSIFICATION_TASKS,
     LabelEncoder,
     SequenceDataset,
@@ -94,6 +95,7 @@ class ProbeRunConfig:
     progress: bool = True  # tqdm bars on embedding and training
     save_probes: bool = True  # write OUT/probes/seed<k>/ (or OUT/finetuned/seed<k>/)
     pca_points: int = 2000  # at most this many test points (sequences or residues) in pca.png
+    bad_labels: str = "error"  # missing / non-finite labels: error (one line naming the record) or drop (counted in the notes)
     probe_config: ProbeConfig = field(default_factory=ProbeConfig)  # probe training settings
     finetune_config: FineTuneConfig = field(default_factory=FineTuneConfig)  # fine-tuning settings
 
@@ -112,6 +114,8 @@ class ProbeRunConfig:
             raise ConfigError(f"--max-sequences must be at least 10 (train, valid and test need sequences), got {self.max_sequences}")
         if self.batch_size < 1 or self.pca_points < 10:
             raise ConfigError("batch_size must be at least 1 and pca_points at least 10")
+        if self.bad_labels not in BAD_LABEL_POLICIES:
+            raise ConfigError(f"unknown bad_labels {self.bad_labels!r}; choose {' or '.join(BAD_LABEL_POLICIES)}")
 
     @property
     def pool_name(self) -> str:
@@ -129,6 +133,7 @@ def prepare_dataset(
     max_sequences: int | None = None,
     split_seed: int = 0,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    bad_labels: str = "error",
 ) -> SequenceDataset:
     """Load, check against the task, de-duplicate, subset and split a data set.
 
@@ -138,6 +143,8 @@ def prepare_dataset(
         max_sequences: keep a deterministic subset of this many (spread over the splits).
         split_seed: seed of the subset and of splits drawn when the data has none.
         fractions: train / valid / test fractions when splits are drawn.
+        bad_labels: records with a missing or non-finite label: "error" (name the first)
+            or "drop" (counted in the dataset's notes); see `attnlab.bio.data.read_csv`.
     Returns:
         A dataset with train, valid and test splits.
     Raises:
@@ -145,7 +152,7 @@ def prepare_dataset(
     """
     if task not in CLI_TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(CLI_TASKS)}")
-    dataset = data if isinstance(data, SequenceDataset) else load_dataset(data)
+    dataset = data if isinstance(data, SequenceDataset) else load_dataset(data, bad_labels=bad_labels)
     name = dataset.name or str(data)
     if dataset.task is None:
         raise DataError(f"{name} has no labels; probing needs a label per sequence (or per residue)")
@@ -280,7 +287,8 @@ def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder |
         raise ConfigError(f"--out {str(out)!r} is a file; pass a folder")
     pool = config.pool_name
     data = prepare_dataset(dataset if dataset is not None else config.data, config.task, max_sequences=config.max_sequences,
-                           split_seed=config.split_seed, fractions=config.split_fractions)  # fmt: skip
+                           split_seed=config.split_seed, fractions=config.split_fractions,
+                           bad_labels=config.bad_labels)  # fmt: skip
     kind = probe_kind(config.probe, pool, config.task)
     pooling = input_pooling(config.probe, pool, config.task)
     if embedder is None:
@@ -462,6 +470,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         f"- data: {data['num_sequences']} sequences after de-duplication; splits "
         + ", ".join(f"{k} {v}" for k, v in data["split_sizes"].items()),
+        *[f"- {note}" for note in data.get("notes", []) if "missing or non-finite label" in note],
         f"- embedder: {emb['description']} ({emb['embedding_dim']} dimensions)",
         f"- probe: {probe['label']}, pool {probe['pool']}; {n} seed{'s' if n != 1 else ''} (mean ± sample std)",
         f"- primary metric: {results['primary_metric']}",

@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None, help="embedding cache folder (default $ATTNLAB_CACHE/embeddings)")
     p.add_argument("--no-save-probes", action="store_true", help="do not write DIR/probes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--drop-bad-labels", action="store_true",
+                   help="drop records whose label is missing or not finite (empty, NaN, inf, NA, null, None) and count "
+                        "them in the notes of results.json / results.md, instead of stopping at the first one")
     p.set_defaults(func=cmd_probe)
 
 
@@ -98,6 +101,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         random_seed=args.random_seed, long_sequences=args.long_sequences, cache=not args.no_cache,
         cache_dir=args.cache_dir, progress=not args.no_progress, save_probes=not args.no_save_probes,
         probe_config=probe_config, finetune_config=finetune_config,
+        bad_labels="drop" if args.drop_bad_labels else "error",
     )  # fmt: skip
     results = run_probe_experiment(config, force=args.force)
     from attnlab.bio.workflow import comparison_table
@@ -105,6 +109,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     data = results["data"]
     print(f"{data['num_sequences']} sequences ({', '.join(f'{k} {v}' for k, v in data['split_sizes'].items())}); "
           f"embedder {results['embedder']['description']}")  # fmt: skip
+    for note in data.get("notes", []):
+        if "missing or non-finite label" in note:
+            print(note)
     print()
     print(comparison_table([results]))
     print()

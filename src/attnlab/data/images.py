@@ -248,7 +248,11 @@ def read_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike
             f"{len(labels):,} labels; they must come from the same split (train-* with train-*, t10k-* with t10k-*)"
         )
     if labels.size and labels.min() < 0:
-        raise DataError(f"{str(labels_path)!r} holds negative labels; class ids must be 0, 1, 2, ...")
+        first = int(np.flatnonzero(labels < 0)[0])
+        raise DataError(
+            f"{str(labels_path)!r} holds negative labels (the first: label {int(labels[first])} of record {first}, "
+            "counting from 0); class ids must be 0, 1, 2, ..."
+        )
     return images, labels.astype(np.int64)
 
 
