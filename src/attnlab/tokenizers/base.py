@@ -1,6 +1,8 @@
 """The tokenizer interface every attnlab tokenizer follows, and its save/load format.
 
-A tokenizer turns text into a list of integer ids and back. Each one saves to a
+A tokenizer turns text into a list of integer ids and back; `encode_array` gives the ids
+of a whole corpus as a compact NumPy array instead (`token_dtype`: uint8, uint16 or
+uint32, the smallest that holds the vocabulary), and `encode_chunks` streams them. Each one saves to a
 folder (normally a checkpoint folder) as `attnlab_tokenizer.json`, a small JSON file
 whose `type` names the class; Hugging Face based tokenizers also write the standard
 `tokenizer.json` beside it. `load_tokenizer(folder)` reads either back.
@@ -11,7 +13,9 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from attnlab.errors import TokenizerError
 from attnlab.utils import write_json_atomic
@@ -19,6 +23,23 @@ from attnlab.utils import write_json_atomic
 TOKENIZER_FILE = "attnlab_tokenizer.json"
 
 _REGISTRY: dict[str, type["Tokenizer"]] = {}
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer dtype that holds every id of a vocabulary.
+
+    Args:
+        vocab_size: number of ids (ids are 0 .. vocab_size - 1).
+    Returns:
+        uint8 up to 256 ids, uint16 up to 65,536, else uint32.
+    """
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    if vocab_size <= 1 << 32:
+        return np.dtype(np.uint32)
+    raise TokenizerError(f"a vocabulary of {vocab_size:,} ids does not fit 32-bit token ids")
 
 
 def register_tokenizer(kind: str) -> Callable[[type["Tokenizer"]], type["Tokenizer"]]:
@@ -69,6 +90,24 @@ class Tokenizer(ABC):
         Raises:
             UnknownCharactersError: when `text` holds characters the tokenizer cannot represent.
         """
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Token ids of `text` as a compact (N,) array of dtype `token_dtype(vocab_size)`.
+
+        The default goes through `encode`; tokenizers that can, override it (or
+        `encode_chunks`) to skip the Python list of ints.
+        Raises:
+            UnknownCharactersError: as `encode`.
+        """
+        return np.asarray(self.encode(text), dtype=token_dtype(self.vocab_size))
+
+    def encode_chunks(self, text: str) -> Iterator[np.ndarray]:
+        """The ids of `text` as consecutive compact arrays whose concatenation is `encode_array(text)`.
+
+        Lets a caller write the ids of a large corpus to a file without holding them all;
+        the default yields one array.
+        """
+        yield self.encode_array(text)
 
     @abstractmethod
     def decode(self, ids: Iterable[int]) -> str:

@@ -58,11 +58,23 @@ def build_tokenizer_for(data: DataConfig, text: str) -> Any:
 
 
 def encode_corpus(tokenizer: Any, text: str, source: str) -> np.ndarray:
-    """Token ids of a whole corpus (int64)."""
+    """Token ids of a whole corpus, compact: see `attnlab.data.text.encode_text`.
+
+    Args:
+        tokenizer: the tokenizer to encode with.
+        text: the corpus.
+        source: its name (the file name), for messages and the token cache.
+    Returns:
+        (N,) ids of the smallest unsigned dtype that holds the vocabulary (uint8, uint16 or
+        uint32); a read-only memory map of the token cache for a large corpus.
+    Raises:
+        DataError: the text holds characters the tokenizer does not know.
+    """
+    from attnlab.data.text import encode_text
     from attnlab.errors import UnknownCharactersError
 
     try:
-        return np.asarray(tokenizer.encode(text), dtype=np.int64)
+        return encode_text(tokenizer, text, source)
     except UnknownCharactersError as e:
         raise DataError(
             f"{source}: {e}. The checkpoint's tokenizer was built on other text; evaluate on text written "
