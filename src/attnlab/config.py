@@ -63,6 +63,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as e:
                 errors.append(e)
+        if len(errors) == 1:  # `float | None`: the float's own reason (e.g. "inf is not a valid value")
+            raise errors[0]
         raise fail()
     if origin is Literal:
         choices = get_args(tp)
@@ -110,6 +112,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise fail()
         if math.isnan(out):
             raise ConfigError(f"{key}: NaN is not a valid value")
+        if math.isinf(out):
+            raise ConfigError(f"{key}: {out} is not a valid value; give a finite number")
         return out
     if tp is str:
         if isinstance(value, str):
@@ -156,7 +160,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, section: str = "") -> T:
         raise ConfigError(f"{section or cls.__name__}: expected a table of settings, got {type(data).__name__}")
     types_ = field_types(cls)
     prefix = f"{section}." if section else ""
-    unknown = [k for k in data if k not in types_]
+    unknown = [str(k) for k in data if not isinstance(k, str) or k not in types_]
     if unknown:
         raise ConfigError(
             f"unknown {cls.__name__} key(s): {', '.join(prefix + k for k in unknown)}; "
@@ -171,11 +175,15 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, section: str = "") -> T:
 
 def replace(cfg: T, overrides: Mapping[str, Any], *, section: str = "") -> T:
     """Return a copy of dataclass `cfg` with `overrides` applied (strictly typed)."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(
+            f"{section or type(cfg).__name__}: expected a table of settings, got {type(overrides).__name__} {overrides!r:.60}"
+        )
     if not overrides:
         return cfg
     types_ = field_types(type(cfg))
     prefix = f"{section}." if section else ""
-    unknown = [k for k in overrides if k not in types_]
+    unknown = [str(k) for k in overrides if not isinstance(k, str) or k not in types_]
     if unknown:
         raise ConfigError(
             f"unknown {type(cfg).__name__} key(s): {', '.join(prefix + k for k in unknown)}; "
@@ -190,40 +198,136 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+MAX_CONFIG_BYTES = 10 * 1024 * 1024  # config files are small; a bigger one is the wrong file
+
+
+def _describe_path(path: Path) -> str:
+    return repr(str(path))
+
+
+def read_config_text(path: str | Path, *, what: str = "config file") -> str:
+    """The text of a config file, with an accurate one-line `ConfigError` for every way it can fail.
+
+    A missing file, a broken symbolic link, a symbolic link loop, a folder, a path through
+    a file, something that is not a regular file (a FIFO would block for ever), an
+    unreadable file, a binary file and text that is not UTF-8 each get their own message.
+    """
+    import errno
+    import os
+    import stat as stat_module
+
+    from attnlab.errors import describe_os_error
+
+    shown = _describe_path(Path(path))
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ConfigError(f"{what} {shown} is a broken symbolic link: it points to "
+                              f"{os.readlink(path)!r}, which does not exist") from None
+        parent = Path(path).parent
+        if not parent.exists():
+            raise ConfigError(f"{what} {shown} does not exist: its folder {str(parent)!r} does not exist either") from None
+        raise ConfigError(f"{what} {shown} does not exist; check the name (e.g. configs/run.yaml)") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{what} {shown} cannot be opened: the path goes through a symbolic link loop "
+                              "(a link that points back to itself); fix or remove the link") from None
+        if e.errno == errno.ENOTDIR:
+            raise ConfigError(f"{what} {shown} cannot exist: a part of the path is a file, not a folder") from None
+        raise ConfigError(f"cannot read {what} {describe_os_error(e)}") from None
+    except ValueError:  # an embedded NUL character
+        raise ConfigError(f"{what} {shown} is not a valid file name (it contains a NUL character)") from None
+    if stat_module.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what} {shown} is a folder, not a file; pass the .yaml or .toml file inside it")
+    if not stat_module.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {shown} is not a regular file (it is a device, pipe or socket); "
+                          "pass a .yaml or .toml file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {shown} is {info.st_size / 2**20:.1f} MiB; config files are text of a few "
+                          f"lines (at most {MAX_CONFIG_BYTES // 2**20} MiB): is it the right file?")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {describe_os_error(e)}") from None
+    if b"\0" in raw:
+        raise ConfigError(f"{what} {shown} is a binary file (it holds NUL bytes), not YAML or TOML text")
+    try:
+        return raw.decode("utf-8-sig")  # a leading byte-order mark is allowed
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(
+            f"{what} {shown} is not UTF-8 text: byte 0x{raw[e.start]:02x} at line {line}, column {column} "
+            "cannot be decoded; save the file as UTF-8"
+        ) from None
+
+
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML (`.yaml`, `.yml`) or TOML (`.toml`) config file into a dict.
 
     Raises:
-        ConfigError: missing file, unknown extension, or a syntax error (with its location).
+        ConfigError: missing or unreadable file (each cause named), unknown extension,
+            binary or non-UTF-8 content, a syntax error (with its line and column), or a
+            top level that is not a table of sections.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigError(f"config file {str(path)!r}: use a .yaml, .yml or .toml file")
+    text = read_config_text(path)
     if suffix in (".yaml", ".yml"):
         import yaml
 
         try:
             data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = " ".join(str(e.problem or e.context or "syntax error").split())
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(e).split())}") from None
-    elif suffix == ".toml":
+        except RecursionError:
+            raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config file") from None
+    else:
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
             import tomli as tomllib  # type: ignore[no-redef]
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
+        except tomllib.TOMLDecodeError as e:  # the message ends with "(at line L, column C)"
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
-    else:
-        raise ConfigError(f"config file {str(path)!r}: use a .yaml, .yml or .toml file")
+        except RecursionError:
+            raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a table of sections (model:, train:)")
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a table of sections (model:, train:), not a {type(data).__name__}"
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f"config file {str(path)!r}: section names must be text, got {bad_keys[0]!r}")
     return data
+
+
+def file_section(data: Mapping[str, Any], name: str, *, where: str) -> dict[str, Any]:
+    """Section `name` of a loaded config file: a table of settings, or {} when absent or empty.
+
+    Raises:
+        ConfigError: the section is there but is not a table (e.g. `model: 5`).
+    """
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where}: section {name!r} must be a table of settings (e.g. {name}: {{key: value}}), "
+            f"got {type(value).__name__} {value!r:.60}"
+        )
+    return dict(value)
 
 
 def check_sections(data: Mapping[str, Any], allowed: set[str], *, where: str) -> None:

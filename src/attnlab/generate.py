@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor
 
+from attnlab import limits
 from attnlab.errors import ConfigError, TokenizerError
 
 
@@ -47,6 +48,18 @@ class SamplingConfig:
             raise ConfigError(f"top_k must be at least 1 (or omitted for no limit), got {self.top_k}")
         if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        limits.check_int(self.max_new_tokens, "max_new_tokens", 0, limits.MAX_NEW_TOKENS,
+                         hint="generate in several calls, each continuing the last")
+        if self.top_k is not None:
+            limits.check_int(self.top_k, "top_k", 1, limits.MAX_TOP_K)
+        if self.seed is not None:
+            limits.check_seed(self.seed, "seed")
+        if 0 < self.temperature < limits.MIN_TEMPERATURE or self.temperature > limits.MAX_TEMPERATURE:
+            raise ConfigError(
+                f"temperature must be 0 (or less) for greedy decoding, or from {limits.MIN_TEMPERATURE:g} to "
+                f"{limits.MAX_TEMPERATURE:g}, got {self.temperature:g} (a smaller positive temperature overflows "
+                "the softmax)"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -72,6 +85,9 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
         # mass *before* each token: a token is dropped once the mass before it reaches top_p
         mass_before = probs.cumsum(dim=-1) - probs
         drop_sorted = mass_before >= top_p
+        # The most likely token always survives, even for a top_p below float32's smallest
+        # number (5e-324 rounds to 0.0, and 0.0 >= 0.0 would drop every token: NaN sampling).
+        drop_sorted[..., 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
@@ -81,7 +97,9 @@ def next_token_distribution(logits: Tensor, sampling: SamplingConfig) -> Tensor:
     """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p."""
     if sampling.greedy:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.size(-1)).to(logits.dtype)
-    logits = logits / sampling.temperature
+    # Shift by the maximum first: the same softmax, and a tiny temperature gives -inf and 0
+    # (never inf - inf = NaN) even where logits / temperature would overflow.
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / sampling.temperature
     logits = filter_logits(logits, sampling.top_k, sampling.top_p)
     return torch.softmax(logits, dim=-1)
 

@@ -431,10 +431,10 @@ def _claimed(folder: Path, command: str, foreign: list[str], info: dict[str, Any
                     foreign = check_output_dir(folder, force=True, flag=flag)  # again, under the lock
                 write_marker(folder, command=command, foreign=foreign, info=info)
         except OSError as e:  # read-only file system, no permission, a path through a file ...
-            reason = e.strerror or str(e)
-            raise OutputFolderError(
-                f"cannot write into {flag} {str(folder)!r} ({reason}); choose a folder you can write to"
-            ) from None
+            from attnlab.errors import describe_os_error
+
+            e.filename = e.filename if e.filename is not None else str(folder)
+            raise OutputFolderError(f"cannot write into {flag} {describe_os_error(e)}") from None
         try:
             yield folder
         except BaseException:

@@ -135,12 +135,15 @@ def test_generate_bad_inputs(tmp_path, trained, capsys):
         (["--checkpoint", str(tmp_path / "missing")], "does not exist"),
         (["--checkpoint", str(tmp_path)], "not an attnlab checkpoint"),
         (["--checkpoint", str(out), "--prompt", "Zürich €"], "does not know"),
-        (["--checkpoint", str(out), "--top-p", "1.5"], "top_p"),
-        (["--checkpoint", str(out), "--top-k", "0"], "top_k"),
-        (["--checkpoint", str(out), "--max-new-tokens", "-3"], "max_new_tokens"),
-        (["--checkpoint", str(out), "--temperature", "nan"], "temperature"),
-        (["--checkpoint", str(out), "--num-samples", "0"], "num-samples"),
-        (["--checkpoint", str(out), "--temperature", "hot"], "invalid float value"),
+        (["--checkpoint", str(out), "--top-p", "1.5"], "--top-p: the value must be greater than 0 and at most 1"),
+        (["--checkpoint", str(out), "--top-k", "0"], "--top-k: the value must be from 1 to 1,000,000"),
+        (["--checkpoint", str(out), "--max-new-tokens", "-3"], "--max-new-tokens: the value must be from 0 to 100,000"),
+        (["--checkpoint", str(out), "--max-new-tokens", "10000000000"], "from 0 to 100,000, got 10,000,000,000"),
+        (["--checkpoint", str(out), "--temperature", "nan"], "--temperature: the value must be a finite number"),
+        (["--checkpoint", str(out), "--temperature", "1e-30"], "temperature must be 0 (or less) for greedy decoding"),
+        (["--checkpoint", str(out), "--num-samples", "0"], "--num-samples: the value must be from 1 to 1,000"),
+        (["--checkpoint", str(out), "--num-samples", "1001"], "--num-samples: the value must be from 1 to 1,000"),
+        (["--checkpoint", str(out), "--temperature", "hot"], "--temperature: the value expects a number, got 'hot'"),
     ]
     for args, message in cases:
         assert main(["generate"] + args) == 2

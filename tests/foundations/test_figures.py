@@ -83,7 +83,8 @@ def test_cli_options_only_no_svg_dpi(tmp_path, capsys):
 def test_cli_bad_dpi(tmp_path, capsys):
     assert main(["figures", "foundations", "--out", str(tmp_path / "x"), "--dpi", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("attnlab: error: dpi") and err.count("\n") == 1
+    assert err.startswith("attnlab figures foundations: error: argument --dpi: the value must be from 20 to 1,200")
+    assert err.count("\n") == 1
     assert not (tmp_path / "x").exists()  # checked before anything is written
 
 
@@ -99,7 +100,7 @@ def test_cli_out_is_an_existing_file(tmp_path, capsys):
     target.write_text("not a folder")
     assert main(["figures", "foundations", "--out", str(target)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("attnlab: error:") and "existing file" in err and err.count("\n") == 1
+    assert err.startswith("attnlab: error:") and "is a file, not a folder" in err and err.count("\n") == 1
     assert target.read_text() == "not a folder"  # untouched
 
 

@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err  # one line, never a traceback
-    assert err[0].startswith("attnlab: error:") or err[0].startswith("attnlab train: error:"), err[0]
+    assert err[0].startswith(("attnlab: error:", "attnlab train: error:", "attnlab translate: error:")), err[0]
     return err[0]
 
 
@@ -201,8 +201,9 @@ def test_translate_command(trained, capsys):
     "args, message",
     [
         (["--text", "ABC"], "does not know: 'A', 'B', 'C'"),
-        (["--text", "abc", "--beam", "0"], "--beam must be at least 1"),
-        (["--text", "abc", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["--text", "abc", "--beam", "0"], "--beam: the value must be from 1 to 64, got 0"),
+        (["--text", "abc", "--beam", "65"], "--beam: the value must be from 1 to 64, got 65"),
+        (["--text", "abc", "--max-new-tokens", "0"], "--max-new-tokens: the value must be from 1 to 100,000, got 0"),
         (["--text", "abc", "--max-new-tokens", "500"], "max_new_tokens (500) exceeds"),
         (["--text", "a" * 40], "reads at most"),
     ],
@@ -232,7 +233,9 @@ def test_translate_needs_a_seq2seq_checkpoint(tmp_path, capsys):
         (["--task", "reverse", "--objective", "mlm"], "cannot be combined with --objective"),
         (["--task", "reverse", "--task.max_length=0"], "task.max_length (0) must be >= task.min_length (1)"),
         (["--task", "reverse", "--task.min_length=0"], "task.min_length must be at least 1"),
-        (["--task", "reverse", "--task.max_length=abc"], "task.max_length: expected int | null"),
+        (["--task", "reverse", "--task.max_length=abc"], "task.max_length: expected int, got 'abc'"),
+        (["--task", "reverse", "--task.max_length=100000"], "task.max_length must be from 1 to 1,000, got 100,000"),
+        (["--task", "reverse", "--task.num_eval_examples=10000000"], "task.num_eval_examples must be from 1 to 100,000"),
         (["--task", "numbers", "--task.max_length=12"], "at most 9"),
         (["--task", "reverse", "--task.bogus=1"], "unknown TaskConfig key(s): task.bogus"),
         (["--task", "reverse", "--task.name=sort"], "choose the task with --task"),

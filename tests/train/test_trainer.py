@@ -144,9 +144,31 @@ def test_train_config_validation(bad):
         TrainConfig(**bad)
 
 
-def test_nan_loss_is_reported(tmp_path, corpus):
-    with pytest.raises(FloatingPointError, match="lower train.lr"):
-        small_run(tmp_path / "run", corpus, max_iters=30, lr=1e6, min_lr=0.0, grad_clip=0.0, warmup_iters=0)
+def test_nan_loss_is_reported(tmp_path, corpus, monkeypatch, capsys):
+    # (lr=1e6 used to make it diverge; learning rates are now bounded by attnlab.limits.MAX_LR)
+    real_step = TorchEngine.train_step
+    losses = []
+
+    def diverging(self, micro_batches, lr):
+        loss, grad_norm = real_step(self, micro_batches, lr)
+        losses.append(loss)
+        return (float("nan") if len(losses) >= 3 else loss), grad_norm
+
+    monkeypatch.setattr(TorchEngine, "train_step", diverging)
+    with pytest.raises(FloatingPointError, match=r"the training loss became nan at step 3; lower train.lr"):
+        small_run(tmp_path / "run", corpus, max_iters=30, min_lr=0.0, grad_clip=0.0, warmup_iters=0)
+    monkeypatch.undo()
+
+    # A real divergence through the command line (weights initialised far too large): one line, exit 2.
+    from attnlab.cli import main
+
+    rc = main(["train", "--data", str(corpus), "--out", str(tmp_path / "cli"), "--preset", "nano", "--max-iters", "5",
+               "--model.init_std=1e300", "--train.progress=false", "--train.device=cpu", "--train.eval_iters=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == ("attnlab: error: the training loss became nan at step 1; lower train.lr or raise "
+                       "train.warmup_iters"), err
+    assert not any(line.startswith("Traceback") for line in err)
 
 
 def test_trainer_is_model_agnostic():

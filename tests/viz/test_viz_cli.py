@@ -115,7 +115,7 @@ def test_attention_bad_inputs(gpt_checkpoint, tmp_path, capsys, args, message):
         (["--checkpoint", "no/such/folder", "--out", "x.png"], "is not a folder"),
         (["--checkpoint", "CKPT", "--out", "x.jpg"], "must end in .png, .svg, .pdf"),
         (["--checkpoint", "CKPT", "--html", "--out", "view.png"], "ending in .html"),
-        (["--checkpoint", "CKPT", "--layer", "x", "--out", "x.png"], "invalid int value"),
+        (["--checkpoint", "CKPT", "--layer", "x", "--out", "x.png"], "--layer: the value expects a whole number, got 'x'"),
         (["--checkpoint", "CKPT", "--out", "."], "is a folder"),
     ],
 )
@@ -144,7 +144,7 @@ def test_positions(tmp_path, capsys):
     assert main(["viz", "positions", "--panel", "spiral", "--out", str(out)]) == 2
     assert "invalid choice" in error_line(capsys)
     assert main(["viz", "positions", "--period", "0", "--out", str(out)]) == 2
-    assert "--period must be positive" in error_line(capsys)
+    assert "--period: the value must be greater than 0" in error_line(capsys)
 
 
 def test_random_dims_needs_no_model(tmp_path, capsys):
@@ -152,7 +152,7 @@ def test_random_dims_needs_no_model(tmp_path, capsys):
     assert main(["viz", "embeddings", "--random-dims", "4", "64", "--out", str(out), "--dpi", "40"]) == 0
     assert is_png(out)
     assert main(["viz", "embeddings", "--random-dims", "1", "--out", str(out)]) == 2
-    assert "between 2 and 100000" in error_line(capsys)
+    assert "--random-dims: the value must be from 2 to 4,096, got 1" in error_line(capsys)
     assert main(["viz", "embeddings", "--out", str(out)]) == 2
     assert "one of the arguments --sentences" in error_line(capsys)
     assert main(["viz", "embeddings", "--sentences", "a", "b", "--words", "c", "--out", str(out)]) == 2

@@ -116,6 +116,17 @@ class ProbeRunConfig:
             raise ConfigError("batch_size must be at least 1 and pca_points at least 10")
         if self.bad_labels not in BAD_LABEL_POLICIES:
             raise ConfigError(f"unknown bad_labels {self.bad_labels!r}; choose {' or '.join(BAD_LABEL_POLICIES)}")
+        # Upper bounds (attnlab.limits): a typo is refused at once, not after hours of embedding.
+        from attnlab import limits
+
+        limits.check_seed(self.split_seed, "--split-seed")
+        limits.check_seed(self.random_seed, "--random-seed")
+        limits.check_int(self.batch_size, "--batch-size", 1, limits.MAX_EVAL_BATCH_SIZE)
+        limits.check_int(self.pca_points, "pca_points", 10, 1_000_000)
+        if self.max_sequences is not None:
+            limits.check_int(self.max_sequences, "--max-sequences", 10, limits.MAX_SEQUENCES)
+        if self.layer is not None:
+            limits.check_int(self.layer, "--layer", -limits.MAX_INDEX, limits.MAX_INDEX)
 
     @property
     def pool_name(self) -> str:

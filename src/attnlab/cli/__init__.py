@@ -14,7 +14,7 @@ import os
 import sys
 
 from attnlab import __version__
-from attnlab.errors import AttnlabError
+from attnlab.errors import AttnlabError, describe_os_error
 
 # Command modules, in the order their commands appear in `attnlab --help`.
 COMMAND_MODULES = [
@@ -37,7 +37,27 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors in attnlab's one-line style (exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]):  # type: ignore[override]
+        # argparse before Python 3.13 drops the value of `--flag=--` as if it were the
+        # end-of-options marker and stores [] (a list, bypassing `type=`) for a flag that
+        # takes one value. Only an explicit `=--` gets here with ["--"]: it is the text "--".
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
+
+def _one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(text).split())
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    """PyTorch's allocators report a failed allocation as RuntimeError (CPU) or OutOfMemoryError (GPU)."""
+    return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `attnlab` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(argv):
+        if not isinstance(a, str):
+            raise TypeError(f"main() takes a list of strings; argument {i} is {type(a).__name__}")
+        if "\0" in a:  # a real command line cannot hold one; a Python caller can
+            print(f"attnlab: error: argument {i + 1} ({a!r}) contains a NUL character, which no file name "
+                  "or text can hold", file=sys.stderr)
+            return EXIT_USER_ERROR
+    # Text the user typed may hold characters the terminal cannot show (or undecodable
+    # bytes, as surrogates); print them escaped instead of failing with UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", "strict") == "strict":
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -73,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return EXIT_USER_ERROR if not argv else 0
+        if not argv:  # a user error like any other: its one line on stderr too
+            print("attnlab: error: choose a command, e.g. `attnlab demo` (see attnlab --help)", file=sys.stderr)
+            return EXIT_USER_ERROR
+        return 0
     accepts_extra = getattr(args, "accepts_extra", False)
     if extra and not accepts_extra:
-        print(f"attnlab {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+        print(f"attnlab {args.command}: error: unrecognized arguments: {_one_line(' '.join(extra))} "
               f"(see attnlab {args.command} --help)", file=sys.stderr)
         return EXIT_USER_ERROR
     try:
@@ -92,6 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as e:  # a path the operating system refused: read-only disk, no permission, ...
+        print(f"attnlab: error: {_one_line(describe_os_error(e))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("attnlab: error: this machine ran out of memory; choose a smaller model (--model.embed_dim, "
+              "--model.num_layers), a smaller batch (--train.batch_size) or a shorter context", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except RuntimeError as e:
+        if not _is_out_of_memory(e):
+            raise  # a bug in attnlab: keep the traceback
+        print(f"attnlab: error: out of memory ({_one_line(str(e))[:200]}); choose a smaller model "
+              "(--model.embed_dim, --model.num_layers), a smaller batch (--train.batch_size) or a shorter context",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     return int(result or 0)
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from attnlab import limits
 from attnlab.errors import ConfigError
 
 DEFAULT_PORT = 8501
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "It reads trained models from the runs folder only. Stop it with Ctrl-C."
         ),
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,  # check_port refuses the rest in attnlab's words
+                   help=f"port to serve on, 1 to {limits.MAX_PORT:,} (default {DEFAULT_PORT})")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind (default {DEFAULT_HOST}: this computer only; 0.0.0.0 shares it on the network)")
     p.add_argument("--runs-dir", default="runs", help="folder of trained models the app may read (default ./runs, where `attnlab demo` writes)")

@@ -12,25 +12,36 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import limits
 from attnlab.errors import ConfigError
+from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
+
+MAX_TIMING_LENGTHS = 32  # --timing-lengths: at most this many lengths
 
 
 def _lengths(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("", "none", "off"):
         return ()
+    parts = text.split(",")
+    if len(parts) > MAX_TIMING_LENGTHS:
+        raise argparse.ArgumentTypeError(f"give at most {MAX_TIMING_LENGTHS} lengths, got {len(parts)}")
     try:
-        values = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 16,64,256, got {text!r}") from None
-    if any(v < 2 for v in values):
-        raise argparse.ArgumentTypeError(f"lengths must be at least 2, got {text}")
+        values = tuple(limits.parse_int(t, "a length") for t in parts)
+    except ConfigError:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 16,64,256, got {shown!r}") from None
+    for v in values:
+        try:
+            limits.check_int(v, "each length", 2, limits.MAX_COMPARE_SEQ_LEN)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return values
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)")
     parser.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help=f"random seed, {SEED_HELP} (default 0)")
     parser.add_argument("--device", default="auto", help="auto [default], cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="tiny models and a short run: a smoke test in seconds")
     parser.add_argument("--no-save-models", action="store_true", help="do not write the trained models to DIR/models")
@@ -65,12 +76,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from {', '.join(IMAGE_MODEL_NAMES)} (default: all)")
     p.add_argument("--data", default="mnist5k",
                    help="mnist5k [default, offline], mnist, fashion (downloaded once), digits (8x8), or a folder of IDX files")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs for every model (default per model: {recipes})")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size for every model (default per model)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate for every model (default per model)")
+    p.add_argument("--epochs", type=int_arg(1, limits.MAX_EPOCHS), default=None,
+                   help=f"epochs for every model, 1 to {limits.MAX_EPOCHS:,} (default per model: {recipes})")
+    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_BATCH_SIZE), default=None,
+                   help=f"batch size for every model, 1 to {limits.MAX_BATCH_SIZE:,} (default per model)")
+    p.add_argument("--lr", type=float_arg(0.0, limits.MAX_LR, low_open=True), default=None,
+                   help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)")
     p.add_argument("--no-augment", action="store_true", help="train the ViT without its random 2-pixel shifts")
-    p.add_argument("--num-train", type=int, default=None, help="train on a class-balanced subset of this many images")
-    p.add_argument("--num-test", type=int, default=None, help="test on a class-balanced subset of this many images")
+    p.add_argument("--num-train", type=int_arg(10, limits.MAX_IMAGES), default=None,
+                   help=f"train on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}")
+    p.add_argument("--num-test", type=int_arg(10, limits.MAX_IMAGES), default=None,
+                   help=f"test on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}")
     _common(p)
     p.set_defaults(func=cmd_compare_mnist)
 
@@ -86,14 +102,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", default=",".join(SEQUENCE_MODEL_NAMES),
                    help=f"comma-separated, from {', '.join(SEQUENCE_MODEL_NAMES)} (default: all)")
     p.add_argument("--task", default="recall", help=f"the task: {', '.join(SEQUENCE_TASK_NAMES)} (default recall)")
-    p.add_argument("--seq-len", type=int, default=64, help="tokens per sequence; distances 1 .. seq-len - 1 (default 64)")
-    p.add_argument("--num-symbols", type=int, default=8, help="alphabet size; chance is 1/num-symbols (default 8)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default 15)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default 100)")
-    p.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate for every model (default per model)")
+    p.add_argument("--seq-len", type=int_arg(3, limits.MAX_COMPARE_SEQ_LEN), default=64,
+                   help=f"tokens per sequence, 3 to {limits.MAX_COMPARE_SEQ_LEN:,}; distances 1 .. seq-len - 1 (default 64)")
+    p.add_argument("--num-symbols", type=int_arg(2, limits.MAX_SYMBOLS), default=8,
+                   help=f"alphabet size, 2 to {limits.MAX_SYMBOLS:,}; chance is 1/num-symbols (default 8)")
+    p.add_argument("--epochs", type=int_arg(1, limits.MAX_EPOCHS), default=None,
+                   help=f"epochs, 1 to {limits.MAX_EPOCHS:,} (default 15)")
+    p.add_argument("--steps-per-epoch", type=int_arg(1, limits.MAX_ITERS), default=None,
+                   help=f"optimizer steps per epoch, 1 to {limits.MAX_ITERS:,} (default 100)")
+    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_BATCH_SIZE), default=64,
+                   help=f"sequences per step, 1 to {limits.MAX_BATCH_SIZE:,} (default 64)")
+    p.add_argument("--lr", type=float_arg(0.0, limits.MAX_LR, low_open=True), default=None,
+                   help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)")
     p.add_argument("--timing-lengths", type=_lengths, default=None,
-                   help="sequence lengths of the step-time sweep, e.g. 16,64,256 (default 16,32,64,128,256; 'none' skips it)")
+                   help=f"sequence lengths of the step-time sweep, e.g. 16,64,256, each 2 to {limits.MAX_COMPARE_SEQ_LEN:,}, "
+                   f"at most {MAX_TIMING_LENGTHS} (default 16,32,64,128,256; 'none' skips it)")
     _common(p)
     p.set_defaults(func=cmd_compare_sequence)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import limits
 from attnlab.errors import ConfigError
 from attnlab.foundations import DEFAULT_DPI, FIGURE_NAMES
 
@@ -34,7 +35,8 @@ def register(subparsers) -> None:
     )
     foundations.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if missing)")
     foundations.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    foundations.add_argument("--dpi", type=int, default=DEFAULT_DPI, help=f"PNG resolution (default {DEFAULT_DPI})")
+    foundations.add_argument("--dpi", type=limits.int_arg(limits.MIN_DPI, limits.MAX_DPI), default=DEFAULT_DPI,
+                             help=f"PNG resolution, {limits.MIN_DPI} to {limits.MAX_DPI:,} (default {DEFAULT_DPI})")
     foundations.add_argument("--no-svg", action="store_true", help="write PNG only (by default line plots also get an SVG)")
     foundations.add_argument(
         "--only",

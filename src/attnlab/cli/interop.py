@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from attnlab import limits
 from attnlab.errors import ConfigError
 
 
@@ -43,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", choices=["mean", "cls"], default="mean", help="mean over tokens [default] or the [CLS] state")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine-ready)")
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's context instead of failing")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--batch-size", type=limits.int_arg(1, limits.MAX_EVAL_BATCH_SIZE), default=32,
+                   help=f"texts per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)")
     p.set_defaults(func=cmd_embed)
 
 

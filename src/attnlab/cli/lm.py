@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from attnlab import limits
 from attnlab.errors import ConfigError
+from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
 
 SECTIONS = {"model", "train", "data"}
 
@@ -28,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo-TIMESTAMP)")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    p.add_argument("--seconds", type=float, default=120.0, help="training time budget in seconds (default 120)")
-    p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    p.add_argument("--seconds", type=float_arg(0.0, limits.MAX_SECONDS, low_open=True), default=120.0,
+                   help=f"training time budget in seconds, more than 0 and at most {limits.MAX_SECONDS:,.0f} "
+                   "(a week; default 120)")
+    p.add_argument("--seed", type=seed_arg, default=1337, help=f"random seed, {SEED_HELP} (default 1337)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -45,11 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
     p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small; MLM encoder: mini, small [default], protein-small [default for --tokenizer protein], bert-base, esm2-8m; seq2seq: see --task)")
-    p.add_argument("--max-iters", type=int, default=None, help="optimizer steps (train.max_iters)")
+    p.add_argument("--max-iters", type=int_arg(1, limits.MAX_ITERS), default=None,
+                   help=f"optimizer steps (train.max_iters), 1 to {limits.MAX_ITERS:,}")
     p.add_argument("--tokenizer", default=None, help="char [default], word, bpe (protein, dna for sequences)")
     p.add_argument("--config", default=None, help="YAML or TOML file with model/train/data sections")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
-    p.add_argument("--seed", type=int, default=None, help="random seed (train.seed)")
+    p.add_argument("--seed", type=seed_arg, default=None, help=f"random seed (train.seed), {SEED_HELP}")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to train with")
     p.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="clm: next-token GPT [default]; mlm: masked-LM encoder")
     p.add_argument("--task", default=None, help="train a seq2seq model on a generated task (e.g. reverse)")
@@ -58,12 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text from a GPT checkpoint", description="Generate text from a trained GPT checkpoint.")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (a run folder of `attnlab train`)")
     p.add_argument("--prompt", default="", help="text to continue (default: empty, start of a paragraph)")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
-    p.add_argument("--temperature", type=float, default=0.8, help="<= 0 means greedy (default 0.8)")
-    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability >= p")
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible samples")
-    p.add_argument("--num-samples", type=int, default=1, help="number of independent samples (default 1)")
+    p.add_argument("--max-new-tokens", type=int_arg(0, limits.MAX_NEW_TOKENS), default=200,
+                   help=f"tokens to generate, 0 to {limits.MAX_NEW_TOKENS:,} (default 200)")
+    p.add_argument("--temperature", type=float_arg(high=limits.MAX_TEMPERATURE), default=0.8,
+                   help=f"<= 0 means greedy; else {limits.MIN_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:,.0f} (default 0.8)")
+    p.add_argument("--top-k", type=int_arg(1, limits.MAX_TOP_K), default=None,
+                   help=f"sample only from the k most likely tokens, 1 to {limits.MAX_TOP_K:,}")
+    p.add_argument("--top-p", type=float_arg(0.0, 1.0, low_open=True), default=None,
+                   help="nucleus sampling: smallest set with probability >= p, more than 0 and at most 1")
+    p.add_argument("--seed", type=seed_arg, default=None,
+                   help=f"seed for reproducible samples, {SEED_HELP} (sample i uses seed + i)")
+    p.add_argument("--num-samples", type=int_arg(1, limits.MAX_NUM_SAMPLES), default=1,
+                   help=f"number of independent samples, 1 to {limits.MAX_NUM_SAMPLES:,} (default 1)")
     p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every step")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to run")
     p.set_defaults(func=cmd_generate)
@@ -73,7 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="corpus name or text file")
     p.add_argument("--split", choices=["val", "train", "all"], default="val", help="val = last 10%% of the text (default)")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to evaluate with")
-    p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_EVAL_BATCH_SIZE), default=32,
+                   help=f"windows per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -125,14 +137,19 @@ def collect_configs(args: argparse.Namespace, extra: list[str], model_class: Any
     file_data: dict[str, Any] = {}
     if args.config:
         file_data = C.load_file(args.config)
-        C.check_sections(file_data, sections | {"preset"}, where=f"config file {args.config!r}")
+        where = f"config file {args.config!r}"
+        C.check_sections(file_data, sections | {"preset"}, where=where)
+        for name in sections:
+            file_data[name] = C.file_section(file_data, name, where=where)
+        if file_data.get("preset") is not None and not isinstance(file_data["preset"], str):
+            raise ConfigError(f"{where}: preset must be a name such as nano, got {file_data['preset']!r:.60}")
     preset = args.preset or file_data.get("preset") or preset_default
     model = model_class.from_name(preset) if hasattr(model_class, "from_name") else model_class()
-    model = C.replace(model, file_data.get("model", {}) or {}, section="model")
+    model = C.replace(model, file_data.get("model", {}), section="model")
     model = C.replace(model, overrides.get("model", {}), section="model")
-    train = C.from_dict(TrainConfig, file_data.get("train", {}) or {}, section="train")
+    train = C.from_dict(TrainConfig, file_data.get("train", {}), section="train")
     train = C.replace(train, overrides.get("train", {}), section="train")
-    data = C.from_dict(DataConfig, file_data.get("data", {}) or {}, section="data")
+    data = C.from_dict(DataConfig, file_data.get("data", {}), section="data")
     data = C.replace(data, overrides.get("data", {}), section="data")
     flags: dict[str, Any] = {}
     if args.max_iters is not None:
@@ -266,6 +283,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.seed is not None and args.seed + args.num_samples - 1 > limits.SEED_MAX:
+        raise ConfigError(
+            f"--seed {args.seed:,} with --num-samples {args.num_samples:,}: sample i uses seed + i, and seeds end at "
+            f"{limits.SEED_MAX:,}; choose a seed of at most {limits.SEED_MAX - args.num_samples + 1:,}"
+        )
     sampling = SamplingConfig(
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,

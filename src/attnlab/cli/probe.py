@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from attnlab import limits
 from attnlab.errors import ConfigError
+from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,26 +39,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "encoder checkpoint folder, a Hugging Face ESM-2 folder, or a hub name (org/name, online)")
     p.add_argument("--pool", default=None, help="sequence tasks: mean [default], max, cls or attn (learned attention pooling)")
     p.add_argument("--probe", default="linear", help="linear [default], mlp or transformer")
-    p.add_argument("--seeds", default="3", help="number of seeds (probes use seeds 0 .. N-1; default 3)")
+    p.add_argument("--seeds", default="3",
+                   help=f"number of seeds, 1 to {limits.MAX_PROBE_SEEDS} (probes use seeds 0 .. N-1; default 3)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, results.md, figures and probes/")
     p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    p.add_argument("--max-sequences", type=int, default=None, metavar="N", help="use a deterministic subset of N sequences")
+    p.add_argument("--max-sequences", type=int_arg(10, limits.MAX_SEQUENCES), default=None, metavar="N",
+                   help=f"use a deterministic subset of N sequences, 10 to {limits.MAX_SEQUENCES:,}")
     p.add_argument("--finetune", action="store_true",
                    help="fine-tune the language model with a linear head instead of probing frozen embeddings")
-    p.add_argument("--layer", type=int, default=None, help="hidden state to embed with (0 = embeddings; default the last)")
+    p.add_argument("--layer", type=int_arg(-limits.MAX_INDEX, limits.MAX_INDEX), default=None,
+                   help="hidden state to embed with (0 = embeddings, negative counts from the end; default the last)")
     p.add_argument("--random-like", default=None, metavar="PRESET|DIR",
                    help="shape of the random control: an encoder preset or a model folder (default protein-small)")
-    p.add_argument("--random-seed", type=int, default=0, help="initialisation seed of the random control (default 0)")
+    p.add_argument("--random-seed", type=seed_arg, default=0,
+                   help=f"initialisation seed of the random control, {SEED_HELP} (default 0)")
     p.add_argument("--long-sequences", default="window", choices=("window", "error"),
                    help="sequences longer than the model's context: overlapping windows [default] or an error")
-    p.add_argument("--epochs", type=int, default=None, help="most epochs of probe training / fine-tuning")
-    p.add_argument("--lr", type=float, default=None, help="probe learning rate (default 1e-2 linear, 1e-3 others)")
-    p.add_argument("--max-train-residues", type=int, default=None, metavar="N",
-                   help="residue-class with linear/mlp: train on a random N of the training residues")
-    p.add_argument("--crop-length", type=int, default=None, metavar="L",
-                   help="residue-class with the transformer probe: train on random windows of L residues")
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass while embedding (default 16)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the splits drawn when the data has none (default 0)")
+    p.add_argument("--epochs", type=int_arg(1, limits.MAX_EPOCHS), default=None,
+                   help=f"most epochs of probe training / fine-tuning, 1 to {limits.MAX_EPOCHS:,}")
+    p.add_argument("--lr", type=float_arg(0.0, limits.MAX_LR, low_open=True), default=None,
+                   help=f"probe learning rate, more than 0 and at most {limits.MAX_LR:g} (default 1e-2 linear, 1e-3 others)")
+    p.add_argument("--max-train-residues", type=int_arg(1, limits.MAX_SEQUENCES), default=None, metavar="N",
+                   help=f"residue-class with linear/mlp: train on a random N of the training residues, 1 to {limits.MAX_SEQUENCES:,}")
+    p.add_argument("--crop-length", type=int_arg(1, limits.MAX_CROP), default=None, metavar="L",
+                   help=f"residue-class with the transformer probe: train on random windows of L residues, 1 to {limits.MAX_CROP:,}")
+    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_EVAL_BATCH_SIZE), default=16,
+                   help=f"sequences per forward pass while embedding, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 16)")
+    p.add_argument("--split-seed", type=seed_arg, default=0,
+                   help=f"seed of the splits drawn when the data has none, {SEED_HELP} (default 0)")
     p.add_argument("--device", default="cpu", help="cpu [default], auto, cuda, cuda:N or mps")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     p.add_argument("--cache-dir", default=None, help="embedding cache folder (default $ATTNLAB_CACHE/embeddings)")

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from attnlab import limits
 from attnlab.errors import CheckpointError, ConfigError
 
 
@@ -23,10 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (a run folder of `attnlab train --task`)")
     p.add_argument("--text", action="append", required=True, help="input text; repeat for several inputs")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy decoding [default])")
-    p.add_argument("--length-penalty", type=float, default=1.0,
-                   help="beam search ranks by log-prob / length**alpha (default 1.0; 0 = plain log-prob)")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="longest output (default: the model's limit)")
+    p.add_argument("--beam", type=limits.int_arg(1, limits.MAX_BEAM), default=1,
+                   help=f"beam width, 1 to {limits.MAX_BEAM} (1 = greedy decoding [default])")
+    p.add_argument("--length-penalty", type=limits.float_arg(-limits.MAX_LENGTH_PENALTY, limits.MAX_LENGTH_PENALTY),
+                   default=1.0, help="beam search ranks by log-prob / length**alpha, alpha from "
+                   f"-{limits.MAX_LENGTH_PENALTY:g} to {limits.MAX_LENGTH_PENALTY:g} (default 1.0; 0 = plain log-prob)")
+    p.add_argument("--max-new-tokens", type=limits.int_arg(1, limits.MAX_NEW_TOKENS), default=None,
+                   help=f"longest output, 1 to {limits.MAX_NEW_TOKENS:,} (default: the model's limit)")
     p.add_argument("--all-beams", action="store_true", help="print every beam hypothesis with its log-probability")
     p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole output prefix every step")
     p.add_argument("--json", action="store_true", help="print a JSON list (source, output, log_prob, finished)")

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab import limits
 from attnlab.errors import ConfigError
+from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
 
 POSITION_PANELS = ("all", "sinusoidal", "fourier", "offset", "rope")  # = attnlab.viz.positions.PANELS
 CURVE_X_AXES = ("step", "time", "tokens")  # = attnlab.viz.curves.X_AXES
-DPI_HELP = "PNG resolution in dots per inch (default 150)"
+DPI_HELP = f"PNG resolution in dots per inch, {limits.MIN_DPI} to {limits.MAX_DPI:,} (default 150)"
+INDEX_HELP = f"; -{limits.MAX_INDEX:,} to {limits.MAX_INDEX:,}"
+_index = int_arg(-limits.MAX_INDEX, limits.MAX_INDEX)
 OUT_HELP = "file to write; the suffix picks the format: .png, .svg or .pdf"
 
 
@@ -43,7 +47,7 @@ def _add_common(p: argparse.ArgumentParser, out_help: str = OUT_HELP) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help=out_help)
     p.add_argument("--force", action="store_true",
                    help="replace --out even if attnlab did not write it (your file is kept as NAME.orig)")
-    p.add_argument("--dpi", type=int, default=150, help=DPI_HELP)
+    p.add_argument("--dpi", type=int_arg(limits.MIN_DPI, limits.MAX_DPI), default=150, help=DPI_HELP)
 
 
 def _checks_out(run):
@@ -88,8 +92,10 @@ def _register_attention(figures) -> None:
         "or `minilm` for the shipped all-MiniLM-L6-v2",
     )
     p.add_argument("--text", required=True, help="the text to run the model on")
-    p.add_argument("--layer", type=int, default=None, help="layer index (0 = first; negative counts from the end)")
-    p.add_argument("--head", type=int, default=None, help="head index within --layer (needs --layer)")
+    p.add_argument("--layer", type=_index, default=None,
+                   help="layer index (0 = first; negative counts from the end" + INDEX_HELP + ")")
+    p.add_argument("--head", type=_index, default=None,
+                   help="head index within --layer (needs --layer" + INDEX_HELP + ")")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--grid", action="store_true", help="every layer x head map (the default without --layer)")
     mode.add_argument("--mean", action="store_true", help="mean over heads, one panel a layer (or only --layer)")
@@ -179,11 +185,17 @@ def _register_positions(figures) -> None:
         ),
     )
     p.add_argument("--panel", choices=POSITION_PANELS, default="all", help="draw one panel only (default: all four)")
-    p.add_argument("--positions", type=int, default=128, help="positions (rows) of the tables (default 128)")
-    p.add_argument("--dim", type=int, default=64, help="channels of the tables, even (default 64)")
-    p.add_argument("--period", type=float, default=None, help="period of the Fourier basis in positions (default: --dim)")
-    p.add_argument("--head-dim", type=int, default=64, help="head size for the RoPE panel, even (default 64)")
-    p.add_argument("--rope-base", type=float, default=10000.0, help="RoPE frequency base (default 10000)")
+    p.add_argument("--positions", type=int_arg(2, limits.MAX_TABLE_POSITIONS), default=128,
+                   help=f"positions (rows) of the tables, 2 to {limits.MAX_TABLE_POSITIONS:,} (default 128)")
+    p.add_argument("--dim", type=int_arg(2, limits.MAX_TABLE_DIM), default=64,
+                   help=f"channels of the tables, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)")
+    p.add_argument("--period", type=float_arg(0.0, limits.MAX_PLOT_RANGE, low_open=True), default=None,
+                   help=f"period of the Fourier basis in positions, more than 0 and at most {limits.MAX_PLOT_RANGE:,.0f} "
+                   "(default: --dim)")
+    p.add_argument("--head-dim", type=int_arg(2, limits.MAX_TABLE_DIM), default=64,
+                   help=f"head size for the RoPE panel, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)")
+    p.add_argument("--rope-base", type=float_arg(0.0, limits.MAX_ROPE_BASE, low_open=True), default=10000.0,
+                   help=f"RoPE frequency base, more than 0 and at most {limits.MAX_ROPE_BASE:,.0f} (default 10000)")
     _add_common(p)
     p.set_defaults(func=_run_positions)
 
@@ -229,15 +241,17 @@ def _register_embeddings(figures) -> None:
                       help="nearest word pieces of up to 6 words on the input embedding table (default: king paris model)")
     mode.add_argument("--analogy", nargs="*", metavar="WORD",
                       help="A B C: nearest word pieces to A - B + C, excluding A, B, C (default: king man woman)")
-    mode.add_argument("--random-dims", nargs="*", type=int, metavar="D",
+    mode.add_argument("--random-dims", nargs="*", type=int_arg(2, limits.MAX_RANDOM_DIM), metavar="D",
                       help="near-orthogonality of random vectors and the Johnson-Lindenstrauss picture for these "
-                      "dimensions (default: 2 8 32 128 512 2048); needs no model")
+                      f"dimensions, each 2 to {limits.MAX_RANDOM_DIM:,}, at most {limits.MAX_RANDOM_DIMS} of them "
+                      "(default: 2 8 32 128 512 2048); needs no model")
     p.add_argument("--model", default="minilm", metavar="DIR",
                    help="`minilm` (default) or an encoder checkpoint / Hugging Face BERT-family folder")
-    p.add_argument("--top-k", type=int, default=8, help="answers shown by --neighbours and --analogy (default 8)")
-    p.add_argument("--layer", type=int, default=-1,
+    p.add_argument("--top-k", type=int_arg(1, 100), default=8,
+                   help="answers shown by --neighbours and --analogy, 1 to 100 (default 8)")
+    p.add_argument("--layer", type=_index, default=-1,
                    help="hidden state compared by --contextual (0 = embeddings, -1 = last layer, the default)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --random-dims (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help=f"random seed for --random-dims, {SEED_HELP} (default 0)")
     _add_common(p)
     p.set_defaults(func=_run_embeddings)
 
@@ -249,6 +263,8 @@ def _run_embeddings(args: argparse.Namespace) -> int:
 
     output_format(args.out)
     if args.random_dims is not None:
+        if len(args.random_dims) > limits.MAX_RANDOM_DIMS:
+            raise ConfigError(f"--random-dims takes at most {limits.MAX_RANDOM_DIMS} dimensions, got {len(args.random_dims)}")
         path = E.plot_random_cosines(args.random_dims or E.DEFAULT_RANDOM_DIMS, args.out, seed=args.seed, dpi=args.dpi)
         print(path)
         return 0
@@ -295,8 +311,11 @@ def _register_activations(figures) -> None:
         help="activation functions (ReLU, GELU, tanh, sigmoid, SiLU) and their derivatives",
         description="Draw the activation functions and their derivatives (the foundations lab's figure).",
     )
-    p.add_argument("--x-min", type=float, default=-4.0, help="left end of the input range (default -4)")
-    p.add_argument("--x-max", type=float, default=4.0, help="right end of the input range (default 4)")
+    span = f"-{limits.MAX_PLOT_RANGE:,.0f} to {limits.MAX_PLOT_RANGE:,.0f}"
+    p.add_argument("--x-min", type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE), default=-4.0,
+                   help=f"left end of the input range, {span} (default -4)")
+    p.add_argument("--x-max", type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE), default=4.0,
+                   help=f"right end of the input range, {span} (default 4)")
     _add_common(p)
     p.set_defaults(func=_run_activations)
 

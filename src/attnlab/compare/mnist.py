@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from attnlab import limits
 from attnlab.compare._common import check_device
 from attnlab.errors import ConfigError
 from attnlab.runs import writes_run
@@ -88,6 +89,11 @@ class ImageRecipe:
             raise ConfigError("weight_decay, warmup_epochs and shift_pixels must be >= 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        limits.check_int(self.epochs, "epochs", 1, limits.MAX_EPOCHS)
+        limits.check_int(self.batch_size, "batch_size", 1, limits.MAX_BATCH_SIZE)
+        limits.check_float(self.lr, "lr", 0.0, limits.MAX_LR, low_open=True)
+        limits.check_float(self.warmup_epochs, "warmup_epochs", 0.0, float(limits.MAX_EPOCHS))
+        limits.check_int(self.shift_pixels, "shift_pixels", 0, 1_000)
 
 
 # Per-model defaults, tuned on the 8,000 / 2,000 split of MNIST's test set (docs/vision.md).
@@ -131,6 +137,18 @@ class MnistCompareConfig:
                 raise ConfigError(f"{name} must be at least 10 (one image a class), got {value}")
         if self.num_examples < 1:
             raise ConfigError(f"num_examples must be at least 1, got {self.num_examples}")
+        # Upper bounds (attnlab.limits): a typo is refused at once, not after hours of training.
+        limits.check_seed(self.seed, "seed")
+        if self.epochs is not None:
+            limits.check_int(self.epochs, "epochs", 1, limits.MAX_EPOCHS)
+        if self.batch_size is not None:
+            limits.check_int(self.batch_size, "batch_size", 1, limits.MAX_BATCH_SIZE)
+        if self.lr is not None:
+            limits.check_float(self.lr, "lr", 0.0, limits.MAX_LR, low_open=True)
+        for name in ("num_train", "num_test"):
+            if getattr(self, name) is not None:
+                limits.check_int(getattr(self, name), name, 10, limits.MAX_IMAGES)
+        limits.check_int(self.num_examples, "num_examples", 1, 1_000)
 
     def recipe(self, name: str) -> ImageRecipe:
         """The training recipe of model `name` with this run's overrides applied."""

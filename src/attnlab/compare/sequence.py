@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from attnlab import limits
 from attnlab.compare._common import check_device
 from attnlab.errors import ConfigError
 from attnlab.runs import writes_run
@@ -125,6 +126,21 @@ class SequenceCompareConfig:
             object.__setattr__(self, "timing_lengths", tuple(int(t) for t in self.timing_lengths))
             if any(t < 2 for t in self.timing_lengths):
                 raise ConfigError(f"timing_lengths must all be at least 2, got {self.timing_lengths}")
+            for t in self.timing_lengths:
+                limits.check_int(t, "each of timing_lengths", 2, limits.MAX_COMPARE_SEQ_LEN)
+        # Upper bounds (attnlab.limits): a typo is refused at once, not after hours of training.
+        limits.check_seed(self.seed, "seed")
+        limits.check_int(self.seq_len, "seq_len", 3, limits.MAX_COMPARE_SEQ_LEN)
+        limits.check_int(self.num_symbols, "num_symbols", 2, limits.MAX_SYMBOLS)
+        limits.check_int(self.batch_size, "batch_size", 1, limits.MAX_BATCH_SIZE)
+        if self.epochs is not None:
+            limits.check_int(self.epochs, "epochs", 1, limits.MAX_EPOCHS)
+        if self.steps_per_epoch is not None:
+            limits.check_int(self.steps_per_epoch, "steps_per_epoch", 1, limits.MAX_ITERS)
+        if self.per_distance is not None:
+            limits.check_int(self.per_distance, "per_distance", 1, 100_000)
+        if self.lr is not None:
+            limits.check_float(self.lr, "lr", 0.0, limits.MAX_LR, low_open=True)
 
     @property
     def num_epochs(self) -> int:

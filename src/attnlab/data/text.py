@@ -106,7 +106,14 @@ def read_text_file(path: str | Path) -> str:
         )
     if path.is_dir():
         raise DataError(f"data {str(path)!r} is a folder; pass a UTF-8 text file")
-    raw = path.read_bytes()
+    if not path.is_file():  # a FIFO, socket or device would block or never end
+        raise DataError(f"data {str(path)!r} is not a regular file (a pipe, socket or device); pass a UTF-8 text file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        from attnlab.errors import describe_os_error
+
+        raise DataError(f"cannot read data {describe_os_error(e)}") from None
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0  # a byte-order mark is not content
     try:
         with memoryview(raw) as view:  # decoding a view skips the BOM without copying the bytes

@@ -102,8 +102,10 @@ class EncoderConfig:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.type_vocab_size < 0:
             raise ConfigError(f"model.type_vocab_size must be >= 0 (0 = no token types), got {self.type_vocab_size}")
-        if self.layer_norm_eps <= 0 or self.init_std <= 0:
+        if not (0 < self.layer_norm_eps < float("inf")) or not (0 < self.init_std < float("inf")):  # NaN fails too
             raise ConfigError("model.layer_norm_eps and model.init_std must be positive")
+        if not 0 < self.rope_base < float("inf"):  # base ** (-2i / D): a base <= 0 has no real powers
+            raise ConfigError(f"model.rope_base must be a positive number (10000 in the RoFormer paper), got {self.rope_base}")
         for name in ("pad_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:

@@ -55,8 +55,10 @@ class GPTConfig:
             raise ConfigError(f"model.ff_dim must be at least 1, got {self.ff_dim}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.layer_norm_eps <= 0 or self.init_std <= 0:
+        if not (0 < self.layer_norm_eps < float("inf")) or not (0 < self.init_std < float("inf")):  # NaN fails too
             raise ConfigError("model.layer_norm_eps and model.init_std must be positive")
+        if not 0 < self.rope_base < float("inf"):  # base ** (-2i / D): a base <= 0 has no real powers
+            raise ConfigError(f"model.rope_base must be a positive number (10000 in the RoFormer paper), got {self.rope_base}")
 
     @property
     def head_dim(self) -> int:

@@ -87,10 +87,13 @@ class ViTConfig:
         if self.num_classes < 2:
             raise ConfigError(f"model.num_classes must be at least 2, got {self.num_classes}")
         if self.image_size % self.patch_size:
-            divisors = [p for p in range(1, self.image_size + 1) if self.image_size % p == 0]
+            # (listing the divisors walks every number up to image_size: only for image-like sizes)
+            divisors = [p for p in range(1, self.image_size + 1) if self.image_size % p == 0] \
+                if self.image_size <= 100_000 else []
+            choose = f"; choose one of {', '.join(map(str, divisors))}" if divisors else ""
             raise ConfigError(
                 f"model.patch_size ({self.patch_size}) must divide model.image_size ({self.image_size}) so the "
-                f"patches tile the image; choose one of {', '.join(map(str, divisors))}"
+                f"patches tile the image{choose}"
             )
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")

@@ -509,6 +509,12 @@ def train_masked_lm(
         if model.pad_token_id is not None and model.pad_token_id >= model.vocab_size:
             model = dataclasses.replace(model, pad_token_id=None)
 
+    # Before the encoder is allocated: a model (or batch) that cannot fit is one line, not a crash.
+    # The evaluation batches are held twice: the Trainer's and the accuracy hook's.
+    from attnlab.models.memory import check_training_memory
+
+    check_training_memory(model, train.batch_size, device=train.device, what="the encoder",
+                          eval_batches=2 * train.eval_iters)
     seed_everything(train.seed)
     encoder = load_model(out_dir, expect="encoder")[0] if resume else Encoder(model)
     engine = TorchEngine(
@@ -563,7 +569,7 @@ def run_training(args: Any, extra: list[str]) -> int:
     # the tokenizer (flag, then --data.tokenizer, then the config file) picks the default preset
     kind = args.tokenizer or C.parse_dotted_overrides(extra, sections)[0].get("data", {}).get("tokenizer")
     if kind is None and args.config:
-        kind = (C.load_file(args.config).get("data") or {}).get("tokenizer")
+        kind = C.file_section(C.load_file(args.config), "data", where=f"config file {args.config!r}").get("tokenizer")
     preset_default = "protein-small" if kind in SEQUENCE_TOKENIZERS else "small"
     model, train, data, overrides = collect_configs(args, extra, EncoderConfig, preset_default, sections=sections)
     masking_data: dict[str, Any] = {}

@@ -162,6 +162,11 @@ def train_language_model(
         tokenizer = build_tokenizer_for(data, source.text)
     ids = encode_corpus(tokenizer, source.text, source.name)
     model = dataclasses.replace(model, vocab_size=tokenizer.vocab_size)
+    # Before anything is allocated: a model (or batch) that cannot fit is one line, not a crash.
+    from attnlab.models.memory import check_training_memory
+
+    check_training_memory(model, train.batch_size, device=train.device if engine == "torch" else "cpu",
+                          what="the GPT", eval_batches=train.eval_iters)
     lm_data = LMData(ids, model.max_seq_len, train.val_fraction)
     eng = make_engine(engine, model, train, init_from=init_from)
     run_info = {
@@ -311,7 +316,10 @@ def calibrate_iterations(model_config: GPTConfig, train: TrainConfig, seconds: f
     per_step = float(np.percentile(times, 25)) * 1.15  # evaluations and logging cost a little extra
     del engine
     torch.manual_seed(train.seed)
-    return max(50, int(seconds / per_step)), per_step
+    from attnlab import limits
+
+    # a week of a very fast model would exceed the step bound; the time limit ends it anyway
+    return min(limits.MAX_ITERS, max(50, int(seconds / per_step))), per_step
 
 
 def run_demo(

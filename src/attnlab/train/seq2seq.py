@@ -270,6 +270,25 @@ def _fit_model_to_task(model: Seq2SeqConfig, task: Any, tokenizer: Any) -> Seq2S
     return model
 
 
+MAX_TASK_LENGTH = 1_000  # task.max_length: longest source (symbols or digits)
+MAX_EVAL_EXAMPLES = 100_000  # task.num_eval_examples
+
+
+def check_task_bounds(task: TaskConfig) -> None:
+    """Upper bounds of a task's sizes (attnlab.limits style): refuse a typo before examples are drawn.
+
+    Raises:
+        ConfigError: naming the field and its range.
+    """
+    from attnlab import limits
+
+    limits.check_int(task.min_length, "task.min_length", 1, MAX_TASK_LENGTH)
+    limits.check_int(task.max_length, "task.max_length", 1, MAX_TASK_LENGTH)
+    limits.check_int(task.num_eval_examples, "task.num_eval_examples", 1, MAX_EVAL_EXAMPLES)
+    if task.symbols is not None and len(task.symbols) > 10_000:
+        raise ConfigError(f"task.symbols holds {len(task.symbols):,} characters; give at most 10,000")
+
+
 @writes_run("train")
 def train_task(
     out_dir: str | Path,
@@ -305,6 +324,7 @@ def train_task(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {str(out_dir)!r} is a file; pass a folder for the run")
+    check_task_bounds(task)
     the_task = make_task(task)
     seed_everything(train.seed)
     if resume:
@@ -323,6 +343,11 @@ def train_task(
             )
         tokenizer = task_tokenizer(the_task)
         model = _fit_model_to_task(model, the_task, tokenizer)
+        # Before anything is allocated: a model (or batch) that cannot fit is one line, not a crash.
+        from attnlab.models.memory import check_training_memory
+
+        check_training_memory(model, train.batch_size, device=train.device, what="the seq2seq model",
+                              eval_batches=train.eval_iters)
         net = Seq2Seq(model)
     data = TaskData(the_task, tokenizer)
     engine = TorchEngine(

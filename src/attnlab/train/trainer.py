@@ -34,7 +34,8 @@ import numpy as np
 
 from attnlab import checkpoint as ckpt
 from attnlab.config import to_dict
-from attnlab.errors import CheckpointError, ConfigError
+from attnlab import limits
+from attnlab.errors import CheckpointError, ConfigError, TrainingDivergedError
 from attnlab.runs import remove_own, write_marker
 from attnlab.schedule import warmup_cosine_lr
 from attnlab.utils import write_json_atomic
@@ -94,6 +95,20 @@ class TrainConfig:
             raise ConfigError(f"train.max_time must be positive seconds, got {self.max_time}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"train.val_fraction must be between 0 and 1, got {self.val_fraction}")
+        # Upper bounds (attnlab.limits) and finiteness: a typo is refused here, not after hours.
+        limits.check_seed(self.seed, "train.seed")
+        limits.check_int(self.batch_size, "train.batch_size", 1, limits.MAX_BATCH_SIZE)
+        limits.check_int(self.grad_accum_steps, "train.grad_accum_steps", 1, limits.MAX_GRAD_ACCUM)
+        limits.check_int(self.eval_iters, "train.eval_iters", 1, limits.MAX_EVAL_ITERS)
+        for name in ("max_iters", "warmup_iters", "eval_interval", "log_interval", "lr_decay_iters"):
+            if getattr(self, name) is not None:
+                limits.check_int(getattr(self, name), f"train.{name}", 0, limits.MAX_ITERS)
+        limits.check_float(self.lr, "train.lr", 0.0, limits.MAX_LR, low_open=True)
+        for name in ("min_lr", "weight_decay", "eps", "grad_clip"):
+            limits.check_float(getattr(self, name), f"train.{name}", 0.0)
+        if self.max_time is not None:
+            limits.check_float(self.max_time, "train.max_time", 0.0, limits.MAX_SECONDS, low_open=True,
+                               hint="give seconds, or null for no time limit")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step `step` (0-based)."""
@@ -333,7 +348,7 @@ class Trainer:
                 lr = cfg.lr_at(self.step)
                 loss, grad_norm = self.engine.train_step(micro, lr)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(
+                    raise TrainingDivergedError(
                         f"the training loss became {loss} at step {self.step + 1}; "
                         "lower train.lr or raise train.warmup_iters"
                     )
