@@ -114,6 +114,18 @@ def test_masking_config_validation():
 SPECIALS_OBJ = MLMSpecials(cls_id=CLS, sep_id=SEP, pad_id=PAD, mask_id=MASK, special_ids=SPECIALS)
 
 
+def test_compact_ids_give_the_same_int64_batches():
+    ids = np.random.default_rng(4).integers(5, 40, size=2000)
+    wide = TextMLMData(ids, 16, SPECIALS_OBJ, val_fraction=0.1)
+    compact = TextMLMData(ids.astype(np.uint8), 16, SPECIALS_OBJ, val_fraction=0.1)
+    assert compact.splits["train"].dtype == np.uint8  # held compact, not copied to int64
+    a, b = wide.train_batch(6, np.random.default_rng(0)), compact.train_batch(6, np.random.default_rng(0))
+    assert b["input_ids"].dtype == np.int64 and np.array_equal(a["input_ids"], b["input_ids"])
+    assert np.array_equal(a["labels"], b["labels"])
+    for x, y in zip(wide.eval_batches(4, 2, "val"), compact.eval_batches(4, 2, "val")):
+        assert np.array_equal(x["input_ids"], y["input_ids"]) and np.array_equal(x["labels"], y["labels"])
+
+
 def test_text_windows_are_framed_and_eval_batches_fixed():
     ids = np.random.default_rng(4).integers(5, 40, size=2000)
     data = TextMLMData(ids, 16, SPECIALS_OBJ, val_fraction=0.1)

@@ -201,7 +201,8 @@ class TextMLMData(_MLMSource):
                  masking: MaskingConfig = MaskingConfig()):
         if max_seq_len < 3:
             raise DataError(f"masked-LM windows need model.max_seq_len >= 3 ([CLS] token [SEP]), got {max_seq_len}")
-        ids = np.asarray(ids, dtype=np.int64)
+        # compact ids (uint8/16/32, maybe a memory map) stay as they are; windows become int64 in _frame
+        ids = ids if isinstance(ids, np.ndarray) and ids.dtype.kind in "ui" else np.asarray(ids, dtype=np.int64)
         self.span = max_seq_len - 2  # tokens between [CLS] and [SEP]
         split = int(len(ids) * (1.0 - val_fraction))
         self.splits = {"train": ids[:split], "val": ids[split:]}
@@ -219,7 +220,7 @@ class TextMLMData(_MLMSource):
         B = len(starts)
         cls = np.full((B, 1), self.specials.cls_id, dtype=np.int64)
         sep = np.full((B, 1), self.specials.sep_id, dtype=np.int64)
-        return np.concatenate([cls, rows, sep], axis=1)  # (B, T)
+        return np.concatenate([cls, rows.astype(np.int64), sep], axis=1)  # (B, T)
 
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Random windows of the train split, freshly masked from `rng`."""
