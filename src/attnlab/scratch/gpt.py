@@ -31,8 +31,8 @@ import numpy as np
 
 from attnlab import checkpoint as ckpt
 from attnlab.config import from_dict, to_dict
+from attnlab.configs.gpt import GPTConfig
 from attnlab.errors import CheckpointError, ConfigError
-from attnlab.models.gpt_config import GPTConfig
 from attnlab.scratch.attention import padding_mask
 from attnlab.scratch.block import TransformerBlock
 from attnlab.scratch.layers import IGNORE_INDEX, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, softmax

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attnlab.configs.gpt import GPTConfig
 from attnlab.errors import ConfigError
-from attnlab.models.gpt_config import GPTConfig
 from attnlab.scratch.gpt import NumpyGPT, load_numpy_gpt
 from attnlab.scratch.optim import AdamW, clip_grad_norm, global_grad_norm
 
