@@ -562,7 +562,7 @@ def train_masked_lm(
 def run_training(args: Any, extra: list[str]) -> int:
     """`attnlab train --objective mlm ...`: flags -> configs -> `train_masked_lm`."""
     from attnlab import config as C
-    from attnlab.cli.lm import check_resume_agrees, collect_configs
+    from attnlab.train.options import check_resume_agrees, collect_configs
 
     if getattr(args, "engine", "torch") != "torch":
         raise ConfigError("masked-LM training runs on the torch engine only; drop --engine numpy")

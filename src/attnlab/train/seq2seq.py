@@ -427,7 +427,7 @@ def _task_settings(args: Any, extra_task: dict[str, Any], base: TaskConfig) -> T
 def run_training(args: Any, extra: list[str]) -> int:
     """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
     from attnlab import config as C
-    from attnlab.cli.lm import check_resume_agrees, collect_configs
+    from attnlab.train.options import check_resume_agrees, collect_configs
 
     if args.engine != "torch":
         raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
