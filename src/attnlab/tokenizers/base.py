@@ -6,10 +6,15 @@ uint32, the smallest that holds the vocabulary), and `encode_chunks` streams the
 folder (normally a checkpoint folder) as `attnlab_tokenizer.json`, a small JSON file
 whose `type` names the class; Hugging Face based tokenizers also write the standard
 `tokenizer.json` beside it. `load_tokenizer(folder)` reads either back.
+
+Kinds defined above this package (the bio lab's protein, DNA and RNA tokenizers) are
+listed in `LAZY_KINDS` and imported only when a tokenizer of that kind is loaded or
+built, so loading a character-level checkpoint never imports `attnlab.bio`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -23,6 +28,14 @@ from attnlab.utils import write_json_atomic
 TOKENIZER_FILE = "attnlab_tokenizer.json"
 
 _REGISTRY: dict[str, type["Tokenizer"]] = {}
+
+# kind -> "module:Class" of tokenizers that live outside `attnlab.tokenizers`; the module
+# is imported (and its class registers itself) the first time that kind is needed.
+LAZY_KINDS: dict[str, str] = {
+    "protein": "attnlab.bio.tokenizers:ProteinTokenizer",
+    "dna": "attnlab.bio.tokenizers:DNATokenizer",
+    "rna": "attnlab.bio.tokenizers:RNATokenizer",
+}
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -193,12 +206,13 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TokenizerError(f"{str(path)!r} is not valid JSON: {e}") from None
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind not in _REGISTRY:
+    cls = tokenizer_class(kind) if isinstance(kind, str) else None
+    if cls is None:
         raise TokenizerError(
-            f"{str(path)!r} names an unknown tokenizer type {kind!r}; known types: {', '.join(sorted(_REGISTRY))}"
+            f"{str(path)!r} names an unknown tokenizer type {kind!r}; known types: {', '.join(registered_kinds())}"
         )
     try:
-        return _REGISTRY[kind].from_dict(data, folder)
+        return cls.from_dict(data, folder)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, TokenizerError):
             raise
@@ -206,7 +220,26 @@ def load_tokenizer(folder: str | Path) -> Tokenizer:
 
 
 def registered_kinds() -> list[str]:
-    """Names of all registered tokenizer types."""
+    """Names of all tokenizer types: the registered ones and those in `LAZY_KINDS` (not imported)."""
     import attnlab.tokenizers  # noqa: F401
 
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(LAZY_KINDS))
+
+
+def tokenizer_class(kind: str) -> type[Tokenizer] | None:
+    """The class registered under `kind`, importing its module first for a `LAZY_KINDS` entry.
+
+    Returns:
+        The class, or None when no tokenizer type has that name.
+    Raises:
+        TokenizerError: a `LAZY_KINDS` entry whose module does not define the class.
+    """
+    import attnlab.tokenizers  # noqa: F401  (registers the built-in kinds)
+
+    if kind not in _REGISTRY and kind in LAZY_KINDS:
+        module_name, _, class_name = LAZY_KINDS[kind].partition(":")
+        module = importlib.import_module(module_name)  # its classes register themselves
+        cls = getattr(module, class_name, None)
+        if cls is None or _REGISTRY.get(kind) is not cls:
+            raise TokenizerError(f"{LAZY_KINDS[kind]} does not define the {kind!r} tokenizer")
+    return _REGISTRY.get(kind)
