@@ -22,8 +22,6 @@ from attnlab.scratch.layers import (
     Linear,
     ReLU,
     Tanh,
-    _erf_float32,
-    _erf_numpy,
     _scatter_add_rows,
     erf,
     softmax,
@@ -231,24 +229,13 @@ def test_gelu_float32_stays_float32_and_matches_torch():
     np.testing.assert_allclose(y, F.gelu(torch.from_numpy(x)).numpy(), atol=1e-6)
 
 
-def test_gelu_without_scipy_matches_torch(monkeypatch):
-    import attnlab.scratch.layers as layers
-
-    monkeypatch.setattr(layers, "_scipy_erf", None)  # as on an install without SciPy
-    x = np.random.default_rng(0).normal(size=(200,)) * 3
-    np.testing.assert_allclose(GELU().forward(x), F.gelu(torch.from_numpy(x)).numpy(), atol=1e-13)
-    x32 = x.astype(np.float32)
-    np.testing.assert_allclose(GELU().forward(x32), F.gelu(torch.from_numpy(x32)).numpy(), atol=1e-6)
-
-
-def test_numpy_erf_fallback_is_accurate():
+def test_erf_is_exact_in_both_dtypes():
     x = np.linspace(-9, 9, 4001)
     expected = np.array([math.erf(v) for v in x])
-    np.testing.assert_allclose(_erf_numpy(x), expected, rtol=0, atol=5e-14)
-    np.testing.assert_allclose(erf(x), expected, rtol=0, atol=5e-14)  # the one in use
-    fast = _erf_float32(x.astype(np.float32))  # the SciPy-less float32 path
-    assert fast.dtype == np.float32
-    np.testing.assert_allclose(fast, expected, rtol=0, atol=5e-7)
+    np.testing.assert_allclose(erf(x), expected, rtol=0, atol=5e-14)
+    x32 = erf(x.astype(np.float32))
+    assert x32.dtype == np.float32
+    np.testing.assert_allclose(x32, expected, rtol=0, atol=5e-7)
 
 
 def test_softmax_backward_matches_torch():

@@ -51,76 +51,15 @@ IGNORE_INDEX = -100  # target value that is not scored (padding), as in PyTorch
 
 
 # ---------------------------------------------------------------------------
-# erf: SciPy's when installed (fast, exact), else pure NumPy versions
+# erf: SciPy's (a core dependency; a compiled ufunc, exact in float32 and float64)
 # ---------------------------------------------------------------------------
 
 
-def _erf_numpy(x: np.ndarray) -> np.ndarray:
-    """erf in pure NumPy, accurate to ~1e-14 (float64 arithmetic; slow, for float64 models).
-
-    |x| < 2.5: the Maclaurin series erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)).
-    |x| >= 2.5: erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))),
-    Laplace's continued fraction, evaluated bottom-up; erf = 1 - erfc.
-    """
-    x64 = np.asarray(x, dtype=np.float64)
-    a = np.abs(x64)
-    out = np.empty_like(a)
-    small = a < 2.5
-    xs = a[small]
-    x2 = xs * xs
-    term = xs.copy()
-    total = xs.copy()
-    for n in range(1, 60):  # 6.25^n / n! < 1e-17 well before n = 60
-        term *= -x2 / n
-        total += term / (2 * n + 1)
-    out[small] = total * (2.0 / math.sqrt(math.pi))
-    xl = np.minimum(a[~small], 7.0)  # erfc(7) ~ 4e-23: erf is 1 in float64 from here on
-    frac = xl.copy()
-    for k in range(80, 0, -1):
-        frac = xl + (k / 2.0) / frac
-    out[~small] = 1.0 - np.exp(-xl * xl) / math.sqrt(math.pi) / frac
-    return np.copysign(out, x64).astype(np.result_type(x, np.float32), copy=False)
-
-
-# Abramowitz & Stegun (1964), formula 7.1.26: |error| <= 1.5e-7 for x >= 0.
-_AS_P = 0.3275911
-_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-
-
-def _erf_float32(x: np.ndarray) -> np.ndarray:
-    """Fast erf for float32 models: erf(|x|) = 1 - t (a1 + a2 t + ... + a5 t^4) exp(-x^2),
-    t = 1 / (1 + p |x|) (A&S 7.1.26), odd in x. Max error ~5e-7 (float32 rounding included)."""
-    x = np.asarray(x, dtype=np.float32)
-    t = np.abs(x)
-    t *= np.float32(_AS_P)
-    t += np.float32(1.0)
-    np.reciprocal(t, out=t)
-    poly = t * np.float32(_AS_A[4])
-    for a in _AS_A[3::-1]:  # Horner's rule
-        poly += np.float32(a)
-        poly *= t
-    poly *= np.exp(-(x * x))  # erfc(|x|)
-    np.subtract(np.float32(1.0), poly, out=poly)
-    return np.copysign(poly, x, out=poly)
-
-
-try:  # SciPy's erf is a compiled ufunc, exact in float32 and float64
-    from scipy.special import erf as _scipy_erf
-except ImportError:  # pragma: no cover - SciPy is optional
-    _scipy_erf = None
-
-
 def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, elementwise, in the dtype of `x`.
+    """The error function, elementwise, in the dtype of `x` (SciPy's `scipy.special.erf`)."""
+    from scipy.special import erf as scipy_erf
 
-    SciPy's when it is installed; without SciPy, `_erf_float32` for float32 arrays
-    and the slower, exact `_erf_numpy` for float64.
-    """
-    if _scipy_erf is not None:
-        return _scipy_erf(x)
-    if np.asarray(x).dtype == np.float32:
-        return _erf_float32(x)
-    return _erf_numpy(x)
+    return scipy_erf(x)
 
 
 # ---------------------------------------------------------------------------
