@@ -451,6 +451,16 @@ def _label_problem(value: str | None, separator: str) -> str | None:
     return None
 
 
+def _column_label_problem(value: str, column: str, separator: str) -> str | None:
+    """What is wrong with the label `value` of CSV column `column`, as a clause; None when usable."""
+    problem = _label_problem(value, separator)
+    if problem is None:
+        return None
+    if problem == "empty":
+        return f"the label column {column!r} is empty"
+    return f"the label {value!r} (column {column!r}) is {problem}"
+
+
 _DROP_HINT = " (or drop such records: bad_labels='drop', `attnlab probe --drop-bad-labels`)"
 
 
@@ -649,10 +659,8 @@ def read_csv(
             raise DataError(f"{str(path)!r}, line {line}: the id column {id_col!r} is empty")
         if label_col is not None:
             value = row[label_col]
-            problem = _label_problem(value, label_separator)
-            if problem is not None:
-                what = f"the label column {label_col!r} is empty" if problem == "empty" else (
-                    f"the label {value!r} (column {label_col!r}) is {problem}")
+            what = _column_label_problem(value, label_col, label_separator)
+            if what is not None:
                 screen.reject(w, f"{w}: {what}; fill in the label or remove the row")
                 continue
             raw.append(value)
@@ -842,10 +850,8 @@ def _join_labels(
         line, row = by_id[rid]
         w_csv = f"{w} / {str(path)!r}, line {line}"
         value = row[label_col]
-        problem = _label_problem(value, separator)
-        if problem is not None:
-            what = f"the label column {label_col!r} is empty" if problem == "empty" else (
-                f"the label {value!r} (column {label_col!r}) is {problem}")
+        what = _column_label_problem(value, label_col, separator)
+        if what is not None:
             screen.reject(w_csv, f"{w_csv}: {what}; fill it in or remove the row")
             continue
         kept.append(i)
