@@ -51,17 +51,18 @@ N hidden_dim (recurrent state size), L num_layers.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import IGNORE_INDEX, PresetsMixin, check_at_least_one, check_dropout
+from attnlab.configs.base import BaselineActivation as Activation
 from attnlab.errors import ConfigError
-from attnlab.models.outputs import ModelOutput
+from attnlab.models.base import CheckpointMixin
+from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 
 __all__ = [
     "IGNORE_INDEX",
@@ -78,29 +79,14 @@ __all__ = [
     "RECURRENT_PRESETS",
 ]
 
-IGNORE_INDEX = -100  # target value that is not scored, as in PyTorch and Hugging Face
-
-Activation = Literal["relu", "gelu"]
 Cell = Literal["rnn", "lstm", "gru"]
 
 
 def _check_image_fields(cfg: Any) -> None:
-    for name in ("image_size", "in_channels"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"model.{name} must be at least 1, got {getattr(cfg, name)}")
+    check_at_least_one(cfg, ("image_size", "in_channels"))
     if cfg.num_classes < 2:
         raise ConfigError(f"model.num_classes must be at least 2, got {cfg.num_classes}")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
-
-
-def _from_preset(cls: type, presets: dict[str, dict[str, Any]], kind: str, name: str, overrides: dict[str, Any]) -> Any:
-    if name not in presets:
-        raise ConfigError(f"unknown {kind} preset {name!r}; choose one of: {', '.join(presets)}")
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    return cls(**{**presets[name], **overrides})
+    check_dropout(cfg.dropout)
 
 
 # ---------------------------------------------------------------------------
@@ -109,8 +95,8 @@ def _from_preset(cls: type, presets: dict[str, dict[str, Any]], kind: str, name:
 
 
 @dataclass(frozen=True)
-class MLPConfig:
-    """Hyper-parameters of the multi-layer perceptron image classifier."""
+class MLPConfig(PresetsMixin):
+    """Hyper-parameters of the multi-layer perceptron image classifier (presets: `mnist`, `digits`, `tiny`)."""
 
     image_size: int = 28  # height = width of the input images in pixels (28 MNIST, 8 digits)
     in_channels: int = 1  # colour channels of the input (1 for grey)
@@ -118,6 +104,8 @@ class MLPConfig:
     hidden_dims: tuple[int, ...] = (192, 96)  # width of each hidden layer; () = logistic regression
     activation: Activation = "relu"  # non-linearity after each hidden layer
     dropout: float = 0.1  # dropout after each hidden layer
+
+    preset_kind = "MLP"
 
     def __post_init__(self) -> None:
         _check_image_fields(self)
@@ -129,11 +117,6 @@ class MLPConfig:
         """Number of input features: C * H * W."""
         return self.in_channels * self.image_size * self.image_size
 
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "MLPConfig":
-        """A named preset (`mnist`, `digits`, `tiny`), optionally with fields overridden."""
-        return _from_preset(cls, MLP_PRESETS, "MLP", name, overrides)
-
 
 MLP_PRESETS: dict[str, dict[str, Any]] = {
     # 784 -> 192 -> 96 -> 10: 170,218 parameters, the size of the lab's small ViT.
@@ -143,9 +126,10 @@ MLP_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests.
     "tiny": dict(image_size=28, hidden_dims=(32,), dropout=0.0),
 }
+MLPConfig.presets = MLP_PRESETS
 
 
-class MLPClassifier(nn.Module):
+class MLPClassifier(CheckpointMixin, nn.Module):
     """Multi-layer perceptron on flattened pixels.
 
     Args:
@@ -178,7 +162,7 @@ class MLPClassifier(nn.Module):
         c = self.config
         _check_images(images, (c.in_channels, c.image_size, c.image_size), "MLPConfig")
         logits = self.head(self.features(images))  # (B, K)
-        return ModelOutput(logits=logits, loss=_classification_loss(logits, targets))
+        return ModelOutput(logits=logits, loss=cross_entropy_loss(logits, targets))
 
 
 # ---------------------------------------------------------------------------
@@ -187,8 +171,8 @@ class MLPClassifier(nn.Module):
 
 
 @dataclass(frozen=True)
-class ConvNetConfig:
-    """Hyper-parameters of the convolutional image classifier."""
+class ConvNetConfig(PresetsMixin):
+    """Hyper-parameters of the convolutional image classifier (presets: `mnist`, `digits`, `tiny`)."""
 
     image_size: int = 28  # height = width of the input images in pixels
     in_channels: int = 1  # colour channels of the input
@@ -198,6 +182,8 @@ class ConvNetConfig:
     batch_norm: bool = True  # BatchNorm after each convolution
     hidden_dim: int = 128  # width of the fully connected layer before the output; 0 = none
     dropout: float = 0.1  # dropout before each fully connected layer
+
+    preset_kind = "ConvNet"
 
     def __post_init__(self) -> None:
         _check_image_fields(self)
@@ -217,11 +203,6 @@ class ConvNetConfig:
                 size //= 2
         return size
 
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "ConvNetConfig":
-        """A named preset (`mnist`, `digits`, `tiny`), optionally with fields overridden."""
-        return _from_preset(cls, CONVNET_PRESETS, "ConvNet", name, overrides)
-
 
 CONVNET_PRESETS: dict[str, dict[str, Any]] = {
     # 3 blocks 28 -> 14 -> 7 -> 3, then 576 -> 128 -> 10: 131,050 parameters.
@@ -231,9 +212,10 @@ CONVNET_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests.
     "tiny": dict(image_size=28, channels=(4, 8), hidden_dim=16, dropout=0.0),
 }
+ConvNetConfig.presets = CONVNET_PRESETS
 
 
-class ConvNetClassifier(nn.Module):
+class ConvNetClassifier(CheckpointMixin, nn.Module):
     """A small VGG-style convolutional network.
 
     Args:
@@ -282,7 +264,7 @@ class ConvNetClassifier(nn.Module):
         _check_images(images, (c.in_channels, c.image_size, c.image_size), "ConvNetConfig")
         features = self.features(images)  # (B, channels[-1], feature_size, feature_size)
         logits = self.head(features)  # (B, K)
-        return ModelOutput(logits=logits, loss=_classification_loss(logits, targets))
+        return ModelOutput(logits=logits, loss=cross_entropy_loss(logits, targets))
 
 
 def build_image_baseline(kind: str, preset: str = "mnist", **overrides: Any) -> nn.Module:
@@ -310,20 +292,14 @@ def _check_images(images: Tensor, expected: tuple[int, int, int], config_name: s
         )
 
 
-def _classification_loss(logits: Tensor, targets: Tensor | None) -> Tensor | None:
-    if targets is None:
-        return None
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
-
-
 # ---------------------------------------------------------------------------
 # RNN / LSTM / GRU
 # ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RecurrentConfig:
-    """Hyper-parameters of the recurrent sequence model (RNN, LSTM or GRU)."""
+class RecurrentConfig(PresetsMixin):
+    """Hyper-parameters of the recurrent sequence model (RNN, LSTM or GRU); presets `tiny`, `small`."""
 
     cell: Cell = "lstm"  # recurrent cell: rnn (Elman), lstm or gru; see the module docstring
     vocab_size: int = 17  # number of input token ids; set from the task or tokenizer
@@ -335,14 +311,13 @@ class RecurrentConfig:
     nonlinearity: Literal["tanh", "relu"] = "tanh"  # activation of the plain rnn cell (ignored otherwise)
     forget_bias: float = 1.0  # initial LSTM forget-gate bias: starts the cell remembering (ignored otherwise)
 
+    preset_kind = "recurrent"
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "embed_dim", "hidden_dim", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least_one(self, ("vocab_size", "embed_dim", "hidden_dim", "num_layers"))
         if self.num_classes is not None and self.num_classes < 1:
             raise ConfigError(f"model.num_classes must be at least 1 (or None), got {self.num_classes}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
         if self.cell not in ("rnn", "lstm", "gru"):
             raise ConfigError(f"model.cell must be rnn, lstm or gru, got {self.cell!r}")
 
@@ -351,11 +326,6 @@ class RecurrentConfig:
         """Number of logits per position K."""
         return self.num_classes if self.num_classes is not None else self.vocab_size
 
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "RecurrentConfig":
-        """A named preset (`tiny`, `small`), optionally with fields overridden (e.g. `cell="gru"`)."""
-        return _from_preset(cls, RECURRENT_PRESETS, "recurrent", name, overrides)
-
 
 RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests.
@@ -363,9 +333,10 @@ RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
     # The recall lab: about 27k parameters as an LSTM (17 tokens, 8 classes).
     "small": dict(embed_dim=32, hidden_dim=64),
 }
+RecurrentConfig.presets = RECURRENT_PRESETS
 
 
-class RecurrentModel(nn.Module):
+class RecurrentModel(CheckpointMixin, nn.Module):
     """Token embedding -> RNN / LSTM / GRU -> a linear layer at every position.
 
     The cell is PyTorch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (batch_first); the
@@ -423,7 +394,7 @@ class RecurrentModel(nn.Module):
         x = self.tok_emb(input_ids)  # (B, T, E)
         outputs, final_state = self.rnn(x, state)  # (B, T, N): top-layer h_t for every t
         logits = self.head(self.drop(outputs))  # (B, T, K)
-        return ModelOutput(logits=logits, loss=_classification_loss(logits, targets), extras={"state": final_state})
+        return ModelOutput(logits=logits, loss=cross_entropy_loss(logits, targets), extras={"state": final_state})
 
     def forward_steps(self, input_ids: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Run one time step at a time, keeping every hidden state in the autograd graph.
@@ -493,7 +464,7 @@ def gradient_norms_through_time(
                 if not hasattr(model, "forward_steps"):
                     raise ConfigError("wrt='hidden' needs a RecurrentModel; use wrt='embedding' for other models")
                 logits, states = model.forward_steps(input_ids)
-                loss = _classification_loss(logits, targets) * num_scored
+                loss = cross_entropy_loss(logits, targets) * num_scored
                 grads = torch.autograd.grad(loss, states, allow_unused=True)
                 per_step = [
                     torch.zeros(input_ids.size(0), device=input_ids.device) if g is None else g[-1].norm(dim=-1)

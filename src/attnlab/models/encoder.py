@@ -26,86 +26,67 @@ K labels.
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import IGNORE_INDEX, Activation, TransformerConfig
+from attnlab.configs.base import EncoderPositional as Positional
 from attnlab.errors import ConfigError
+from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
-from attnlab.nn.attention import padding_mask
-from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import get_activation, layer_norm
 from attnlab.nn.positional import position_modules
+from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_blocks
 
 __all__ = ["Encoder", "EncoderConfig", "ENCODER_PRESETS", "MaskedLMHead", "pool_hidden", "IGNORE_INDEX"]
 
-IGNORE_INDEX = -100  # label value that is not scored (unmasked / padding positions), as in PyTorch and HF
+# IGNORE_INDEX (-100, from attnlab.configs.base): the label of unmasked / padding positions, not scored.
 # ESM-2 was trained masking 15% of tokens, 80% of those with <mask>; its "token dropout"
 # rescales embeddings by the share of unmasked tokens seen in training.
 ESM_MASK_RATIO_TRAIN = 0.15 * 0.8
 
-Positional = Literal["learned", "sinusoidal", "rotary", "none"]
-Activation = Literal["gelu", "gelu_tanh", "relu"]
 HeadKind = Literal["none", "mlm", "sequence", "token"]
 Pooling = Literal["cls", "mean"]
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """Hyper-parameters of a bidirectional transformer encoder (BERT / ESM-2 family)."""
+class EncoderConfig(TransformerConfig):
+    """Hyper-parameters of a bidirectional transformer encoder (BERT / ESM-2 family).
+
+    The shared fields are `TransformerConfig`'s (`attnlab.configs.base`); those redeclared
+    here have BERT's defaults, and the rest are the encoder's own.
+    """
 
     vocab_size: int = 64  # number of token ids; set from the tokenizer at training time
     max_seq_len: int = 128  # context length: the most tokens one example may have
-    num_layers: int = 4  # transformer blocks
-    num_heads: int = 4  # attention heads per block; must divide embed_dim
-    embed_dim: int = 128  # width of the residual stream (C)
-    ff_dim: int | None = None  # hidden width of the feed-forward layer; None = 4 * embed_dim
     dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
     activation: Activation = "gelu"  # feed-forward (and MLM-head) non-linearity; BERT and ESM-2 use exact gelu
     norm_first: bool = False  # pre-norm blocks (ESM-2) or post-norm (BERT, the original transformer)
     positional: Positional = "learned"  # position information: learned table (BERT), sinusoidal, rotary (ESM-2) or none
-    rope_base: float = 10000.0  # base of the rotary frequencies (positional = rotary)
+    layer_norm_eps: float = 1e-12  # epsilon inside every LayerNorm (BERT 1e-12, ESM-2 1e-5)
+    bias: bool = True  # biases in linear layers and LayerNorms
+    tie_weights: bool = True  # the MLM head's output matrix is the token-embedding matrix
     type_vocab_size: int = 0  # token-type (segment A/B) embeddings; 0 = none (BERT uses 2)
     embed_norm: bool = True  # LayerNorm after summing the embeddings (BERT yes, ESM-2 no)
     final_norm: bool = False  # LayerNorm after the last block (needed by pre-norm models; ESM-2's emb_layer_norm_after)
-    layer_norm_eps: float = 1e-12  # epsilon inside every LayerNorm (BERT 1e-12, ESM-2 1e-5)
-    bias: bool = True  # biases in linear layers and LayerNorms
     pad_token_id: int | None = 0  # id of the padding token (its embedding starts at zero)
     mask_token_id: int | None = None  # id of the [MASK] / <mask> token (needed by token_dropout)
     token_dropout: bool = False  # ESM-2: zero the embeddings of mask tokens and rescale the rest
     head: HeadKind = "mlm"  # output head: none (hidden states only), mlm, sequence or token classification
     num_labels: int = 2  # classes of the sequence / token head (1 = regression for the sequence head)
     pooling: Pooling = "cls"  # how the sequence head summarises a sequence: the first ([CLS]) state or the mean
-    tie_weights: bool = True  # the MLM head's output matrix is the token-embedding matrix
-    init_std: float = 0.02  # std of the normal initialisation of weights
+
+    preset_kind = "encoder"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_seq_len", "num_layers", "num_heads", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(
-                f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})"
-            )
-        if self.positional == "rotary" and self.head_dim % 2:
-            raise ConfigError(f"rotary positions need an even head size (embed_dim / num_heads), got {self.head_dim}")
-        if self.positional == "sinusoidal" and self.embed_dim % 2:
-            raise ConfigError(f"sinusoidal positions need an even model.embed_dim, got {self.embed_dim}")
-        if self.ff_dim is not None and self.ff_dim < 1:
-            raise ConfigError(f"model.ff_dim must be at least 1, got {self.ff_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        super().__post_init__()
         if self.type_vocab_size < 0:
             raise ConfigError(f"model.type_vocab_size must be >= 0 (0 = no token types), got {self.type_vocab_size}")
-        if not (0 < self.layer_norm_eps < float("inf")) or not (0 < self.init_std < float("inf")):  # NaN fails too
-            raise ConfigError("model.layer_norm_eps and model.init_std must be positive")
-        if not 0 < self.rope_base < float("inf"):  # base ** (-2i / D): a base <= 0 has no real powers
-            raise ConfigError(f"model.rope_base must be a positive number (10000 in the RoFormer paper), got {self.rope_base}")
         for name in ("pad_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
@@ -116,23 +97,6 @@ class EncoderConfig:
             raise ConfigError(f"model.num_labels must be at least 1 for a {self.head} head, got {self.num_labels}")
         if self.head == "token" and self.num_labels < 2:
             raise ConfigError("a token-classification head needs model.num_labels >= 2")
-
-    @property
-    def head_dim(self) -> int:
-        """Size of one head (D = C / H)."""
-        return self.embed_dim // self.num_heads
-
-    @property
-    def hidden_dim(self) -> int:
-        """Hidden width of the feed-forward layer."""
-        return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
-
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "EncoderConfig":
-        """A named preset (see `ENCODER_PRESETS`), optionally with fields overridden."""
-        if name not in ENCODER_PRESETS:
-            raise ConfigError(f"unknown encoder preset {name!r}; choose one of: {', '.join(ENCODER_PRESETS)}")
-        return dataclasses.replace(cls(**ENCODER_PRESETS[name]), **overrides)
 
 
 # BERT-style defaults (post-norm, learned positions, embedding LayerNorm) unless stated.
@@ -155,6 +119,7 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     # ESM-2 8M's shape (facebook/esm2_t6_8M_UR50D), for reference and imports.
     "esm2-8m": dict(max_seq_len=1026, num_layers=6, num_heads=20, embed_dim=320, dropout=0.0, **_ESM2_STYLE),
 }
+EncoderConfig.presets = ENCODER_PRESETS
 
 
 # ---------------------------------------------------------------------------
@@ -210,7 +175,7 @@ class MaskedLMHead(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-class Encoder(nn.Module):
+class Encoder(CheckpointMixin, nn.Module):
     """Bidirectional transformer encoder with an optional MLM / classification head.
 
     Args:
@@ -229,20 +194,7 @@ class Encoder(nn.Module):
         self.type_emb = nn.Embedding(c.type_vocab_size, c.embed_dim) if c.type_vocab_size > 0 else None
         self.emb_norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.embed_norm else nn.Identity()
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                c.embed_dim,
-                c.num_heads,
-                c.hidden_dim,
-                dropout=c.dropout,
-                activation=c.activation,
-                norm_first=c.norm_first,
-                bias=c.bias,
-                layer_norm_eps=c.layer_norm_eps,
-                rotary=rotary,
-            )
-            for _ in range(c.num_layers)
-        )
+        self.blocks = block_stack(c, rotary=rotary)  # num_layers x TransformerBlock
         self.norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.final_norm else nn.Identity()
         self.mlm_head: MaskedLMHead | None = None
         self.classifier: nn.Linear | None = None
@@ -260,18 +212,7 @@ class Encoder(nn.Module):
     def reset_parameters(self) -> None:
         """BERT initialisation: N(0, init_std) weights and embeddings, zero biases, unit
         LayerNorm gains, and a zero embedding for the padding token."""
-        std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_weights(self, self.config.init_std)  # no residual rescaling in BERT
         if self.mlm_head is not None:
             nn.init.zeros_(self.mlm_head.bias)
         pad = self.config.pad_token_id
@@ -351,23 +292,20 @@ class Encoder(nn.Module):
         T = input_ids.size(1)
         positions = torch.arange(T, device=input_ids.device)  # (T,) for rotary embeddings
         x = self.embed(input_ids, attention_mask, token_type_ids)
-        mask = padding_mask(attention_mask) if attention_mask is not None else None  # (B, 1, 1, T)
+        mask = key_padding_mask(attention_mask)  # (B, 1, 1, T) or None
 
-        hidden_states: list[Tensor] = [x] if output_hidden_states else []
-        attentions: list[Tensor] = []
-        for block in self.blocks:
-            block_trace = {} if trace is not None else None
-            out = block(x, mask=mask, positions=positions, need_weights=output_attentions, trace=block_trace)
-            x = out.hidden
-            if output_hidden_states:
-                hidden_states.append(x)
-            if output_attentions:
-                attentions.append(out.attention)
-            if trace is not None:
-                trace.append(block_trace)
-        x = self.norm(x)
-        if output_hidden_states:
-            hidden_states[-1] = x  # HF layout: the last entry is after the final norm
+        out = run_blocks(
+            self.blocks,
+            x,
+            mask=mask,
+            positions=positions,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            trace=trace,
+        )
+        x = self.norm(out.hidden)
+        hidden_states = out.hidden_states[:-1] + [x]  # HF layout: the last entry is after the final norm
+        attentions = out.attentions
         pooled = pool_hidden(x, attention_mask, self.config.pooling)
 
         logits, loss = self._head(x, pooled, labels)
@@ -391,7 +329,7 @@ class Encoder(nn.Module):
         """
         positions = torch.arange(input_ids.size(1), device=input_ids.device)
         x = self.embed(input_ids, attention_mask, token_type_ids)
-        mask = padding_mask(attention_mask) if attention_mask is not None else None
+        mask = key_padding_mask(attention_mask)
         for block in self.blocks:
             x = block(x, mask=mask, positions=positions).hidden
         return self.norm(x)
@@ -423,20 +361,6 @@ class Encoder(nn.Module):
         if exclude_embeddings and isinstance(self.pos_emb, nn.Embedding):
             n -= self.pos_emb.weight.numel()
         return n
-
-    def save(self, folder: str | Path, tokenizer: Any | None = None, metadata: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint folder (config.json, model.safetensors, tokenizer)."""
-        from attnlab.models.registry import save_model
-
-        return save_model(self, folder, tokenizer=tokenizer, metadata=metadata)
-
-    @classmethod
-    def from_checkpoint(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "Encoder":
-        """Load an encoder checkpoint."""
-        from attnlab.models.registry import load_model
-
-        model, _ = load_model(folder, map_location=map_location, expect=cls.model_type)
-        return model
 
 
 def _masked_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:

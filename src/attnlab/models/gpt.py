@@ -16,28 +16,26 @@ Notation: B batch, T time, C channels (embed_dim), V vocabulary, H heads.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import IGNORE_INDEX
+from attnlab.models.base import CheckpointMixin
 from attnlab.models.gpt_config import GPT_PRESETS, GPTConfig
-from attnlab.models.outputs import ModelOutput
-from attnlab.nn.attention import KVCache, padding_mask
-from attnlab.nn.block import TransformerBlock
+from attnlab.models.outputs import ModelOutput, cross_entropy_loss
+from attnlab.nn.attention import KVCache
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import position_modules
+from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_blocks
 
-__all__ = ["GPT", "GPTConfig", "GPT_PRESETS"]
-
-IGNORE_INDEX = -100  # target value that is not scored (padding), as in PyTorch and HF
+__all__ = ["GPT", "GPTConfig", "GPT_PRESETS", "IGNORE_INDEX"]
 
 
-class GPT(nn.Module):
+class GPT(CheckpointMixin, nn.Module):
     """Decoder-only transformer language model.
+
+    `save(folder)` / `GPT.from_checkpoint(folder)` (`CheckpointMixin`) write and read its
+    checkpoints, which the NumPy GPT reads and writes too.
 
     Args:
         config: a `GPTConfig` (see `GPTConfig.from_name("baby")`).
@@ -53,20 +51,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)
         self.pos_emb, rotary = position_modules(c.positional, c.max_seq_len, c.embed_dim, c.head_dim, c.rope_base)
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                c.embed_dim,
-                c.num_heads,
-                c.hidden_dim,
-                dropout=c.dropout,
-                activation=c.activation,
-                norm_first=c.norm_first,
-                bias=c.bias,
-                layer_norm_eps=c.layer_norm_eps,
-                rotary=rotary,
-            )
-            for _ in range(c.num_layers)
-        )
+        self.blocks = block_stack(c, rotary=rotary)  # num_layers x TransformerBlock
         # Pre-norm blocks leave the stream un-normalised, so a final norm precedes the head.
         self.norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.embed_dim, c.vocab_size, bias=False)
@@ -79,22 +64,7 @@ class GPT(nn.Module):
     def reset_parameters(self) -> None:
         """GPT-2 initialisation: N(0, 0.02) weights, zero biases, and the projections
         that write into the residual stream scaled by 1/sqrt(2 * num_layers)."""
-        std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        residual_std = std / math.sqrt(2 * self.config.num_layers)
-        for block in self.blocks:
-            nn.init.normal_(block.attn.out.weight, mean=0.0, std=residual_std)
-            nn.init.normal_(block.ff.fc2.weight, mean=0.0, std=residual_std)
+        init_weights(self, self.config.init_std, residual=[(self.blocks, self.config.num_layers)])
 
     # -- forward ---------------------------------------------------------------
 
@@ -138,44 +108,27 @@ class GPT(nn.Module):
             x = x + self.pos_emb(positions)  # (T, C) broadcast over the batch
         x = self.drop(x)
 
-        mask = None
-        if attention_mask is not None:
-            if cache is not None and attention_mask.size(1) != start + T:
-                raise ValueError("with a cache, attention_mask must cover cached and new tokens")
-            mask = padding_mask(attention_mask)  # (B, 1, 1, S)
-
-        hidden_states: list[Tensor] = []
-        attentions: list[Tensor] = []
-        for i, block in enumerate(self.blocks):
-            if output_hidden_states:
-                hidden_states.append(x)
-            block_trace = {} if trace is not None else None
-            out = block(
-                x,
-                mask=mask,
-                is_causal=True,
-                cache=cache.layers[i] if cache is not None else None,
-                positions=positions,
-                need_weights=output_attentions,
-                trace=block_trace,
-            )
-            x = out.hidden
-            if output_attentions:
-                attentions.append(out.attention)
-            if trace is not None:
-                trace.append(block_trace)
-        x = self.norm(x)
-        if output_hidden_states:
-            hidden_states.append(x)  # HF GPT-2 layout: the last entry is after the final norm
+        mask = key_padding_mask(attention_mask, cache, T)  # (B, 1, 1, S) or None
+        out = run_blocks(
+            self.blocks,
+            x,
+            mask=mask,
+            is_causal=True,
+            cache=cache,
+            positions=positions,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            trace=trace,
+        )
+        x = self.norm(out.hidden)
+        hidden_states = out.hidden_states[:-1] + [x]  # HF GPT-2 layout: the last entry is after the final norm
+        attentions = out.attentions
         if last_only:
             x = x[:, -1:, :]
         logits = self.lm_head(x)  # (B, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return ModelOutput(
             logits=logits,
-            loss=loss,
+            loss=cross_entropy_loss(logits, targets),  # mean over the targets that are not -100
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )
@@ -192,17 +145,3 @@ class GPT(nn.Module):
     def new_cache(self) -> KVCache:
         """An empty KV cache for this model."""
         return KVCache(self.config.num_layers)
-
-    def save(self, folder: str | Path, tokenizer: Any | None = None, metadata: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint folder (config.json, model.safetensors, tokenizer)."""
-        from attnlab.models.registry import save_model
-
-        return save_model(self, folder, tokenizer=tokenizer, metadata=metadata)
-
-    @classmethod
-    def from_checkpoint(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "GPT":
-        """Load a GPT checkpoint (written by either engine)."""
-        from attnlab.models.registry import load_model
-
-        model, _ = load_model(folder, map_location=map_location, expect=cls.model_type)
-        return model

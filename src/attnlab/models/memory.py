@@ -17,8 +17,9 @@ The estimate (float32 training with AdamW):
 It is rough on purpose (allocator overhead, fused kernels and the framework itself
 are left out) and errs on the large side for the attention term.
 
-The parameter counts are exact for `GPTConfig`, `EncoderConfig`, `Seq2SeqConfig` and
-`ViTConfig` (the tests compare them with the models built in PyTorch).
+The parameter counts are exact for `GPTConfig`, `LlamaConfig` (and any decoder-only LM whose
+blocks come from `block_kwargs()`), `EncoderConfig`, `Seq2SeqConfig` and `ViTConfig` (the
+tests compare them with the models built in PyTorch).
 """
 
 from __future__ import annotations
@@ -53,27 +54,60 @@ def _norm(dim: int, bias: bool = True) -> int:
     return dim + (dim if bias else 0)
 
 
-def _block(C: int, hidden: int, bias: bool, cross: bool = False) -> int:
-    """Parameters of one `attnlab.nn.block.TransformerBlock`."""
-    n = _norm(C, bias) + _linear(C, 3 * C, bias) + _linear(C, C, bias)  # norm1, qkv, out
+def _block(
+    C: int,
+    hidden: int,
+    bias: bool,
+    cross: bool = False,
+    *,
+    norm: str = "layer",
+    feed_forward: str = "mlp",
+    num_heads: int = 1,
+    num_kv_heads: int | None = None,
+) -> int:
+    """Parameters of one `attnlab.nn.block.TransformerBlock` (its keyword arguments' names)."""
+    norm_size = _norm(C, bias) if norm == "layer" else C  # RMSNorm: a gain, no bias
+    kv = C if num_kv_heads is None else num_kv_heads * (C // num_heads)  # grouped-query: G heads of C / H
+    n = norm_size + _linear(C, C + 2 * kv, bias) + _linear(C, C, bias)  # norm1, qkv, out
     if cross:
-        n += _norm(C, bias) + _linear(C, C, bias) + _linear(C, 2 * C, bias) + _linear(C, C, bias)  # q, kv, out
-    n += _norm(C, bias) + _linear(C, hidden, bias) + _linear(hidden, C, bias)  # norm2, fc1, fc2
+        n += norm_size + _linear(C, C, bias) + _linear(C, 2 * C, bias) + _linear(C, C, bias)  # q, kv, out
+    n += norm_size
+    if feed_forward == "swiglu":
+        n += 2 * _linear(C, hidden, bias) + _linear(hidden, C, bias)  # norm2, w_gate, w_up, w_down
+    else:
+        n += _linear(C, hidden, bias) + _linear(hidden, C, bias)  # norm2, fc1, fc2
     return n
+
+
+def _config_block(c: Any) -> int:
+    """`_block` of the blocks `attnlab.nn.stack.block_stack(c)` builds, from `c.block_kwargs()`."""
+    k = c.block_kwargs()
+    return _block(k["embed_dim"], k["hidden_dim"], k["bias"], norm=k.get("norm", "layer"),
+                  feed_forward=k.get("feed_forward", "mlp"), num_heads=k["num_heads"],
+                  num_kv_heads=k.get("num_kv_heads"))
 
 
 def _positions(kind: str, max_len: int, C: int) -> int:
     return max_len * C if kind == "learned" else 0  # fixed tables and rotary are buffers
 
 
-def gpt_parameters(c: Any) -> int:
-    """Parameters of `attnlab.models.gpt.GPT(c)` (tied weights counted once)."""
+def decoder_lm_parameters(c: Any) -> int:
+    """Parameters of a decoder-only language model built from `c` (tied weights counted once).
+
+    Exact for `attnlab.models.gpt.GPT` and `attnlab.models.llama.Llama`, and for any causal LM
+    made the same way: token embedding, position table (learned only), `block_stack(c)`, a
+    final norm of the blocks' kind (pre-norm), an output head unless tied.
+    """
     C = c.embed_dim
     n = c.vocab_size * C + _positions(c.positional, c.max_seq_len, C)
-    n += c.num_layers * _block(C, c.hidden_dim, c.bias)
-    n += _norm(C, c.bias) if c.norm_first else 0
+    n += c.num_layers * _config_block(c)
+    if c.norm_first:
+        n += _norm(C, c.bias) if c.block_kwargs().get("norm", "layer") == "layer" else C
     n += 0 if c.tie_weights else c.vocab_size * C
     return n
+
+
+gpt_parameters = decoder_lm_parameters  # the GPT's count (the name the tests and callers use)
 
 
 def encoder_parameters(c: Any) -> int:
@@ -127,16 +161,12 @@ class Shape:
 
 
 def model_shape(config: Any) -> Shape:
-    """Parameters and sizes of the model `config` describes (GPT, encoder, seq2seq or ViT).
+    """Parameters and sizes of the model `config` describes (encoder, seq2seq, ViT or a decoder-only LM).
 
     Raises:
         TypeError: for a config of another kind.
     """
     name = type(config).__name__
-    if name == "GPTConfig":
-        fixed = config.max_seq_len * config.embed_dim if config.positional in ("sinusoidal", "fourier") else 0
-        return Shape(gpt_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
-                     config.max_seq_len, config.vocab_size, fixed)
     if name == "EncoderConfig":
         fixed = config.max_seq_len * config.embed_dim if config.positional in ("sinusoidal", "fourier") else 0
         out = config.vocab_size if config.head == "mlm" else config.num_labels
@@ -151,6 +181,11 @@ def model_shape(config: Any) -> Shape:
     if name == "ViTConfig":
         return Shape(vit_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
                      config.seq_len, config.num_classes)
+    if all(hasattr(config, a) for a in ("block_kwargs", "vocab_size", "max_seq_len", "tie_weights", "positional")):
+        # a decoder-only LM (GPT, LLaMA, ...): counted from its blocks' shape, no code per model
+        fixed = config.max_seq_len * config.embed_dim if config.positional in ("sinusoidal", "fourier") else 0
+        return Shape(decoder_lm_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
+                     config.max_seq_len, config.vocab_size, fixed)
     raise TypeError(f"no parameter count for {name}")
 
 

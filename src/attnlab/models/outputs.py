@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+
+from attnlab.configs.base import IGNORE_INDEX
 
 
 @dataclass
@@ -27,3 +30,15 @@ class ModelOutput:
     attentions: tuple[torch.Tensor, ...] | None = None  # num_layers x (B, H, T, T)
     cross_attentions: tuple[torch.Tensor, ...] | None = None  # num_layers x (B, H, T, S) (seq2seq)
     extras: dict[str, Any] = field(default_factory=dict)  # model-specific (pooled output, traces ...)
+
+
+def cross_entropy_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean cross-entropy over the positions whose target is not -100 (`IGNORE_INDEX`); None without targets.
+
+    Args:
+        logits: (..., K) scores, e.g. (B, T, V) next-token logits or (B, K) class logits.
+        targets: class ids of shape (...), or None.
+    """
+    if targets is None:
+        return None
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)

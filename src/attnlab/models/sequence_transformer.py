@@ -3,7 +3,7 @@
 It is the transformer side of the lab "why transformers replaced RNNs": the same
 inputs and outputs as `attnlab.models.baselines.RecurrentModel` (token ids (B, T) in,
 logits at every position (B, T, K) out), so one training loop and one evaluation
-(`attnlab.data.sequence_tasks.accuracy_by_distance`) serve both.
+(`attnlab.data.recall_task.accuracy_by_distance`) serve both.
 
     token ids (B, T)
       -> token embedding + position embedding                   (B, T, E)
@@ -22,29 +22,33 @@ Notation: B batch, T time, E embed_dim, K classes, H heads.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import (
+    IGNORE_INDEX,
+    PresetsMixin,
+    check_at_least_one,
+    check_dropout,
+    check_ff_dim,
+    check_heads,
+)
+from attnlab.configs.base import TablePositional as Positional
 from attnlab.errors import ConfigError
-from attnlab.models.outputs import ModelOutput
+from attnlab.models.base import CheckpointMixin
+from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
 
-__all__ = ["SequenceTransformer", "SequenceTransformerConfig", "SEQUENCE_TRANSFORMER_PRESETS"]
-
-IGNORE_INDEX = -100  # target value that is not scored, as in PyTorch
-
-Positional = Literal["learned", "sinusoidal"]
+__all__ = ["SequenceTransformer", "SequenceTransformerConfig", "SEQUENCE_TRANSFORMER_PRESETS", "IGNORE_INDEX"]
 
 
 @dataclass(frozen=True)
-class SequenceTransformerConfig:
+class SequenceTransformerConfig(PresetsMixin):
     """Hyper-parameters of the sequence-task transformer."""
 
     vocab_size: int = 17  # number of input token ids; set from the task
@@ -59,18 +63,15 @@ class SequenceTransformerConfig:
     positional: Positional = "learned"  # learned position table or fixed sinusoidal encoding
     init_std: float = 0.02  # std of the normal initialisation of embeddings
 
+    preset_kind = "sequence-transformer"
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least_one(self, ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"))
         if self.num_classes is not None and self.num_classes < 1:
             raise ConfigError(f"model.num_classes must be at least 1 (or None), got {self.num_classes}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")
-        if self.ff_dim is not None and self.ff_dim < 1:
-            raise ConfigError(f"model.ff_dim must be at least 1 (or None for 4 * embed_dim), got {self.ff_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        check_heads(self.embed_dim, self.num_heads)
+        check_ff_dim(self.ff_dim, "4 * embed_dim")
+        check_dropout(self.dropout)
         if self.positional not in ("learned", "sinusoidal"):
             raise ConfigError(f"model.positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
         if self.positional == "sinusoidal" and self.embed_dim % 2:
@@ -88,18 +89,6 @@ class SequenceTransformerConfig:
         """Hidden width of the feed-forward layer."""
         return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
 
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "SequenceTransformerConfig":
-        """A named preset (`tiny`, `small`), optionally with fields overridden."""
-        if name not in SEQUENCE_TRANSFORMER_PRESETS:
-            raise ConfigError(
-                f"unknown sequence-transformer preset {name!r}; choose one of: {', '.join(SEQUENCE_TRANSFORMER_PRESETS)}"
-            )
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown SequenceTransformerConfig field(s): {', '.join(unknown)}")
-        return cls(**{**SEQUENCE_TRANSFORMER_PRESETS[name], **overrides})
-
 
 SEQUENCE_TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests.
@@ -108,9 +97,10 @@ SEQUENCE_TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
     # the size of the `small` LSTM baseline.
     "small": dict(embed_dim=32, num_layers=2, num_heads=2, ff_dim=128),
 }
+SequenceTransformerConfig.presets = SEQUENCE_TRANSFORMER_PRESETS
 
 
-class SequenceTransformer(nn.Module):
+class SequenceTransformer(CheckpointMixin, nn.Module):
     """Token embedding + positions -> transformer blocks -> a linear layer at every position.
 
     Args:
@@ -192,12 +182,9 @@ class SequenceTransformer(nn.Module):
         if output_hidden_states:
             hidden_states.append(x)
         logits = self.head(x)  # (B, T, K)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return ModelOutput(
             logits=logits,
-            loss=loss,
+            loss=cross_entropy_loss(logits, targets),  # mean over the targets that are not -100
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
             attentions=tuple(attentions) if output_attentions else None,
         )

@@ -31,20 +31,21 @@ N patches (G * G), T tokens (N + 1 with CLS), E embed_dim, K classes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import IGNORE_INDEX, Activation, BlockShape, check_at_least_one
 from attnlab.errors import ConfigError
+from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
-from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
+from attnlab.nn.stack import block_stack
 
 __all__ = [
     "ViT",
@@ -53,17 +54,19 @@ __all__ = [
     "PatchEmbedding",
     "attention_rollout",
     "patch_attention_map",
+    "IGNORE_INDEX",
 ]
 
-IGNORE_INDEX = -100  # target value that is not scored, as in PyTorch
-
 Pool = Literal["cls", "mean"]
-Activation = Literal["gelu", "gelu_tanh", "relu"]
 
 
 @dataclass(frozen=True)
-class ViTConfig:
-    """Hyper-parameters of a Vision Transformer classifier."""
+class ViTConfig(BlockShape):
+    """Hyper-parameters of a Vision Transformer classifier.
+
+    Not a `TransformerConfig` (no vocabulary, positions or bias choice); the block fields,
+    their checks, `hidden_dim`, `block_kwargs()` and `from_name` are shared (`BlockShape`).
+    """
 
     image_size: int = 28  # height = width of the input images in pixels (28 MNIST, 8 digits)
     patch_size: int = 7  # side P of the square, non-overlapping patches; must divide image_size
@@ -80,10 +83,11 @@ class ViTConfig:
     layer_norm_eps: float = 1e-6  # epsilon inside LayerNorm (the paper's code uses 1e-6)
     init_std: float = 0.02  # std of the (truncated) normal initialisation of position embeddings and CLS
 
+    bias: ClassVar[bool] = True  # not a field: the ViT's linear layers and LayerNorms always have biases
+    preset_kind = "ViT"
+
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "in_channels", "embed_dim", "num_layers", "num_heads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least_one(self, ("image_size", "patch_size", "in_channels", "embed_dim", "num_layers", "num_heads"))
         if self.num_classes < 2:
             raise ConfigError(f"model.num_classes must be at least 2, got {self.num_classes}")
         if self.image_size % self.patch_size:
@@ -95,16 +99,9 @@ class ViTConfig:
                 f"model.patch_size ({self.patch_size}) must divide model.image_size ({self.image_size}) so the "
                 f"patches tile the image{choose}"
             )
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})")
-        if self.ff_dim is not None and self.ff_dim < 1:
-            raise ConfigError(f"model.ff_dim must be at least 1 (or None for 4 * embed_dim), got {self.ff_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        self.check_block_fields(ff_dim_none_means="4 * embed_dim")
         if self.pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool must be 'cls' or 'mean', got {self.pool!r}")
-        if self.layer_norm_eps <= 0 or self.init_std <= 0:
-            raise ConfigError("model.layer_norm_eps and model.init_std must be positive")
 
     @property
     def grid_size(self) -> int:
@@ -121,21 +118,6 @@ class ViTConfig:
         """Tokens the transformer sees T = N + 1 (the CLS token)."""
         return self.num_patches + 1
 
-    @property
-    def hidden_dim(self) -> int:
-        """Hidden width of the feed-forward layer."""
-        return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
-
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "ViTConfig":
-        """A named preset (`mnist`, `mnist-p4`, `digits`, `tiny`), optionally with fields overridden."""
-        if name not in VIT_PRESETS:
-            raise ConfigError(f"unknown ViT preset {name!r}; choose one of: {', '.join(VIT_PRESETS)}")
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown ViTConfig field(s): {', '.join(unknown)}")
-        return cls(**{**VIT_PRESETS[name], **overrides})
-
 
 VIT_PRESETS: dict[str, dict[str, Any]] = {
     # The lab's MNIST ViT: 7 x 7 patches (16 + CLS tokens), 4 layers, 4 heads, width 64:
@@ -151,6 +133,7 @@ VIT_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests.
     "tiny": dict(image_size=28, patch_size=7, embed_dim=16, num_layers=2, num_heads=2, ff_dim=32),
 }
+ViTConfig.presets = VIT_PRESETS
 
 
 class PatchEmbedding(nn.Module):
@@ -210,7 +193,7 @@ class PatchEmbedding(nn.Module):
         return self.proj(self.patchify(images))
 
 
-class ViT(nn.Module):
+class ViT(CheckpointMixin, nn.Module):
     """Vision Transformer image classifier.
 
     Args:
@@ -228,18 +211,7 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
         self.pos_emb = nn.Parameter(torch.zeros(1, c.seq_len, c.embed_dim))  # position 0 is the CLS token's
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(
-                c.embed_dim,
-                c.num_heads,
-                c.hidden_dim,
-                dropout=c.dropout,
-                activation=c.activation,
-                norm_first=c.norm_first,
-                layer_norm_eps=c.layer_norm_eps,
-            )
-            for _ in range(c.num_layers)
-        )
+        self.blocks = block_stack(c)  # num_layers x TransformerBlock (bidirectional, no rotary)
         # Pre-norm blocks leave the stream un-normalised, so a final norm precedes the head.
         self.norm = layer_norm(c.embed_dim, c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.head = nn.Linear(c.embed_dim, c.num_classes)
@@ -340,20 +312,6 @@ class ViT(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters."""
         return sum(p.numel() for p in self.parameters())
-
-    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint folder (config.json, model.safetensors)."""
-        from attnlab.models.registry import save_model
-
-        return save_model(self, folder, metadata=metadata)
-
-    @classmethod
-    def from_checkpoint(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "ViT":
-        """Load a ViT checkpoint written by `save` (or by `attnlab compare mnist`)."""
-        from attnlab.models.registry import load_model
-
-        model, _ = load_model(folder, map_location=map_location, expect=cls.model_type)
-        return model  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------
