@@ -60,7 +60,7 @@ def test_convert_gpt_checkpoint_to_hf_folder(tmp_path, capsys):
     gpt = GPT(GPTConfig.from_name("nano", vocab_size=tokenizer.vocab_size)).eval()
     gpt.save(tmp_path / "ck", tokenizer=tokenizer)
     assert main(["convert", "--to-hf", str(tmp_path / "ck"), "--out", str(tmp_path / "hf")]) == 0
-    assert "GPT-2 folder" in capsys.readouterr().out
+    assert "Hugging Face folder" in (said := capsys.readouterr().out) and "GPT2LMHeadModel.from_pretrained" in said
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     prompt = torch.tensor([hf_tokenizer("hello")["input_ids"]])

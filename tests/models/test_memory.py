@@ -10,6 +10,7 @@ from attnlab.models import memory
 from attnlab.models.encoder import Encoder, EncoderConfig
 from attnlab.models.gpt import GPT
 from attnlab.models.gpt_config import GPTConfig
+from attnlab.models.llama import Llama, LlamaConfig
 from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attnlab.models.vit import ViT, ViTConfig
 
@@ -31,6 +32,25 @@ GPT_CONFIGS = [
 @pytest.mark.parametrize("config", GPT_CONFIGS, ids=lambda c: f"{c.positional}-bias{c.bias}-tie{c.tie_weights}")
 def test_gpt_parameter_count_is_exact(config):
     assert memory.count_parameters(config) == memory.gpt_parameters(config) == built(GPT(config))
+
+
+LLAMA_CONFIGS = [
+    LlamaConfig.from_name("nano"),  # 2 heads, 1 key/value head
+    LlamaConfig.from_name("baby"),  # grouped-query attention, untied head
+    LlamaConfig.from_name("nano", tie_weights=True, bias=True, num_kv_heads=2, ff_dim=40),
+]
+
+
+@pytest.mark.parametrize("config", LLAMA_CONFIGS, ids=lambda c: f"kv{c.num_kv_heads}-bias{c.bias}-tie{c.tie_weights}")
+def test_llama_parameter_count_is_exact_with_no_code_for_it(config):
+    """The decoder-only count reads the blocks' shape (RMSNorm, SwiGLU, grouped-query heads) from block_kwargs."""
+    assert memory.count_parameters(config) == memory.decoder_lm_parameters(config) == built(Llama(config))
+
+
+def test_a_huge_llama_is_refused_before_anything_is_allocated():
+    huge = LlamaConfig.from_name("baby", embed_dim=400_000, num_heads=4, num_kv_heads=2)
+    with pytest.raises(ConfigError, match="memory"):
+        memory.check_training_memory(huge, 12, available=8 * 2**30)
 
 
 ENCODER_CONFIGS = [

@@ -62,8 +62,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
             f"-> attnlab {model.model_type} checkpoint {args.out}"
         )
         return 0
+    from attnlab import checkpoint as ckpt
+    from attnlab.interop.pretrained import EXPORTERS
+
     out = convert_to_hf(args.to_hf, args.out, overwrite=args.force, force=args.force)
-    print(f"exported {args.to_hf} -> Hugging Face GPT-2 folder {out} (load with GPT2LMHeadModel.from_pretrained)")
+    hf_class = EXPORTERS[ckpt.read_metadata(args.to_hf)["model_type"]][1]
+    print(f"exported {args.to_hf} -> Hugging Face folder {out} (load with {hf_class}.from_pretrained)")
     return 0
 
 

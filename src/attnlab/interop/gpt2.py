@@ -266,16 +266,31 @@ def export_gpt2(model: GPT, out_dir: str | Path, tokenizer: Any | None = None) -
     Returns:
         The folder.
     """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
+    config = gpt_to_gpt2_config(model.config, tokenizer)
+    return write_hf_folder(out_dir, config, gpt_state_to_gpt2(model), tokenizer, model.config.max_seq_len, "GPT-2")
+
+
+def write_hf_folder(
+    out_dir: Path, config: dict[str, Any], state: dict[str, Tensor], tokenizer: Any | None, max_seq_len: int, what: str
+) -> Path:
+    """Write a Hugging Face model folder: weights, tokenizer (when it has an HF form), generation and model config.
+
+    Args:
+        out_dir: folder to write (created).
+        config: the config.json dict (with bos/eos/pad_token_id).
+        state: weights under Hugging Face's names.
+        tokenizer: an attnlab tokenizer or None; HFTokenizer and CharTokenizer are written as tokenizer.json.
+        max_seq_len: the tokenizer's model_max_length.
+        what: the architecture's name for the warning about tokenizers without an HF form.
+    """
     from safetensors.torch import save_file
 
     from attnlab.tokenizers.bpe import HFTokenizer
     from attnlab.tokenizers.char import CharTokenizer
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
-    config = gpt_to_gpt2_config(model.config, tokenizer)
-    state = gpt_state_to_gpt2(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
@@ -285,12 +300,12 @@ def export_gpt2(model: GPT, out_dir: str | Path, tokenizer: Any | None = None) -
     elif isinstance(tokenizer, CharTokenizer):
         raw = char_tokenizer_to_hf(tokenizer)
     elif tokenizer is not None:
-        logger.warning("the %s tokenizer has no Hugging Face form; the GPT-2 folder gets no tokenizer", type(tokenizer).__name__)
+        logger.warning("the %s tokenizer has no Hugging Face form; the %s folder gets no tokenizer", type(tokenizer).__name__, what)
     if raw is not None:
         with atomic_path(out_dir / "tokenizer.json") as tmp:
             raw.save(str(tmp))
         specials = {"bos_token": tokenizer.bos_id, "eos_token": tokenizer.eos_id, "pad_token": tokenizer.pad_id, "unk_token": tokenizer.unk_id}
-        tok_config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model.config.max_seq_len}
+        tok_config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_seq_len}
         for key, token_id in specials.items():
             if token_id is not None:
                 tok_config[key] = raw.id_to_token(token_id)

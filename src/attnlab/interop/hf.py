@@ -220,10 +220,11 @@ def load_hf_tokenizer(folder: str | Path, model_type: str) -> Any | None:
     folder = Path(folder)
     if model_type == "esm" and (folder / "vocab.txt").is_file():
         vocab = [line.strip() for line in (folder / "vocab.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-        from attnlab.bio.tokenizers import ESM2_VOCAB, ProteinTokenizer
+        from attnlab.tokenizers.base import tokenizer_class
 
-        if vocab == ESM2_VOCAB:
-            return ProteinTokenizer()
+        protein = tokenizer_class("protein")()  # through the tokenizer table: interop does not import the bio lab
+        if vocab == protein.itos:  # ESM-2's alphabet, id = position
+            return protein
         logger.warning("%s: the ESM vocabulary differs from ESM-2's; the checkpoint gets no tokenizer", folder)
         return None
     if (folder / "tokenizer.json").is_file():

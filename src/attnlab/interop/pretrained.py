@@ -4,9 +4,10 @@
     model, tokenizer = from_pretrained("runs/my-gpt")                 # an attnlab checkpoint
     model, tokenizer = from_pretrained("gpt2")                        # hub name (online only)
 
-Supported Hugging Face `model_type`s: gpt2 (-> `GPT`), bert and roberta (-> `Encoder`,
-BERT layout), esm (-> `Encoder`, ESM-2 layout). `convert_from_hf` / `convert_to_hf` are
-what `attnlab convert` runs.
+Supported Hugging Face `model_type`s: gpt2 (-> `GPT`), llama (-> `Llama`), bert and roberta
+(-> `Encoder`, BERT layout), esm (-> `Encoder`, ESM-2 layout). `convert_from_hf` /
+`convert_to_hf` are what `attnlab convert` runs; the latter exports GPT (as GPT-2) and
+Llama checkpoints (`EXPORTERS`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = {
     "gpt2": "GPT-2 (GPT2LMHeadModel, GPT2Model) -> attnlab GPT",
+    "llama": "LLaMA (LlamaForCausalLM) -> attnlab Llama",
     "bert": "BERT family incl. MiniLM (BertModel, BertForMaskedLM) -> attnlab Encoder",
     "roberta": "RoBERTa (RobertaModel, RobertaForMaskedLM) -> attnlab Encoder",
     "esm": "ESM-2 / ESM-1b (EsmModel, EsmForMaskedLM) -> attnlab Encoder",
@@ -53,6 +55,10 @@ def _importer(model_type: str, where: Any) -> Callable[[HFCheckpoint, Any], nn.M
         from attnlab.interop.gpt2 import import_gpt2
 
         return lambda c, tok: import_gpt2(c)
+    if model_type == "llama":
+        from attnlab.interop.llama import import_llama
+
+        return lambda c, tok: import_llama(c)
     if model_type in ("bert", "roberta"):
         from attnlab.interop.bert import import_bert
 
@@ -91,7 +97,7 @@ def from_transformers(hf_model: Any, tokenizer: Any | None = None) -> nn.Module:
     """Convert a `transformers` model object already in memory (e.g. a randomly initialised one).
 
     Args:
-        hf_model: a GPT2LMHeadModel / GPT2Model / BertModel / BertForMaskedLM / RobertaModel /
+        hf_model: a GPT2LMHeadModel / GPT2Model / LlamaForCausalLM / BertModel / BertForMaskedLM / RobertaModel /
             EsmModel / EsmForMaskedLM instance.
         tokenizer: an attnlab tokenizer for it (supplies BERT's mask id), or None.
     """
@@ -154,27 +160,39 @@ def convert_from_hf(source: str | Path, out_dir: str | Path, *, overwrite: bool 
     return imported
 
 
+# attnlab model_type -> ("module:function" exporting (model, out_dir, tokenizer), the Hugging Face class that loads it)
+EXPORTERS: dict[str, tuple[str, str]] = {
+    "gpt": ("attnlab.interop.gpt2:export_gpt2", "GPT2LMHeadModel"),
+    "llama": ("attnlab.interop.llama:export_llama", "LlamaForCausalLM"),
+}
+
+
 @writes_run("convert")
 def convert_to_hf(checkpoint_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Export an attnlab GPT checkpoint as a Hugging Face GPT-2 folder.
+    """Export an attnlab GPT checkpoint as a Hugging Face GPT-2 folder, or a Llama as a LlamaForCausalLM one.
 
     Args:
-        checkpoint_dir: the attnlab checkpoint (model_type gpt).
+        checkpoint_dir: the attnlab checkpoint (model_type gpt or llama, see `EXPORTERS`).
         out_dir: the Hugging Face folder to write.
         overwrite: replace the files of a model folder already in `out_dir`.
     """
-    from attnlab.interop.gpt2 import export_gpt2
+    import importlib
+
     from attnlab.models.registry import load_model
 
     out_dir = Path(out_dir)
     meta = ckpt.read_metadata(checkpoint_dir)
-    if meta["model_type"] != "gpt":
+    model_type = meta["model_type"]
+    if model_type not in EXPORTERS:
         raise CheckpointError(
-            f"{str(checkpoint_dir)!r} holds a {meta['model_type']} model; only GPT checkpoints can be exported (as GPT-2)"
+            f"{str(checkpoint_dir)!r} holds a {model_type} model; only GPT checkpoints can be exported (as GPT-2)"
+            " and Llama checkpoints (as LlamaForCausalLM)"
         )
     if out_dir.exists() and out_dir.resolve() == Path(checkpoint_dir).resolve():
         raise CheckpointError("--out must differ from the checkpoint folder (both would hold a config.json)")
     if (out_dir / "config.json").is_file() and not overwrite:
         raise CheckpointError(f"{str(out_dir)!r} already holds a model (config.json); choose another --out or pass --force")
-    model, tokenizer = load_model(checkpoint_dir, expect="gpt")
-    return export_gpt2(model, out_dir, tokenizer)
+    model, tokenizer = load_model(checkpoint_dir, expect=model_type)
+    module_name, _, function_name = EXPORTERS[model_type][0].partition(":")
+    export = getattr(importlib.import_module(module_name), function_name)
+    return export(model, out_dir, tokenizer)

@@ -8,10 +8,11 @@ from attnlab.nn.attention import (
     causal_mask,
     combine_masks,
     padding_mask,
+    repeat_kv,
     scaled_dot_product_attention,
 )
 from attnlab.nn.block import BlockOutput, TransformerBlock
-from attnlab.nn.layers import FeedForward, get_activation, layer_norm
+from attnlab.nn.layers import FeedForward, RMSNorm, SwiGLU, get_activation, layer_norm, make_norm
 from attnlab.nn.positional import (
     FixedPositionalEncoding,
     LearnedPositionalEmbedding,
@@ -28,12 +29,16 @@ __all__ = [
     "causal_mask",
     "combine_masks",
     "padding_mask",
+    "repeat_kv",
     "scaled_dot_product_attention",
     "BlockOutput",
     "TransformerBlock",
     "FeedForward",
+    "RMSNorm",
+    "SwiGLU",
     "get_activation",
     "layer_norm",
+    "make_norm",
     "FixedPositionalEncoding",
     "LearnedPositionalEmbedding",
     "RotaryEmbedding",

@@ -4,7 +4,11 @@ Follows "Attention Is All You Need" (Vaswani et al., 2017), section 3.2:
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
 
 Notation for shapes: B batch, H heads, T query length, S key/value length,
-C model width (embed_dim), D head size (C / H).
+C model width (embed_dim), D head size (C / H), G key/value heads (G divides H).
+
+Grouped-query attention (Ainslie et al. 2023; LLaMA 2/3): keys and values have only G
+heads, each shared by H / G consecutive query heads; the KV cache holds the G heads.
+With G = H it is ordinary multi-head attention, G = 1 is multi-query attention.
 
 Mask convention (the one convention of the whole library)
 ---------------------------------------------------------
@@ -89,6 +93,12 @@ def to_torch_mha_masks(mask: Tensor | None) -> Tensor | None:
 # ---------------------------------------------------------------------------
 
 
+def repeat_kv(x: Tensor, groups: int) -> Tensor:
+    """(B, G, S, D) -> (B, G * groups, S, D): each key/value head serves `groups` consecutive
+    query heads (Hugging Face's `repeat_kv`)."""
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)
+
+
 def attention_naive(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, dropout_p: float = 0.0, training: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -96,14 +106,17 @@ def attention_naive(
 
     Args:
         q: queries (B, H, T, D).
-        k: keys (B, H, S, D).
-        v: values (B, H, S, D).
+        k: keys (B, H, S, D), or (B, G, S, D) with G dividing H (grouped-query attention).
+        v: values, shaped like k.
         mask: boolean, broadcastable to (B, H, T, S); True = may attend.
         dropout_p: dropout on the attention weights (only when `training`).
         training: apply dropout.
     Returns:
         (output (B, H, T, D), attention weights (B, H, T, S)).
     """
+    # 0. grouped-query attention: share each key/value head among H / G query heads
+    if k.size(1) != q.size(1):
+        k, v = repeat_kv(k, q.size(1) // k.size(1)), repeat_kv(v, q.size(1) // v.size(1))  # (B, H, S, D)
     # 1. similarity of every query with every key
     scores = q @ k.transpose(-2, -1)  # (B, H, T, S)
     # 2. scale by 1/sqrt(D): keeps the scores' variance ~1 so softmax does not saturate
@@ -141,7 +154,8 @@ def scaled_dot_product_attention(
     unless the weights are requested (`need_weights`) or `impl="naive"`.
 
     Args:
-        q, k, v: (B, H, T, D), (B, H, S, D), (B, H, S, D).
+        q, k, v: (B, H, T, D), (B, H, S, D), (B, H, S, D); k and v may have G heads
+            dividing H (grouped-query attention).
         mask: boolean, broadcastable to (B, H, T, S); True = may attend.
         is_causal: add a causal mask (queries aligned with the end of the keys).
         dropout_p: dropout on the attention weights when `training`.
@@ -159,12 +173,13 @@ def scaled_dot_product_attention(
     if mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"attention masks must be boolean (True = may attend), got {mask.dtype}")
     p = dropout_p if training else 0.0
+    gqa = {"enable_gqa": True} if k.size(1) != q.size(1) else {}  # the kernel shares key/value heads itself
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=p), None
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, **gqa), None
     if mask.dim() == 2 and is_causal and q.size(-2) == k.size(-2):
         # a plain square causal mask: let the kernel build it itself (faster paths)
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True), None
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, **gqa), None
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, **gqa)
     # rows with no visible key: the kernel's result is undefined (NaN); define it as 0
     has_key = mask.any(dim=-1, keepdim=True)  # (.., T, 1)
     if not bool(has_key.all()):
@@ -181,8 +196,8 @@ def scaled_dot_product_attention(
 class LayerKVCache:
     """Keys and values of one attention layer, grown one step at a time."""
 
-    k: Tensor | None = None  # (B, H, S, D)
-    v: Tensor | None = None  # (B, H, S, D)
+    k: Tensor | None = None  # (B, G, S, D): G key/value heads (G = H without grouped-query attention)
+    v: Tensor | None = None  # (B, G, S, D)
 
     @property
     def length(self) -> int:
@@ -242,6 +257,10 @@ class MultiHeadAttention(nn.Module):
     `in_proj_weight`). Cross-attention (`cross=True`) projects queries from `x` with
     `q` and keys/values from `context` with a fused `kv` layer.
 
+    Grouped-query attention (`num_kv_heads` G < H, self-attention only): `qkv`'s weight is
+    ((H + 2G) D, C), rows [q (H D) | k (G D) | v (G D)]; the cache stores the G key/value
+    heads and each serves H / G consecutive query heads.
+
     Args:
         embed_dim: model width C.
         num_heads: number of heads H (must divide C).
@@ -251,6 +270,7 @@ class MultiHeadAttention(nn.Module):
         bias: biases in the projections.
         rotary: a `RotaryEmbedding` applied to queries and keys (self-attention only).
         impl: "auto" (fused unless weights are requested), "naive" or "fused".
+        num_kv_heads: key/value heads G (must divide H); None = H.
     """
 
     def __init__(
@@ -264,12 +284,19 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         rotary: nn.Module | None = None,
         impl: AttentionImpl = "auto",
+        num_kv_heads: int | None = None,
     ):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads < 1 or num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads})")
+        if cross and num_kv_heads != num_heads:
+            raise ValueError("grouped-query attention (num_kv_heads) is for self-attention only")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
         self.head_dim = embed_dim // num_heads
         self.cross = cross
         self.dropout = dropout
@@ -278,9 +305,13 @@ class MultiHeadAttention(nn.Module):
             self.q = nn.Linear(embed_dim, embed_dim, bias=bias)
             self.kv = nn.Linear(context_dim or embed_dim, 2 * embed_dim, bias=bias)
         else:
-            self.qkv = nn.Linear(embed_dim, 3 * embed_dim, bias=bias)
+            self.qkv = nn.Linear(embed_dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=bias)
         self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.rotary = rotary
+
+    def residual_projections(self) -> list[nn.Linear]:
+        """The layers that write into the residual stream (GPT-2 scales their initialisation)."""
+        return [self.out]
 
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -326,19 +357,27 @@ class MultiHeadAttention(nn.Module):
                 if cache is not None:
                     cache.k, cache.v = k, v
         else:
-            qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, D)
             start = cache.length if cache is not None else 0
-            if self.rotary is not None:
-                if positions is None:
-                    positions = torch.arange(start, start + T, device=x.device)
-                # rotate queries and keys together: one set of element-wise ops, not two
-                qk = self.rotary(qkv[:, :, :2], positions, time_dim=1)  # (B, T, 2, H, D)
-                q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+            if self.rotary is not None and positions is None:
+                positions = torch.arange(start, start + T, device=x.device)
+            if self.num_kv_heads == self.num_heads:
+                qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, D)
+                if self.rotary is not None:
+                    # rotate queries and keys together: one set of element-wise ops, not two
+                    qk = self.rotary(qkv[:, :, :2], positions, time_dim=1)  # (B, T, 2, H, D)
+                    q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+                else:
+                    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+                v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, D)
             else:
-                q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, H, T, D)
-            v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, D)
+                G, D = self.num_kv_heads, self.head_dim
+                q, k, v = self.qkv(x).split([self.num_heads * D, G * D, G * D], dim=-1)
+                q = self._split_heads(q)  # (B, H, T, D)
+                k, v = k.view(B, T, G, D).transpose(1, 2), v.view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
+                if self.rotary is not None:
+                    q, k = self.rotary(q, positions), self.rotary(k, positions)
             if cache is not None:
-                k, v = cache.append(k, v)  # (B, H, S, D) with S = start + T
+                k, v = cache.append(k, v)  # (B, G, S, D) with S = start + T
             if is_causal and T == 1:
                 is_causal = False  # one new query may see every cached key
         out, weights = scaled_dot_product_attention(

@@ -6,6 +6,8 @@ Pre-norm (GPT-2, Radford et al. 2019; Xiong et al. 2020 show it trains more stab
     x = x + attn(norm1(x));  x = x + ff(norm2(x))
 A decoder block of an encoder-decoder adds cross-attention to the encoder output
 between the two (`cross_attention=True`), with its own norm (`norm_cross`).
+A LLaMA block (Touvron et al. 2023) is the pre-norm block with RMSNorm (`norm="rms"`), a
+SwiGLU feed-forward (`feed_forward="swiglu"`) and grouped-query attention (`num_kv_heads`).
 
 Notation: B batch, T time, S source (encoder) length, C channels, H heads.
 """
@@ -13,11 +15,15 @@ Notation: B batch, T time, S source (encoder) length, C channels, H heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import Tensor, nn
 
 from attnlab.nn.attention import AttentionImpl, LayerKVCache, MultiHeadAttention
-from attnlab.nn.layers import FeedForward, layer_norm
+from attnlab.nn.layers import FeedForward, SwiGLU, make_norm
+
+NormKind = Literal["layer", "rms"]
+FeedForwardKind = Literal["mlp", "swiglu"]
 
 
 @dataclass
@@ -37,14 +43,17 @@ class TransformerBlock(nn.Module):
         num_heads: H.
         hidden_dim: feed-forward width (commonly 4 * C).
         dropout: dropout on the residual branches and on attention weights.
-        activation: feed-forward activation (relu, gelu, gelu_tanh).
+        activation: feed-forward activation (relu, gelu, gelu_tanh; silu for SwiGLU).
         norm_first: pre-norm when True, post-norm when False.
         bias: biases in linear layers and norms.
-        layer_norm_eps: LayerNorm epsilon.
+        layer_norm_eps: the norms' epsilon.
         cross_attention: add a cross-attention sub-layer (decoder of an encoder-decoder).
         rotary: `RotaryEmbedding` for the self-attention, or None.
         ff_inner_dropout: dropout after the feed-forward activation (nn.TransformerEncoderLayer style).
         attn_impl: "auto", "naive" or "fused".
+        norm: "layer" (LayerNorm) or "rms" (RMSNorm, no bias).
+        feed_forward: "mlp" (`FeedForward`: fc1, fc2) or "swiglu" (`SwiGLU`: w_gate, w_up, w_down).
+        num_kv_heads: key/value heads of the self-attention (grouped-query attention); None = num_heads.
     """
 
     def __init__(
@@ -63,22 +72,33 @@ class TransformerBlock(nn.Module):
         rotary: nn.Module | None = None,
         ff_inner_dropout: float = 0.0,
         attn_impl: AttentionImpl = "auto",
+        norm: NormKind = "layer",
+        feed_forward: FeedForwardKind = "mlp",
+        num_kv_heads: int | None = None,
     ):
         super().__init__()
+        if feed_forward not in ("mlp", "swiglu"):
+            raise ValueError(f"unknown feed_forward {feed_forward!r}; choose mlp or swiglu")
         self.norm_first = norm_first
-        self.norm1 = layer_norm(embed_dim, layer_norm_eps, bias)
-        self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, bias=bias, rotary=rotary, impl=attn_impl)
+        self.norm1 = make_norm(norm, embed_dim, layer_norm_eps, bias)
+        self.attn = MultiHeadAttention(
+            embed_dim, num_heads, dropout=dropout, bias=bias, rotary=rotary, impl=attn_impl, num_kv_heads=num_kv_heads
+        )
         self.drop1 = nn.Dropout(dropout)
         if cross_attention:
-            self.norm_cross = layer_norm(embed_dim, layer_norm_eps, bias)
+            self.norm_cross = make_norm(norm, embed_dim, layer_norm_eps, bias)
             self.cross_attn = MultiHeadAttention(
                 embed_dim, num_heads, cross=True, context_dim=context_dim, dropout=dropout, bias=bias, impl=attn_impl
             )
             self.drop_cross = nn.Dropout(dropout)
         else:
             self.cross_attn = None
-        self.norm2 = layer_norm(embed_dim, layer_norm_eps, bias)
-        self.ff = FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, inner_dropout=ff_inner_dropout, bias=bias)
+        self.norm2 = make_norm(norm, embed_dim, layer_norm_eps, bias)
+        self.ff: FeedForward | SwiGLU
+        if feed_forward == "swiglu":
+            self.ff = SwiGLU(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias)
+        else:
+            self.ff = FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, inner_dropout=ff_inner_dropout, bias=bias)
 
     def forward(
         self,

@@ -9,10 +9,10 @@ its parameter names and checkpoint format, and trains with the optimizers in
 
 Modules, bottom up:
     module.py      the `Module` base class (params, grads, train/eval, dotted names)
-    layers.py      Linear, Embedding, LayerNorm, ReLU/GELU/Tanh, softmax, Dropout,
-                   FeedForward, CrossEntropyLoss
+    layers.py      Linear, Embedding, LayerNorm, RMSNorm, ReLU/GELU/Tanh/SiLU, softmax,
+                   Dropout, FeedForward, SwiGLU, CrossEntropyLoss
     positional.py  sinusoidal / Fourier tables, learned positions
-    attention.py   scaled dot-product attention, multi-head self-attention, masks
+    attention.py   scaled dot-product attention, multi-head (and grouped-query) self-attention, masks
     block.py       pre-norm and post-norm transformer blocks
     gpt.py         NumpyGPT: forward, backward, generate, checkpoints
     optim.py       SGD, Adam, AdamW, clip_grad_norm
@@ -30,6 +30,9 @@ from attnlab.scratch.layers import (
     LayerNorm,
     Linear,
     ReLU,
+    RMSNorm,
+    SiLU,
+    SwiGLU,
     Tanh,
     softmax,
     softmax_backward,
@@ -43,11 +46,14 @@ __all__ = [
     "Linear",
     "Embedding",
     "LayerNorm",
+    "RMSNorm",
     "ReLU",
     "GELU",
     "Tanh",
+    "SiLU",
     "Dropout",
     "FeedForward",
+    "SwiGLU",
     "CrossEntropyLoss",
     "softmax",
     "softmax_backward",

@@ -11,7 +11,12 @@ Mask convention (the library's): a boolean array broadcastable to (B, H, T, S), 
 "this query may attend to this key". A query whose keys are all blocked attends to
 nothing: its output is zero.
 
-Notation: B batch, H heads, T query length, S key length, C model width, D head size (C / H).
+Grouped-query attention (Ainslie et al., 2023; LLaMA): with `num_kv_heads` G < H the
+projection makes G key/value heads, each shared by H / G consecutive query heads; its
+backward sums the gradients of the copies back into the G heads.
+
+Notation: B batch, H heads, T query length, S key length, C model width, D head size (C / H),
+G key/value heads.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from attnlab.scratch.layers import Dropout, Linear, softmax, softmax_backward
 from attnlab.scratch.module import Module
 from attnlab.scratch.positional import apply_rotary, apply_rotary_backward, rotary_tables
 
-__all__ = ["causal_mask", "padding_mask", "ScaledDotProductAttention", "MultiHeadAttention"]
+__all__ = ["causal_mask", "padding_mask", "repeat_kv", "repeat_kv_backward", "ScaledDotProductAttention", "MultiHeadAttention"]
 
 
 def causal_mask(query_len: int, key_len: int | None = None) -> np.ndarray:
@@ -47,6 +52,19 @@ def padding_mask(attention_mask: np.ndarray) -> np.ndarray:
     if attention_mask.ndim != 2:
         raise ValueError(f"attention_mask must be (batch, seq_len), got shape {attention_mask.shape}")
     return attention_mask.astype(bool)[:, None, None, :]
+
+
+def repeat_kv(x: np.ndarray, groups: int) -> np.ndarray:
+    """(B, G, S, D) -> (B, G * groups, S, D): key/value head g serves query heads g*groups .. (g+1)*groups - 1."""
+    return x if groups == 1 else np.repeat(x, groups, axis=1)
+
+
+def repeat_kv_backward(dx: np.ndarray, groups: int) -> np.ndarray:
+    """Gradient through `repeat_kv`: (B, G * groups, S, D) -> (B, G, S, D), the copies' gradients summed."""
+    if groups == 1:
+        return dx
+    B, H, S, D = dx.shape
+    return dx.reshape(B, H // groups, groups, S, D).sum(axis=2)
 
 
 class ScaledDotProductAttention(Module):
@@ -134,6 +152,8 @@ class MultiHeadAttention(Module):
         y = merge_heads(O) W_out^T + b_out            (B, T, C)
     Backward runs these steps in reverse: the out projection, the attention, then the
     gradients of Q, K, V are put back side by side as (B, T, 3C) for the qkv projection.
+    With G = num_kv_heads < H, W_qkv is ((H + 2G) D, C) with rows [q (H D) | k (G D) | v (G D)],
+    K and V have G heads, repeated H / G times for the attention (`repeat_kv`).
 
     Args:
         embed_dim: C.
@@ -147,6 +167,7 @@ class MultiHeadAttention(Module):
         dropout_rng: generator for the dropout masks.
         rope_base: rotate queries and keys by their positions (rotary embeddings) with
             this frequency base; None = no rotation.
+        num_kv_heads: key/value heads G (must divide H); None = H.
     """
 
     def __init__(
@@ -162,13 +183,19 @@ class MultiHeadAttention(Module):
         out_init_std: float | None = None,
         dropout_rng: np.random.Generator | None = None,
         rope_base: float | None = None,
+        num_kv_heads: int | None = None,
     ):
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads < 1 or num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads})")
         rng = rng if rng is not None else np.random.default_rng(0)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
-        self.qkv = Linear(embed_dim, 3 * embed_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
+        self.num_kv_heads = num_kv_heads
+        qkv_dim = (num_heads + 2 * num_kv_heads) * self.head_dim
+        self.qkv = Linear(embed_dim, qkv_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
         self.out = Linear(embed_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
         self.attention = ScaledDotProductAttention(dropout, dropout_rng)
         self.rope_base = rope_base
@@ -187,13 +214,18 @@ class MultiHeadAttention(Module):
             is_causal: causal self-attention.
         """
         B, T, C = x.shape
-        H, D = self.num_heads, self.head_dim
-        qkv = self.qkv(x).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D), a view
-        q, k, v = qkv[0], qkv[1], qkv[2]
+        H, D, G = self.num_heads, self.head_dim, self.num_kv_heads
+        if G == H:
+            qkv = self.qkv(x).reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D), a view
+            q, k, v = qkv[0], qkv[1], qkv[2]
+        else:
+            qkv = self.qkv(x).reshape(B, T, H + 2 * G, D).transpose(0, 2, 1, 3)  # (B, H + 2G, T, D), a view
+            q, k, v = qkv[:, :H], qkv[:, H : H + G], qkv[:, H + G :]  # (B, H, T, D), (B, G, T, D) x 2
         if self.rope_base is not None:
             cos, sin = rotary_tables(T, D, self.rope_base, x.dtype)  # (T, D) each
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
             self._rope = (cos, sin)
+        k, v = repeat_kv(k, H // G), repeat_kv(v, H // G)  # (B, H, T, D): each kv head serves H / G query heads
         out = self.attention(q, k, v, mask=mask, is_causal=is_causal)  # (B, H, T, D)
         out = out.transpose(0, 2, 1, 3).reshape(B, T, C)  # merge heads: (B, T, H*D)
         return self.out(out)
@@ -201,15 +233,16 @@ class MultiHeadAttention(Module):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dy (B, T, C) -> dx (B, T, C)."""
         B, T, C = dy.shape
-        H, D = self.num_heads, self.head_dim
+        H, D, G = self.num_heads, self.head_dim, self.num_kv_heads
         d_merged = self.out.backward(dy)  # (B, T, C)
         d_out = d_merged.reshape(B, T, H, D).transpose(0, 2, 1, 3)  # split heads: (B, H, T, D)
         dq, dk, dv = self.attention.backward(d_out)
+        dk, dv = repeat_kv_backward(dk, H // G), repeat_kv_backward(dv, H // G)  # (B, G, T, D): copies summed
         if self.rope_base is not None:  # undo the rotation: rotate the gradients back
             cos, sin = self._rope
             dq, dk = apply_rotary_backward(dq, cos, sin), apply_rotary_backward(dk, cos, sin)
-        d_qkv = np.empty((B, T, 3, H, D), dtype=dy.dtype)  # the inverse of the split in forward
-        d_qkv[:, :, 0] = dq.transpose(0, 2, 1, 3)
-        d_qkv[:, :, 1] = dk.transpose(0, 2, 1, 3)
-        d_qkv[:, :, 2] = dv.transpose(0, 2, 1, 3)
-        return self.qkv.backward(d_qkv.reshape(B, T, 3 * C))
+        d_qkv = np.empty((B, T, H + 2 * G, D), dtype=dy.dtype)  # the inverse of the split in forward
+        d_qkv[:, :, :H] = dq.transpose(0, 2, 1, 3)
+        d_qkv[:, :, H : H + G] = dk.transpose(0, 2, 1, 3)
+        d_qkv[:, :, H + G :] = dv.transpose(0, 2, 1, 3)
+        return self.qkv.backward(d_qkv.reshape(B, T, (H + 2 * G) * D))

@@ -1,5 +1,6 @@
-"""NumPy layers with hand-written backward passes: Linear, Embedding, LayerNorm,
-activations (ReLU, GELU, Tanh), softmax, dropout, feed-forward and cross-entropy.
+"""NumPy layers with hand-written backward passes: Linear, Embedding, LayerNorm, RMSNorm,
+activations (ReLU, GELU, Tanh, SiLU), softmax, dropout, feed-forward (and LLaMA's SwiGLU)
+and cross-entropy.
 
 How to read a backward pass
 ---------------------------
@@ -11,12 +12,13 @@ The docstring of each layer writes out those two formulas; the code follows them
 line by line. Shapes: x is (..., C) -- any leading dimensions (B, T) -- and N is the
 number of rows once they are flattened.
 
-References: layer normalisation (Ba et al., 2016); GELU (Hendrycks & Gimpel, 2016) and
-its tanh approximation (used by GPT-2); dropout (Srivastava et al., 2014); the
-feed-forward network of Vaswani et al. (2017), sec. 3.3. Each layer computes the same
-function as its PyTorch counterpart (`nn.Linear`, `nn.Embedding`, `nn.LayerNorm`,
-`F.gelu`, `nn.Dropout`, `F.cross_entropy`, `attnlab.nn.layers.FeedForward`), which
-tests/scratch checks.
+References: layer normalisation (Ba et al., 2016); RMSNorm (Zhang & Sennrich, 2019);
+GELU (Hendrycks & Gimpel, 2016) and its tanh approximation (used by GPT-2); SiLU
+(Elfwing et al., 2018); dropout (Srivastava et al., 2014); the feed-forward network of
+Vaswani et al. (2017), sec. 3.3, and its gated SwiGLU form (Shazeer, 2020; LLaMA). Each
+layer computes the same function as its PyTorch counterpart (`nn.Linear`, `nn.Embedding`,
+`nn.LayerNorm`, `attnlab.nn.layers.RMSNorm`, `F.gelu`, `F.silu`, `nn.Dropout`,
+`F.cross_entropy`, `attnlab.nn.layers.FeedForward` / `SwiGLU`), which tests/scratch checks.
 
 Notation: N rows (B * T), C input features, F output (or hidden) features, V vocabulary.
 """
@@ -33,11 +35,14 @@ __all__ = [
     "Linear",
     "Embedding",
     "LayerNorm",
+    "RMSNorm",
     "ReLU",
     "GELU",
     "Tanh",
+    "SiLU",
     "Dropout",
     "FeedForward",
+    "SwiGLU",
     "CrossEntropyLoss",
     "softmax",
     "softmax_backward",
@@ -282,6 +287,48 @@ class LayerNorm(Module):
         return dx
 
 
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the last dimension (`attnlab.nn.layers.RMSNorm`, LLaMA).
+
+    Forward, for each row x of C features (no centring, no bias):
+        r = sqrt(mean(x^2) + eps),   xhat = x / r,   y = xhat * gamma.
+    Backward, with g = dy * gamma (the gradient reaching xhat):
+        dgamma = sum_rows dy * xhat,
+        dx = (g - xhat * mean(g * xhat)) / r
+    LayerNorm's backward without the mean(g) term: only the rescaling of x is cancelled.
+
+    Args:
+        dim: C.
+        eps: added to the mean square.
+        dtype: np.float32 or np.float64.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, *, dtype=np.float32):
+        super().__init__()
+        self.eps = eps
+        self.params["weight"] = np.ones(dim, dtype=as_float_dtype(dtype))
+        self._xhat: np.ndarray | None = None
+        self._inv_rms: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(..., C) -> (..., C)."""
+        inv_rms = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps)  # (..., 1)
+        xhat = x * inv_rms
+        self._xhat, self._inv_rms = xhat, inv_rms
+        return xhat * self.params["weight"]
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (..., C) -> dx (..., C); adds dgamma to `grads`."""
+        xhat, inv_rms = self._xhat, self._inv_rms
+        C = xhat.shape[-1]
+        self._accumulate("weight", np.einsum("nc,nc->c", dy.reshape(-1, C), xhat.reshape(-1, C)))
+        g = dy * self.params["weight"]  # (..., C) gradient w.r.t. xhat
+        dx = g - xhat * np.mean(g * xhat, axis=-1, keepdims=True)
+        dx *= inv_rms
+        self._xhat = self._inv_rms = None
+        return dx
+
+
 # ---------------------------------------------------------------------------
 # Activations
 # ---------------------------------------------------------------------------
@@ -378,8 +425,27 @@ class GELU(Module):
         return grad
 
 
+class SiLU(Module):
+    """y = x sigmoid(x) (`F.silu`, "swish").  Backward: dx = dy s (1 + x (1 - s)), s = sigmoid(x)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        s = 0.5 * (1.0 + np.tanh(0.5 * x))  # sigmoid(x), without overflow for large |x|
+        self._x, self._s = x, s.astype(x.dtype, copy=False)
+        return x * self._s
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x, s = self._x, self._s
+        grad = 1.0 - s
+        grad *= x
+        grad += 1.0
+        grad *= s  # d(x s)/dx = s + x s (1 - s)
+        grad *= dy
+        self._x = self._s = None
+        return grad
+
+
 def make_activation(name: str) -> Module:
-    """The activation layer called `name`: relu, gelu (exact), gelu_tanh or tanh."""
+    """The activation layer called `name`: relu, gelu (exact), gelu_tanh, tanh or silu."""
     if name == "relu":
         return ReLU()
     if name == "gelu":
@@ -388,7 +454,9 @@ def make_activation(name: str) -> Module:
         return GELU("tanh")
     if name == "tanh":
         return Tanh()
-    raise ValueError(f"unknown activation {name!r}; choose one of: relu, gelu, gelu_tanh, tanh")
+    if name == "silu":
+        return SiLU()
+    raise ValueError(f"unknown activation {name!r}; choose one of: relu, gelu, gelu_tanh, tanh, silu")
 
 
 # ---------------------------------------------------------------------------
@@ -486,6 +554,66 @@ class FeedForward(Module):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dy (B, T, C) -> dx (B, T, C)."""
         return self.fc1.backward(self.act.backward(self.fc2.backward(self.dropout.backward(dy))))
+
+
+class SwiGLU(Module):
+    """LLaMA's gated feed-forward network: y = dropout(w_down(act(w_gate(x)) * w_up(x))), act = SiLU.
+
+    Same parameter names as `attnlab.nn.layers.SwiGLU` (w_gate, w_up, w_down). With
+    a = act(w_gate(x)) and u = w_up(x), h = a * u (F features); backward:
+        dh = w_down'^T dy,   da = dh * u,   du = dh * a,
+        dx = w_gate'^T act'^T da + w_up'^T du   (x feeds both branches: the gradients add).
+
+    Args:
+        embed_dim: C.
+        hidden_dim: F.
+        activation: the gate's non-linearity (silu; gelu gives GeGLU).
+        dropout: dropout on the output (the residual branch).
+        bias: biases in the three linear layers (LLaMA has none).
+        dtype: np.float32 or np.float64.
+        rng: generator for the initialisation.
+        init_std: N(0, init_std) weights (None = PyTorch's default init).
+        out_init_std: std for w_down (GPT-2 scales the residual projections down).
+        dropout_rng: generator for the dropout masks.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden_dim: int,
+        activation: str = "silu",
+        dropout: float = 0.0,
+        bias: bool = False,
+        *,
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+        init_std: float | None = None,
+        out_init_std: float | None = None,
+        dropout_rng: np.random.Generator | None = None,
+    ):
+        super().__init__()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.w_gate = Linear(embed_dim, hidden_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
+        self.w_up = Linear(embed_dim, hidden_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
+        self.w_down = Linear(hidden_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
+        self.act = make_activation(activation)
+        self.dropout = Dropout(dropout, dropout_rng)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(B, T, C) -> (B, T, C)."""
+        a = self.act(self.w_gate(x))  # (B, T, F) gate
+        u = self.w_up(x)  # (B, T, F) value
+        self._a, self._u = a, u
+        return self.dropout(self.w_down(a * u))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dy (B, T, C) -> dx (B, T, C)."""
+        dh = self.w_down.backward(self.dropout.backward(dy))  # (B, T, F)
+        a, u = self._a, self._u
+        dx = self.w_gate.backward(self.act.backward(dh * u))
+        dx += self.w_up.backward(dh * a)
+        self._a = self._u = None
+        return dx
 
 
 # ---------------------------------------------------------------------------
