@@ -86,8 +86,13 @@ def test_sampling_is_seeded(model):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"top_k": 0}, "top_k"),
-     ({"max_new_tokens": -1}, "max_new_tokens"), ({"temperature": float("nan")}, "temperature")],
+    [
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"max_new_tokens": -1}, "max_new_tokens"),
+        ({"temperature": float("nan")}, "temperature"),
+    ],
 )
 def test_bad_sampling_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -1,226 +1,31 @@
-"""Text generation from a causal language model: greedy, temperature, top-k, top-p, KV cache.
+"""Text generation from a causal language model (greedy, temperature, top-k, top-p, KV cache).
 
-Sampling (Holtzman et al. 2020 for top-p "nucleus" sampling; Fan et al. 2018 for top-k):
-  1. logits of the next token, divided by the temperature (T < 1 sharpens, T > 1 flattens);
-     a temperature <= 0 means greedy decoding (always the most likely token);
-  2. top-k keeps the k most likely tokens; top-p keeps the smallest set whose
-     probabilities add up to at least p (the most likely token is always kept);
-  3. sample from the softmax of what is left.
-With the KV cache (default) each step feeds only the newest token and reuses the keys
-and values of earlier positions; it produces the same tokens as recomputing the whole
-context every step (`use_cache=False`). A context longer than the model's window
-keeps its last `max_seq_len` tokens.
-
-Notation: B batch, T time, V vocabulary.
+A thin re-export kept for `from attnlab.generate import ...` (the README and the notebooks
+use it). The code lives in `attnlab.decoding.causal`; the settings and their defaults in
+`attnlab.configs.sampling`; encoder-decoder decoding (greedy, beam search) in
+`attnlab.decoding.seq2seq`.
 """
 
-from __future__ import annotations
+from attnlab.configs.sampling import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, SamplingConfig
+from attnlab.decoding.causal import (
+    Step,
+    filter_logits,
+    generate,
+    generate_text,
+    iter_generate,
+    next_token_distribution,
+    prompt_ids,
+)
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
-
-import torch
-from torch import Tensor
-
-from attnlab import limits
-from attnlab.errors import ConfigError, TokenizerError
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How to pick each next token."""
-
-    max_new_tokens: int = 200  # tokens to generate
-    temperature: float = 1.0  # <= 0 means greedy
-    top_k: int | None = None  # keep only the k most likely tokens (None = all)
-    top_p: float | None = None  # keep the smallest set with probability >= p (None = all)
-    seed: int | None = None  # seed for sampling; None = nondeterministic
-    use_cache: bool = True  # reuse keys/values of earlier positions
-    stop_at_eos: bool = False  # stop when the tokenizer's end-of-sequence token is produced
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 0:
-            raise ConfigError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if math.isnan(self.temperature) or math.isinf(self.temperature):
-            raise ConfigError(f"temperature must be a finite number, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"top_k must be at least 1 (or omitted for no limit), got {self.top_k}")
-        if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        limits.check_int(self.max_new_tokens, "max_new_tokens", 0, limits.MAX_NEW_TOKENS,
-                         hint="generate in several calls, each continuing the last")
-        if self.top_k is not None:
-            limits.check_int(self.top_k, "top_k", 1, limits.MAX_TOP_K)
-        if self.seed is not None:
-            limits.check_seed(self.seed, "seed")
-        if 0 < self.temperature < limits.MIN_TEMPERATURE or self.temperature > limits.MAX_TEMPERATURE:
-            raise ConfigError(
-                f"temperature must be 0 (or less) for greedy decoding, or from {limits.MIN_TEMPERATURE:g} to "
-                f"{limits.MAX_TEMPERATURE:g}, got {self.temperature:g} (a smaller positive temperature overflows "
-                "the softmax)"
-            )
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature <= 0
-
-
-def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
-    """Set the logits of tokens outside top-k / top-p to -inf.
-
-    Args:
-        logits: (B, V).
-        top_k: keep the k largest logits per row.
-        top_p: keep the smallest prefix (by probability) whose mass is >= top_p.
-    Returns:
-        (B, V) filtered logits (the most likely token always survives).
-    """
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # mass *before* each token: a token is dropped once the mass before it reaches top_p
-        mass_before = probs.cumsum(dim=-1) - probs
-        drop_sorted = mass_before >= top_p
-        # The most likely token always survives, even for a top_p below float32's smallest
-        # number (5e-324 rounds to 0.0, and 0.0 >= 0.0 would drop every token: NaN sampling).
-        drop_sorted[..., 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def next_token_distribution(logits: Tensor, sampling: SamplingConfig) -> Tensor:
-    """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p."""
-    if sampling.greedy:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.size(-1)).to(logits.dtype)
-    # Shift by the maximum first: the same softmax, and a tiny temperature gives -inf and 0
-    # (never inf - inf = NaN) even where logits / temperature would overflow.
-    logits = (logits - logits.max(dim=-1, keepdim=True).values) / sampling.temperature
-    logits = filter_logits(logits, sampling.top_k, sampling.top_p)
-    return torch.softmax(logits, dim=-1)
-
-
-@dataclass
-class Step:
-    """One generation step, for step-by-step displays."""
-
-    token_id: int  # the chosen token (batch row 0)
-    probs: Tensor  # (V,) the distribution it was drawn from (after temperature/top-k/top-p)
-    raw_probs: Tensor  # (V,) softmax of the raw logits (temperature 1, no filtering)
-    position: int  # index of the new token in the full sequence
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def _forward_last(model: Any, ids: Tensor, cache: Any | None) -> Tensor:
-    return model(ids, cache=cache, last_only=True).logits[:, -1, :].float()  # (B, V)
-
-
-@torch.no_grad()
-def iter_generate(model: Any, input_ids: Tensor, sampling: SamplingConfig, eos_id: int | None = None) -> Iterator[tuple[Tensor, Step]]:
-    """Generate token by token, yielding (new tokens (B, 1), step info) each step.
-
-    Args:
-        model: a causal LM (e.g. `attnlab.models.gpt.GPT`) in eval mode.
-        input_ids: (B, T) prompt ids (T >= 1).
-        sampling: how to choose tokens.
-        eos_id: stop after this token when `sampling.stop_at_eos`.
-    """
-    if input_ids.dim() != 2 or input_ids.size(1) < 1:
-        raise ValueError("input_ids must be (batch, time) with at least one token")
-    max_len = model.config.max_seq_len
-    generator = None
-    if sampling.seed is not None:
-        generator = torch.Generator(device=input_ids.device).manual_seed(sampling.seed)
-    ids = input_ids
-    cache = None
-    for _ in range(sampling.max_new_tokens):
-        if sampling.use_cache:
-            if cache is None or cache.length + 1 > max_len:
-                # (re)fill the cache from the last max_len tokens: at the start, and
-                # whenever the window slides (positions shift, so old keys are stale)
-                cache = model.new_cache()
-                logits = _forward_last(model, ids[:, -max_len:], cache)
-            else:
-                logits = _forward_last(model, ids[:, -1:], cache)
-        else:
-            logits = _forward_last(model, ids[:, -max_len:], None)
-        probs = next_token_distribution(logits, sampling)  # (B, V)
-        if sampling.greedy:
-            nxt = probs.argmax(-1, keepdim=True)
-        else:
-            nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
-        ids = torch.cat([ids, nxt], dim=1)
-        step = Step(int(nxt[0, 0]), probs[0], torch.softmax(logits[0], -1), ids.size(1) - 1)
-        yield nxt, step
-        if sampling.stop_at_eos and eos_id is not None and bool((nxt == eos_id).all()):
-            break
-
-
-@torch.no_grad()
-def generate(model: Any, input_ids: Tensor, sampling: SamplingConfig | None = None, eos_id: int | None = None, **kwargs: Any) -> Tensor:
-    """Prompt (B, T) -> prompt + generated tokens (B, T + new).
-
-    `kwargs` are `SamplingConfig` fields (max_new_tokens=..., temperature=...).
-    """
-    sampling = sampling or SamplingConfig(**kwargs)
-    out = [input_ids]
-    for nxt, _ in iter_generate(model, input_ids, sampling, eos_id):
-        out.append(nxt)
-    return torch.cat(out, dim=1)
-
-
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Encode a prompt; an empty prompt starts from the tokenizer's start token.
-
-    The start token is `<bos>`-like when the tokenizer has one, else a newline (how a
-    character-level model trained on plain text naturally begins a paragraph), else id 0.
-
-    Raises:
-        UnknownCharactersError: the prompt has characters the tokenizer does not know.
-    """
-    if prompt:
-        ids = tokenizer.encode(prompt)
-        if ids:
-            return ids
-    if tokenizer.bos_id is not None:
-        return [tokenizer.bos_id]
-    try:
-        ids = tokenizer.encode("\n")
-        if ids:
-            return ids[:1]
-    except TokenizerError:
-        pass
-    return [0]
-
-
-def generate_text(
-    model: Any,
-    tokenizer: Any,
-    prompt: str = "",
-    sampling: SamplingConfig | None = None,
-    on_step: Callable[[Step, str], None] | None = None,
-    **kwargs: Any,
-) -> str:
-    """Generate a continuation of `prompt` and return prompt + continuation as text.
-
-    Args:
-        model: a causal LM in eval mode.
-        tokenizer: the model's tokenizer.
-        prompt: text to continue ("" starts from the start token).
-        sampling: a `SamplingConfig` (or its fields as kwargs).
-        on_step: called with (step, token text) after every token (streaming output).
-    """
-    sampling = sampling or SamplingConfig(**kwargs)
-    device = next(model.parameters()).device
-    ids = prompt_ids(tokenizer, prompt)
-    x = torch.tensor([ids], dtype=torch.long, device=device)
-    new: list[int] = []
-    for _, step in iter_generate(model, x, sampling, tokenizer.eos_id):
-        new.append(step.token_id)
-        if on_step is not None:
-            on_step(step, tokenizer.decode([step.token_id]))
-    return prompt + tokenizer.decode(new)
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "DEFAULT_TEMPERATURE",
+    "SamplingConfig",
+    "Step",
+    "filter_logits",
+    "generate",
+    "generate_text",
+    "iter_generate",
+    "next_token_distribution",
+    "prompt_ids",
+]

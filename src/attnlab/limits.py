@@ -43,7 +43,7 @@ MIN_DPI = 20  # = the figure writers own bound (viz._mpl, foundations.figures)
 MAX_VOCAB = 1_000_000  # data.vocab_size (word / BPE targets)
 MAX_TOP_K = 1_000_000  # generate --top-k (larger than the vocabulary keeps every token)
 MAX_LR = 100.0  # learning rates
-MIN_TEMPERATURE = 1e-20  # smaller positive ones overflow float32 logits / T (NumPy engine); 0 means greedy
+MIN_TEMPERATURE = 1e-20  # a smaller positive one is a typo for greedy (0 means greedy): refused by name
 MAX_TEMPERATURE = 1_000.0
 MAX_INDEX = 100_000  # layer / head indices (negative ones count from the end)
 MAX_PORT = 65_535  # app --port: TCP ports are 1 .. 65,535

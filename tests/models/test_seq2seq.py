@@ -8,14 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
+from attnlab.decoding.seq2seq import beam_search, greedy_decode
 from attnlab.errors import CheckpointError, ConfigError
 from attnlab.models.registry import load_model
 from attnlab.models.seq2seq import (
     IGNORE_INDEX,
     Seq2Seq,
     Seq2SeqConfig,
-    beam_search,
-    greedy_decode,
     sequence_log_probs,
     shift_right,
 )

@@ -9,7 +9,8 @@ Pages (one thin file each under `pages/`, wired together by `main.py`):
   Vision & proteins        a digit through a trained ViT; a protein through a trained probe.
 
 The app imports the library and holds no model logic: computations live in
-`attnlab.app.logic` (no Streamlit import, unit-tested), `attnlab.analysis.lens` and
+`runs_folder`, `generation`, `training`, `vit_digits` and `protein_probes` of this
+package (no Streamlit import, unit-tested), `attnlab.analysis.lens` and
 `attnlab.viz`; figures specific to the app are in `attnlab.app.figures`; `ui` holds
 the Streamlit helpers shared by the pages. The app only reads model files inside the
 user's runs folder (passed by the CLI in the environment variable `RUNS_ENV`), plus

@@ -46,7 +46,7 @@ def plot_step_distribution(step: Any, title: str = "") -> Any:
     The chosen token gets its own row (marked) even when it was not among the top ones.
 
     Args:
-        step: an `attnlab.app.logic.GenerationStep`.
+        step: an `attnlab.app.generation.GenerationStep`.
         title: figure title.
     """
     raw = {c.token_id: c.prob for c in step.raw_top}
@@ -86,7 +86,7 @@ def plot_last_step_attention(attention: Any, title: str = "") -> Any:
     """Heatmap of the last query's attention: one row per (layer, head), one column per key.
 
     Args:
-        attention: an `attnlab.app.logic.LastStepAttention` (weights (L, H, S)).
+        attention: an `attnlab.app.generation.LastStepAttention` (weights (L, H, S)).
         title: figure title.
     """
     w = np.asarray(attention.weights)

@@ -1,7 +1,7 @@
 """Entry script of the attnlab app: `streamlit run main.py` (what `attnlab app` runs).
 
 It sets up the page and the navigation between the pages in `pages/`; each page is a
-thin script on top of `attnlab.app.logic` and the library.
+thin script on top of the app modules (`runs_folder`, `generation`, ...) and the library.
 """
 
 from pathlib import Path

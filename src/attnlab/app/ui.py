@@ -1,6 +1,6 @@
 """Streamlit helpers shared by the app's pages: friendly errors, pickers, cached loaders.
 
-Pages stay thin: they lay out widgets and call `attnlab.app.logic`, `attnlab.analysis`
+Pages stay thin: they lay out widgets and call the app modules, `attnlab.analysis`
 and `attnlab.viz`; this module turns user errors (`AttnlabError`) into a warning box
 instead of a traceback, lists only the checkpoints inside the runs folder, and caches
 loaded models with `st.cache_resource` (keyed by the files' modification times, so a
@@ -15,8 +15,9 @@ from typing import Any, Iterator, Sequence
 
 import streamlit as st
 
-from attnlab.app import figures, logic
+from attnlab.app import figures, protein_probes, runs_folder, training
 from attnlab.errors import AttnlabError, UnknownCharactersError
+from attnlab.models import registry
 
 CSS = """
 <style>
@@ -63,7 +64,7 @@ def friendly(prefix: str = "") -> Iterator[None]:
 
 def runs_root() -> Path:
     """The runs folder of this app (from `attnlab app --runs-dir`)."""
-    return logic.runs_root()
+    return runs_folder.runs_root()
 
 
 def sidebar(root: Path) -> None:
@@ -74,19 +75,19 @@ def sidebar(root: Path) -> None:
         if not root.is_dir():
             st.caption("not created yet: train a model on the Generate page, or run `attnlab demo`")
         else:
-            count, probes = len(logic.find_checkpoints(root)), len(logic.find_probes(root))
+            count, probes = len(runs_folder.find_checkpoints(root)), len(protein_probes.find_probes(root))
             found = f"{count} checkpoint{'s' if count != 1 else ''}"
             if probes:
                 found += f" and {probes} probe{'s' if probes != 1 else ''}"
             st.caption(f"{found} found")
 
 
-def pick_checkpoint(root: Path, model_types: Sequence[str], *, key: str, label: str, empty: str) -> logic.CheckpointEntry | None:
+def pick_checkpoint(root: Path, model_types: Sequence[str], *, key: str, label: str, empty: str) -> runs_folder.CheckpointEntry | None:
     """A select box of the checkpoints of `model_types` in the runs folder (None + a message when none)."""
     if not root.is_dir():
         st.info(f"The runs folder `{root}` does not exist yet. {empty}", icon=":material/folder_open:")
         return None
-    entries = logic.find_checkpoints(root, model_types)
+    entries = runs_folder.find_checkpoints(root, model_types)
     if not entries:
         st.info(f"No {' or '.join(model_types)} checkpoint in `{root}` yet. {empty}", icon=":material/folder_open:")
         return None
@@ -99,14 +100,14 @@ def pick_checkpoint(root: Path, model_types: Sequence[str], *, key: str, label: 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _load(root: str, relative: str, expect: tuple[str, ...], stamp: tuple[float, ...]) -> tuple[Any, Any]:
-    return logic.load_checkpoint(Path(root), relative, expect)
+    return runs_folder.load_checkpoint_in_runs(Path(root), relative, expect)
 
 
-def load_checkpoint(root: Path, entry: logic.CheckpointEntry, expect: tuple[str, ...]) -> tuple[Any, Any]:
+def load_checkpoint(root: Path, entry: runs_folder.CheckpointEntry, expect: tuple[str, ...]) -> tuple[Any, Any]:
     """Load (cached) a checkpoint listed by `pick_checkpoint`."""
-    folder = logic.resolve_in_runs(root, entry.relative)
+    folder = runs_folder.resolve_in_runs(root, entry.relative)
     with st.spinner(f"loading {entry.relative} ..."):
-        return _load(str(root), entry.relative, expect, logic.folder_stamp(folder))
+        return _load(str(root), entry.relative, expect, runs_folder.folder_stamp(folder))
 
 
 @st.cache_resource(show_spinner=False)
@@ -141,12 +142,12 @@ def _jobs() -> dict[str, Any]:
     return {}  # shared by every browser session: one training at a time on this machine
 
 
-def active_job() -> logic.TrainingJob | None:
+def active_job() -> training.TrainingJob | None:
     """The training started from the app, if any (finished or not)."""
     return _jobs().get("active")
 
 
-def start_job(job: logic.TrainingJob) -> None:
+def start_job(job: training.TrainingJob) -> None:
     _jobs()["active"] = job.start()
 
 
@@ -155,12 +156,18 @@ def show_figure(fig: Any, *, caption: str | None = None, width: Any = "stretch",
     st.image(figures.figure_png(fig, dpi=dpi), caption=caption, width=width)
 
 
+def causal_lm_types() -> tuple[str, ...]:
+    """The model types of the causal language models (GPT, LLaMA-style, ...): what the GPT pages show."""
+    return registry.model_types("causal_lm")
+
+
 def checkpoint_commands(kind: str) -> str:
-    """Markdown telling how to create a model of `kind` in the runs folder."""
+    """Markdown telling how to create a model of `kind` (a capability such as "causal_lm", or a model type)."""
     root = runs_root()
-    if kind == "gpt":
+    caps = {kind} if kind in registry.CAPABILITIES else registry.capabilities(kind)
+    if "causal_lm" in caps:
         return (f"Train one here (below), or in a terminal: `attnlab demo --out {root}/demo` (about 2 minutes) "
-                f"or `attnlab train --out {root}/my-gpt`.")
-    if kind == "vit":
+                f"or `attnlab train --out {root}/my-gpt` (`--arch llama` for the LLaMA-style model).")
+    if "image" in caps:
         return f"Create one with `attnlab compare mnist --models vit --out {root}/compare-mnist` (a few minutes; `--quick` for a smoke test)."
     return ""

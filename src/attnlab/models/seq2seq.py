@@ -1,4 +1,4 @@
-"""Seq2Seq: an encoder-decoder transformer, with greedy and beam-search decoding.
+"""Seq2Seq: an encoder-decoder transformer (decoding it: `attnlab.decoding.seq2seq`).
 
 The architecture of "Attention Is All You Need" (Vaswani et al., 2017, fig. 1), with
 pre-norm blocks by default (Xiong et al., 2020) and one vocabulary shared by source
@@ -19,17 +19,8 @@ Training uses teacher forcing: the decoder reads `<bos> y1 .. yn` and is scored 
 tokens back one at a time, reusing a KV cache: the self-attention keys/values grow a
 step at a time, the cross-attention ones are computed once from the encoder output.
 
-Decoding (bottom of the file):
-  * greedy: the most likely token at every step;
-  * beam search (the classic form, e.g. Sutskever et al. 2014, Wu et al. 2016 for the
-    length penalty): keep the `beam_width` best hypotheses; at each step every
-    unfinished one is extended by every token, a finished one (it produced `<eos>`)
-    competes as it is, and the `beam_width` best of all these survive; stop when all
-    survivors are finished. Hypotheses are ranked by log P(y | x) / length**alpha
-    (`length_penalty` alpha; 0 = plain log-probability; > 0 favours longer outputs).
-    With `beam_width=1` it is exactly greedy decoding. A wider beam usually finds a
-    more likely sequence than greedy decoding, but not always: it is a search
-    heuristic, not an exact maximiser.
+Decoding (greedy and beam search) lives in `attnlab.decoding.seq2seq`; `Seq2Seq.generate`
+calls it. `sequence_log_probs` (bottom of the file) scores given outputs.
 
 Notation: B batch, S source length, T target length, C channels (embed_dim),
 V vocabulary, H heads, K beam width.
@@ -37,22 +28,23 @@ V vocabulary, H heads, K beam width.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.configs.base import IGNORE_INDEX, Activation, BlockShape, Positional, check_at_least_one
+from attnlab.decoding import seq2seq as seq2seq_decoding
+from attnlab.decoding.seq2seq import Generation, beam_search, greedy_decode  # the decoders, re-exported
 from attnlab.errors import ConfigError
+from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
 from attnlab.nn.attention import KVCache, padding_mask
-from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import position_modules
+from attnlab.nn.stack import block_stack, init_weights
 
 __all__ = [
     "Seq2Seq",
@@ -64,17 +56,18 @@ __all__ = [
     "beam_search",
     "sequence_log_probs",
     "shift_right",
+    "IGNORE_INDEX",
 ]
-
-IGNORE_INDEX = -100  # label value that is not scored (padding), as in PyTorch and HF
-
-Positional = Literal["learned", "sinusoidal", "fourier", "rotary", "none"]
-Activation = Literal["gelu", "gelu_tanh", "relu"]
 
 
 @dataclass(frozen=True)
-class Seq2SeqConfig:
-    """Hyper-parameters of an encoder-decoder transformer."""
+class Seq2SeqConfig(BlockShape):
+    """Hyper-parameters of an encoder-decoder transformer.
+
+    Not a `TransformerConfig`: two stacks (num_encoder_layers, num_decoder_layers) and two
+    context lengths instead of num_layers and max_seq_len; the block fields, their checks,
+    `head_dim`, `hidden_dim`, `block_kwargs()` and `from_name` are shared (`BlockShape`).
+    """
 
     vocab_size: int = 32  # token ids shared by source and target; set from the tokenizer at training time
     max_source_len: int = 64  # most source tokens (the `<eos>` appended to a source included)
@@ -97,50 +90,18 @@ class Seq2SeqConfig:
     bos_id: int = 1  # the decoder's start token
     eos_id: int = 2  # end of sequence: appended to sources and targets; decoding stops at it
 
+    preset_kind = "seq2seq"
+
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_source_len", "max_target_len", "num_encoder_layers",
-                     "num_decoder_layers", "num_heads", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(
-                f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads ({self.num_heads})"
-            )
-        if self.positional == "rotary" and self.head_dim % 2:
-            raise ConfigError(f"rotary positions need an even head size, got {self.head_dim}")
-        if self.positional in ("sinusoidal", "fourier") and self.embed_dim % 2:
-            raise ConfigError(f"{self.positional} positions need an even model.embed_dim, got {self.embed_dim}")
-        if self.ff_dim is not None and self.ff_dim < 1:
-            raise ConfigError(f"model.ff_dim must be at least 1, got {self.ff_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if not (0 < self.layer_norm_eps < float("inf")) or not (0 < self.init_std < float("inf")):  # NaN fails too
-            raise ConfigError("model.layer_norm_eps and model.init_std must be positive")
-        if not 0 < self.rope_base < float("inf"):  # base ** (-2i / D): a base <= 0 has no real powers
-            raise ConfigError(f"model.rope_base must be a positive number (10000 in the RoFormer paper), got {self.rope_base}")
+        check_at_least_one(self, ("vocab_size", "max_source_len", "max_target_len", "num_encoder_layers",
+                                  "num_decoder_layers", "num_heads", "embed_dim"))
+        self.check_block_fields()
         specials = {"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id}
         for name, value in specials.items():
             if not 0 <= value < self.vocab_size:
                 raise ConfigError(f"model.{name} must be a token id in [0, vocab_size={self.vocab_size}), got {value}")
         if len(set(specials.values())) != 3:
             raise ConfigError(f"model.pad_id, bos_id and eos_id must be three different tokens, got {specials}")
-
-    @property
-    def head_dim(self) -> int:
-        """Size of one head (D = C / H)."""
-        return self.embed_dim // self.num_heads
-
-    @property
-    def hidden_dim(self) -> int:
-        """Hidden width of the feed-forward layers."""
-        return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
-
-    @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "Seq2SeqConfig":
-        """A named preset (`tiny`, `small`, `base`), optionally with fields overridden."""
-        if name not in SEQ2SEQ_PRESETS:
-            raise ConfigError(f"unknown seq2seq preset {name!r}; choose one of: {', '.join(SEQ2SEQ_PRESETS)}")
-        return dataclasses.replace(cls(**SEQ2SEQ_PRESETS[name]), **overrides)
 
 
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
@@ -154,6 +115,7 @@ SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
     "base": dict(max_source_len=128, max_target_len=128, num_encoder_layers=6, num_decoder_layers=6,
                  num_heads=8, embed_dim=256, dropout=0.1),
 }
+Seq2SeqConfig.presets = SEQ2SEQ_PRESETS
 
 
 def shift_right(labels: Tensor, bos_id: int, pad_id: int) -> Tensor:
@@ -177,7 +139,7 @@ class EncoderOutput:
     attentions: tuple[Tensor, ...] | None = None  # num_encoder_layers x (B, H, S, S)
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(CheckpointMixin, nn.Module):
     """Encoder-decoder transformer with a shared source/target vocabulary.
 
     Args:
@@ -197,23 +159,9 @@ class Seq2Seq(nn.Module):
         self.encoder_pos_emb, rotary = position_modules(c.positional, c.max_source_len, c.embed_dim, c.head_dim, c.rope_base)
         self.decoder_pos_emb, _ = position_modules(c.positional, c.max_target_len, c.embed_dim, c.head_dim, c.rope_base)
         self.drop = nn.Dropout(c.dropout)
-
-        def block(cross: bool) -> TransformerBlock:
-            return TransformerBlock(
-                c.embed_dim,
-                c.num_heads,
-                c.hidden_dim,
-                dropout=c.dropout,
-                activation=c.activation,
-                norm_first=c.norm_first,
-                bias=c.bias,
-                layer_norm_eps=c.layer_norm_eps,
-                cross_attention=cross,
-                rotary=rotary,  # rotates self-attention only; cross-attention has no relative position
-            )
-
-        self.encoder_blocks = nn.ModuleList(block(cross=False) for _ in range(c.num_encoder_layers))
-        self.decoder_blocks = nn.ModuleList(block(cross=True) for _ in range(c.num_decoder_layers))
+        # rotary rotates self-attention only; cross-attention has no relative position
+        self.encoder_blocks = block_stack(c, rotary=rotary, num_layers=c.num_encoder_layers)
+        self.decoder_blocks = block_stack(c, rotary=rotary, num_layers=c.num_decoder_layers, cross_attention=True)
         # Pre-norm blocks leave their streams un-normalised, so each stack ends with a norm.
         self.encoder_norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.norm_first else nn.Identity()
         self.decoder_norm = layer_norm(c.embed_dim, c.layer_norm_eps, c.bias) if c.norm_first else nn.Identity()
@@ -227,23 +175,9 @@ class Seq2Seq(nn.Module):
     def reset_parameters(self) -> None:
         """GPT-2 style initialisation: N(0, init_std) weights, zero biases, and the
         projections that write into a residual stream scaled by 1/sqrt(2 * layers)."""
-        std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
         c = self.config
-        for blocks, layers in ((self.encoder_blocks, c.num_encoder_layers), (self.decoder_blocks, c.num_decoder_layers)):
-            residual_std = std / math.sqrt(2 * layers)
-            for b in blocks:
-                writers = [b.attn.out, b.ff.fc2] + ([b.cross_attn.out] if b.cross_attn is not None else [])
-                for linear in writers:
-                    nn.init.normal_(linear.weight, mean=0.0, std=residual_std)
+        init_weights(self, c.init_std, residual=[(self.encoder_blocks, c.num_encoder_layers),
+                                                 (self.decoder_blocks, c.num_decoder_layers)])
 
     # -- the encoder -----------------------------------------------------------
 
@@ -466,213 +400,17 @@ class Seq2Seq(nn.Module):
         max_new_tokens: int | None = None,
         length_penalty: float = 1.0,
         use_cache: bool = True,
-    ) -> "Generation":
-        """Greedy (`beam_width=1`) or beam-search decoding; see `greedy_decode` / `beam_search`."""
-        if beam_width == 1:
-            return greedy_decode(self, input_ids, attention_mask, max_new_tokens=max_new_tokens, use_cache=use_cache)
-        return beam_search(
+    ) -> Generation:
+        """Greedy (`beam_width=1`) or beam-search decoding: `attnlab.decoding.seq2seq.generate`."""
+        return seq2seq_decoding.generate(
             self, input_ids, attention_mask, beam_width=beam_width, max_new_tokens=max_new_tokens,
             length_penalty=length_penalty, use_cache=use_cache,
         )
 
-    def save(self, folder: str | Path, tokenizer: Any | None = None, metadata: dict[str, Any] | None = None) -> Path:
-        """Write a checkpoint folder (config.json, model.safetensors, tokenizer)."""
-        from attnlab.models.registry import save_model
-
-        return save_model(self, folder, tokenizer=tokenizer, metadata=metadata)
-
-    @classmethod
-    def from_checkpoint(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> "Seq2Seq":
-        """Load a Seq2Seq checkpoint."""
-        from attnlab.models.registry import load_model
-
-        model, _ = load_model(folder, map_location=map_location, expect=cls.model_type)
-        return model
-
 
 # ---------------------------------------------------------------------------
-# Decoding
+# Scoring (decoding itself, greedy and beam search, is in `attnlab.decoding.seq2seq`)
 # ---------------------------------------------------------------------------
-
-
-@dataclass
-class Generation:
-    """Decoded outputs. Sequences hold the generated tokens only (no `<bos>`), up to and
-    including `<eos>`, then `pad_id`."""
-
-    sequences: Tensor  # (B, L) the chosen output of each source
-    scores: Tensor  # (B,) its log-probability log P(y | x), `<eos>` included
-    lengths: Tensor  # (B,) generated tokens, `<eos>` included
-    finished: Tensor  # (B,) bool: produced `<eos>` within max_new_tokens
-    beams: Tensor | None = None  # (B, K, L) every final hypothesis, best first (beam search)
-    beam_scores: Tensor | None = None  # (B, K) their log-probabilities
-    beam_ranking: Tensor | None = None  # (B, K) the ranking key: log-prob / length**length_penalty
-
-
-def _check_decoding_args(model: Seq2Seq, input_ids: Tensor, max_new_tokens: int | None) -> int:
-    if input_ids.dim() != 2 or input_ids.size(1) < 1:
-        raise ValueError("input_ids must be (batch, source_len) with at least one token")
-    limit = model.config.max_target_len
-    if model.config.positional not in ("learned", "sinusoidal", "fourier"):
-        limit = max(limit, max_new_tokens or 0)
-    if max_new_tokens is None:
-        return limit
-    if max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    if max_new_tokens > limit:
-        raise ConfigError(
-            f"max_new_tokens ({max_new_tokens}) exceeds what the decoder can hold (model.max_target_len = {limit})"
-        )
-    return max_new_tokens
-
-
-def _step_logits(model: Seq2Seq, tokens: Tensor, encoder_output: EncoderOutput, cache: KVCache | None) -> Tensor:
-    """(N, t) tokens so far -> (N, V) float log-probabilities of the next token."""
-    if cache is not None:
-        inp = tokens if cache.length == 0 else tokens[:, -1:]  # feed only what the cache lacks
-    else:
-        inp = tokens  # recompute the whole prefix
-    logits = model.decode(inp, encoder_output, cache=cache, last_only=True).logits[:, -1, :]
-    return torch.log_softmax(logits.float(), dim=-1)
-
-
-def _select_rows(encoder_output: EncoderOutput, index: Tensor) -> EncoderOutput:
-    return EncoderOutput(
-        encoder_output.last_hidden_state.index_select(0, index),
-        encoder_output.attention_mask.index_select(0, index),
-    )
-
-
-@torch.no_grad()
-def greedy_decode(
-    model: Seq2Seq,
-    input_ids: Tensor,
-    attention_mask: Tensor | None = None,
-    *,
-    max_new_tokens: int | None = None,
-    use_cache: bool = True,
-) -> Generation:
-    """Pick the most likely next token until every row has produced `<eos>`.
-
-    Args:
-        model: a `Seq2Seq` in eval mode.
-        input_ids: (B, S) source ids (padded with `pad_id`).
-        attention_mask: (B, S) source mask (default `input_ids != pad_id`).
-        max_new_tokens: most tokens to generate (default: the decoder's max_target_len).
-        use_cache: reuse keys/values of earlier steps (same tokens as recomputing).
-    Returns:
-        `Generation` with (B, L) sequences and their log-probabilities.
-    """
-    c = model.config
-    max_new = _check_decoding_args(model, input_ids, max_new_tokens)
-    B = input_ids.size(0)
-    enc = model.encode(input_ids, attention_mask)
-    cache = model.new_cache() if use_cache else None
-    tokens = input_ids.new_full((B, 1), c.bos_id)  # (B, 1) the decoder starts from <bos>
-    scores = torch.zeros(B, device=input_ids.device)
-    lengths = torch.zeros(B, dtype=torch.long, device=input_ids.device)
-    finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-    for _ in range(max_new):
-        logp = _step_logits(model, tokens, enc, cache)  # (B, V)
-        best_logp, nxt = logp.max(dim=-1)  # (B,), (B,)
-        nxt = nxt.masked_fill(finished, c.pad_id)  # finished rows only pad
-        scores += best_logp.masked_fill(finished, 0.0)
-        lengths += (~finished).long()
-        finished |= nxt == c.eos_id
-        tokens = torch.cat([tokens, nxt[:, None]], dim=1)
-        if bool(finished.all()):
-            break
-    return Generation(tokens[:, 1:], scores, lengths, finished)
-
-
-@torch.no_grad()
-def beam_search(
-    model: Seq2Seq,
-    input_ids: Tensor,
-    attention_mask: Tensor | None = None,
-    *,
-    beam_width: int = 4,
-    max_new_tokens: int | None = None,
-    length_penalty: float = 1.0,
-    use_cache: bool = True,
-) -> Generation:
-    """Beam search: keep the `beam_width` best hypotheses per source (see the module doc).
-
-    Args:
-        model: a `Seq2Seq` in eval mode.
-        input_ids: (B, S) source ids.
-        attention_mask: (B, S) source mask (default `input_ids != pad_id`).
-        beam_width: K, hypotheses kept per source (1 = greedy).
-        max_new_tokens: most tokens to generate (default: the decoder's max_target_len).
-        length_penalty: alpha in the ranking key log P / length**alpha (0 = plain
-            log-probability; > 0 favours longer outputs).
-        use_cache: reuse keys/values of earlier steps; the cache rows follow their beams.
-    Returns:
-        `Generation`: the best hypothesis per source, and all K in `beams`.
-    """
-    c = model.config
-    if beam_width < 1:
-        raise ConfigError(f"beam_width must be at least 1, got {beam_width}")
-    if not math.isfinite(length_penalty):
-        raise ConfigError(f"length_penalty must be a finite number, got {length_penalty}")
-    max_new = _check_decoding_args(model, input_ids, max_new_tokens)
-    B, K, V = input_ids.size(0), beam_width, c.vocab_size
-    device = input_ids.device
-    enc = model.encode(input_ids, attention_mask)
-    enc = _select_rows(enc, torch.arange(B, device=device).repeat_interleave(K))  # (B*K, S, C): K copies per source
-    cache = model.new_cache() if use_cache else None
-
-    tokens = input_ids.new_full((B * K, 1), c.bos_id)  # (B*K, 1), row b*K + k is beam k of source b
-    scores = torch.zeros(B, K, device=device)
-    scores[:, 1:] = float("-inf")  # all beams start identical: let only beam 0 expand at first
-    lengths = torch.zeros(B, K, dtype=torch.long, device=device)
-    finished = torch.zeros(B, K, dtype=torch.bool, device=device)
-    finished[:, 1:] = True  # the -inf duplicates are dead (finished with score -inf)
-    alpha = length_penalty
-
-    def ranking(score: Tensor, length: Tensor) -> Tensor:
-        return score / length.clamp(min=1).to(score.dtype) ** alpha
-
-    for _ in range(max_new):
-        logp = _step_logits(model, tokens, enc, cache).view(B, K, V)
-        # candidates: every unfinished beam extended by every token ...
-        cand = scores[:, :, None] + logp  # (B, K, V)
-        cand_len = (lengths + 1)[:, :, None].expand(B, K, V)
-        # ... and every finished beam as it is (it "extends" with padding, at no cost)
-        frozen = torch.full_like(cand, float("-inf"))
-        frozen[:, :, c.pad_id] = scores
-        cand = torch.where(finished[:, :, None], frozen, cand)
-        cand_len = torch.where(finished[:, :, None], lengths[:, :, None].expand(B, K, V), cand_len)
-        key = ranking(cand, cand_len).view(B, K * V)
-        key = key.nan_to_num(float("-inf"))  # -inf / len**alpha stays -inf
-        _, flat = key.topk(K, dim=-1)  # (B, K) best K candidates per source
-        beam, token = flat // V, flat % V  # which parent beam, which new token
-        scores = cand.view(B, K * V).gather(1, flat)
-        lengths = cand_len.reshape(B, K * V).gather(1, flat)
-        finished = finished.gather(1, beam) | (token == c.eos_id) | torch.isinf(scores)
-        rows = (torch.arange(B, device=device)[:, None] * K + beam).view(-1)  # (B*K,) parent rows
-        tokens = torch.cat([tokens.index_select(0, rows), token.view(-1, 1)], dim=1)
-        if cache is not None:
-            cache.reorder(rows)  # each surviving beam continues from its parent's keys/values
-        if bool(finished.all()):
-            break
-
-    # the best hypothesis first; unfinished ones (max_new_tokens reached) compete as they are
-    key = ranking(scores, lengths).nan_to_num(float("-inf"))
-    order = key.argsort(dim=-1, descending=True)  # (B, K)
-    beams = tokens[:, 1:].view(B, K, -1)
-    beams = beams.gather(1, order[:, :, None].expand_as(beams))
-    scores, lengths, key = scores.gather(1, order), lengths.gather(1, order), key.gather(1, order)
-    done = (beams == c.eos_id).any(dim=-1)  # (B, K) produced <eos> (dead -inf beams count as not)
-    return Generation(
-        sequences=beams[:, 0],
-        scores=scores[:, 0],
-        lengths=lengths[:, 0],
-        finished=done[:, 0],
-        beams=beams,
-        beam_scores=scores,
-        beam_ranking=key,
-    )
 
 
 @torch.no_grad()

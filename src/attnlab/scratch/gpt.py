@@ -32,6 +32,7 @@ import numpy as np
 from attnlab import checkpoint as ckpt
 from attnlab.config import from_dict, to_dict
 from attnlab.configs.gpt import GPTConfig
+from attnlab.configs.sampling import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, SamplingConfig
 from attnlab.errors import CheckpointError, ConfigError
 from attnlab.scratch.attention import padding_mask
 from attnlab.scratch.block import TransformerBlock
@@ -261,18 +262,18 @@ class NumpyGPT(Module):
     def generate(
         self,
         input_ids: np.ndarray,
-        max_new_tokens: int,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         *,
-        temperature: float = 1.0,
+        temperature: float = DEFAULT_TEMPERATURE,
         top_k: int | None = None,
         top_p: float | None = None,
         seed: int | None = None,
     ) -> np.ndarray:
-        """Continue each prompt by `max_new_tokens` tokens (same rules as `attnlab.generate`).
+        """Continue each prompt by `max_new_tokens` tokens (the rules of `attnlab.configs.sampling`).
 
         Each step feeds the last `max_seq_len` tokens (no KV cache: the NumPy model
-        recomputes the context), divides the last logits by the temperature, keeps the
-        top-k tokens and the smallest top-p nucleus, and samples.
+        recomputes the context) and picks the next token with `next_token_distribution`
+        (temperature, top-k, top-p: the same rules and defaults as `attnlab.generate`).
 
         Args:
             input_ids: (B, T) prompt ids, T >= 1, or one prompt as a (T,) list or array.
@@ -283,6 +284,8 @@ class NumpyGPT(Module):
             seed: seed of the sampling generator (None = nondeterministic).
         Returns:
             (B, T + max_new_tokens) ids; (T + max_new_tokens,) for a single (T,) prompt.
+        Raises:
+            ConfigError: a setting out of range (the checks of `SamplingConfig`).
         """
         ids = np.asarray(input_ids, dtype=np.int64)
         single = ids.ndim == 1
@@ -290,22 +293,20 @@ class NumpyGPT(Module):
             ids = ids[None, :]  # (1, T)
         if ids.ndim != 2 or ids.shape[1] < 1:
             raise ValueError("input_ids must be (batch, time) or (time,) with at least one token")
-        if top_k is not None and top_k < 1:
-            raise ConfigError(f"top_k must be at least 1 (or None for no limit), got {top_k}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+        sampling = SamplingConfig(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
+        )
         rng = np.random.default_rng(seed)
         was_training = self.training
         self.eval()
         try:
-            for _ in range(max_new_tokens):
+            for _ in range(sampling.max_new_tokens):
                 logits, _ = self.forward(ids[:, -self.config.max_seq_len :], last_only=True)
                 logits = logits[:, -1, :].astype(np.float64)  # (B, V)
-                if temperature <= 0:
+                if sampling.greedy:
                     nxt = logits.argmax(axis=-1)
                 else:
-                    probs = softmax(_filter_logits(logits / temperature, top_k, top_p), axis=-1)
-                    cumulative = probs.cumsum(axis=-1)
+                    cumulative = next_token_distribution(logits, sampling).cumsum(axis=-1)
                     cumulative[:, -1] = 1.0  # guard against rounding
                     draws = rng.random((ids.shape[0], 1))
                     nxt = (cumulative < draws).sum(axis=-1)  # inverse-cdf sampling
@@ -359,18 +360,39 @@ def load_numpy_gpt(folder: str | Path, dtype=np.float32, *, seed: int = 0) -> tu
     return model, saved.tokenizer
 
 
-def _filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
-    """(B, V) logits with everything outside top-k / the top-p nucleus set to -inf."""
-    logits = logits.copy()
+def filter_logits(logits: np.ndarray, top_k: int | None = None, top_p: float | None = None) -> np.ndarray:
+    """(B, V) logits with everything outside top-k / the top-p nucleus set to -inf.
+
+    The NumPy twin of `attnlab.decoding.causal.filter_logits` (tested equal): top-k keeps
+    every token tied with the k-th largest; top-p ranks tied tokens by id (the lower
+    first) and always keeps the most likely token.
+    """
+    logits = np.array(logits, copy=True)
     if top_k is not None and top_k < logits.shape[-1]:
         kth = np.sort(logits, axis=-1)[:, -top_k][:, None]  # (B, 1) the k-th largest
         logits[logits < kth] = -np.inf
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(-logits, axis=-1, kind="stable")  # most likely first
+        order = np.argsort(-logits, axis=-1, kind="stable")  # most likely first; a tie: the lower id first
         sorted_probs = softmax(np.take_along_axis(logits, order, axis=-1), axis=-1)
         mass_before = np.cumsum(sorted_probs, axis=-1) - sorted_probs
-        drop_sorted = mass_before >= top_p  # the most likely token has mass_before 0: always kept
+        drop_sorted = mass_before >= top_p
+        drop_sorted[:, 0] = False  # the most likely token always survives (a top_p that rounds to 0 too)
         drop = np.zeros_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         logits[drop] = -np.inf
     return logits
+
+
+def next_token_distribution(logits: np.ndarray, sampling: SamplingConfig) -> np.ndarray:
+    """(B, V) logits -> (B, V) probabilities after temperature, top-k and top-p.
+
+    The NumPy twin of `attnlab.decoding.causal.next_token_distribution`: one-hot on the
+    most likely token (the lowest id on a tie) when `sampling.greedy`; else the logits,
+    shifted so that their maximum is 0 (a tiny temperature gives -inf, never NaN), are
+    divided by the temperature and filtered.
+    """
+    logits = np.asarray(logits)
+    if sampling.greedy:
+        return np.eye(logits.shape[-1], dtype=logits.dtype)[logits.argmax(axis=-1)]
+    logits = (logits - logits.max(axis=-1, keepdims=True)) / sampling.temperature
+    return softmax(filter_logits(logits, sampling.top_k, sampling.top_p), axis=-1)

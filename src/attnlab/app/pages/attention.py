@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from attnlab.app import logic, ui
+from attnlab.app import generation, ui
 from attnlab.viz import attention as A
 from attnlab.viz.headview import head_view_html
-from attnlab.viz.models import attention_for_text
+from attnlab.viz.models import attention_for_text, attention_model_types
 
 ui.setup_page(
     "Attention",
@@ -15,19 +15,19 @@ ui.setup_page(
 root = ui.runs_root()
 
 SOURCES = {
-    "gpt": "Our GPT (a checkpoint in the runs folder)",
+    "checkpoint": "Our GPT, LLaMA-style model or encoder (a checkpoint in the runs folder)",
     "minilm": "MiniLM (all-MiniLM-L6-v2, a real pretrained encoder)",
 }
 source = st.radio("Model", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="attn_source")
 
 model = tokenizer = None
 name = ""
-if source == "gpt":
-    entry = ui.pick_checkpoint(root, ("gpt", "encoder"), key="attn_checkpoint", label="Checkpoint",
-                               empty=ui.checkpoint_commands("gpt") + " Or look at MiniLM above.")
+if source == "checkpoint":
+    entry = ui.pick_checkpoint(root, attention_model_types(), key="attn_checkpoint", label="Checkpoint",
+                               empty=ui.checkpoint_commands("causal_lm") + " Or look at MiniLM above.")
     if entry is not None:
         with ui.friendly():
-            model, tokenizer = ui.load_checkpoint(root, entry, ("gpt", "encoder"))
+            model, tokenizer = ui.load_checkpoint(root, entry, attention_model_types())
             name = entry.relative
     default_text = "The function returns a list."
 else:
@@ -52,7 +52,7 @@ with ui.friendly():
 if weights is None:
     st.stop()
 L, H, T, _ = weights.shape
-shown = " · ".join(logic.display_token(t) for t in tokens[:40])
+shown = " · ".join(generation.display_token(t) for t in tokens[:40])
 st.caption(f"{name}: {L} layers x {H} heads, {T} tokens: {shown}{' …' if T > 40 else ''}")
 
 VIEWS = ["One head", "All heads", "Mean over heads", "Head view"]

@@ -5,7 +5,7 @@ import time
 
 import streamlit as st
 
-from attnlab.app import figures, logic, ui
+from attnlab.app import figures, generation, training, ui
 from attnlab.viz.attention import plot_attention_grid
 
 ui.setup_page(
@@ -16,22 +16,23 @@ ui.setup_page(
 root = ui.runs_root()
 
 # --- the model -----------------------------------------------------------------------------
-entry = ui.pick_checkpoint(root, ("gpt",), key="gen_checkpoint", label="Trained GPT", empty=ui.checkpoint_commands("gpt"))
+entry = ui.pick_checkpoint(root, ui.causal_lm_types(), key="gen_checkpoint", label="Trained language model",
+                           empty=ui.checkpoint_commands("causal_lm"))
 
 job = ui.active_job()
 with st.expander("Train a tiny GPT here", expanded=entry is None or (job is not None and not job.done)):
     st.write("Trains on the corpus that ships with attnlab (CPython's documentation) and saves "
              f"the model in a new folder of `{root}`.")
     c1, c2 = st.columns(2)
-    preset = c1.radio("Size", logic.TRAIN_PRESETS, horizontal=True, key="train_preset",
+    preset = c1.radio("Size", training.TRAIN_PRESETS, horizontal=True, key="train_preset",
                       format_func=lambda p: {"nano": "nano (2 layers, fastest)", "baby": "baby (4 layers, better text)"}[p])
-    seconds = c2.slider("Training time (seconds)", logic.MIN_TRAIN_SECONDS, 120, 20, step=1, key="train_seconds")
+    seconds = c2.slider("Training time (seconds)", training.MIN_TRAIN_SECONDS, 120, 20, step=1, key="train_seconds")
     busy = job is not None and not job.done
     if busy and st.session_state.get("train_started") != job.relative:
         st.info(f"A training started elsewhere is still running (`{job.relative}`); wait for it to finish.", icon=":material/hourglass_top:")
     if st.button("Train", key="train_button", disabled=busy, icon=":material/model_training:"):
         with ui.friendly():
-            job = logic.TrainingJob(root, preset, seconds)
+            job = training.TrainingJob(root, preset, seconds)
             ui.start_job(job)
             st.session_state["train_started"] = job.relative
     if job is not None and st.session_state.get("train_started") == job.relative:
@@ -57,7 +58,7 @@ if entry is None:
 
 model = tokenizer = None
 with ui.friendly():
-    model, tokenizer = ui.load_checkpoint(root, entry, ("gpt",))
+    model, tokenizer = ui.load_checkpoint(root, entry, ui.causal_lm_types())
 if model is None:
     st.stop()
 if tokenizer is None:
@@ -69,13 +70,14 @@ with st.form("generate_form", border=True):
     prompt = st.text_area("Prompt", value="The ", key="prompt", height=80,
                           help="Text for the model to continue. It must use characters the model saw in training.")
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.slider("Temperature", 0.0, logic.MAX_TEMPERATURE, 0.8, step=0.05, key="temperature",
+    temperature = c1.slider("Temperature", 0.0, generation.MAX_TEMPERATURE, generation.DEFAULT_TEMPERATURE,
+                            step=0.05, key="temperature",
                             help="0 = greedy (always the most likely token); below 1 sharper, above 1 flatter.")
     vocab = int(model.config.vocab_size)
     top_k = c2.slider("Top-k", 0, vocab, 0, step=1, key="top_k", help="Keep the k most likely tokens (0 = all).")
     top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, step=0.05, key="top_p",
                       help="Keep the smallest set of tokens whose probabilities add up to p (1 = all).")
-    max_new = c4.slider("Tokens to generate", 1, logic.MAX_NEW_TOKENS, 60, step=1, key="max_new_tokens")
+    max_new = c4.slider("Tokens to generate", 1, generation.MAX_NEW_TOKENS, 60, step=1, key="max_new_tokens")
     c5, c6 = st.columns([1, 3])
     seed = c5.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
                            help="The same seed and settings give the same text.")
@@ -84,11 +86,11 @@ with st.form("generate_form", border=True):
 if submitted:
     st.session_state.pop("gen_result", None)
     with ui.friendly():
-        sampling = logic.sampling_from_controls(temperature=temperature, top_k=top_k, top_p=top_p,
+        sampling = generation.sampling_from_controls(temperature=temperature, top_k=top_k, top_p=top_p,
                                                 max_new_tokens=max_new, seed=int(seed))
         with st.spinner("generating ..."):
-            result = logic.generate_steps(model, tokenizer, prompt, sampling)
-            attention = logic.last_step_attention(model, tokenizer, result)
+            result = generation.generate_steps(model, tokenizer, prompt, sampling)
+            attention = generation.last_step_attention(model, tokenizer, result)
         st.session_state["gen_result"] = (entry.relative, result, attention)
 
 saved = st.session_state.get("gen_result")

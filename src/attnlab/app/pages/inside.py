@@ -5,7 +5,7 @@ import streamlit as st
 from attnlab.analysis import hidden_state_stats
 from attnlab.analysis.lens import logit_lens, stream_norms, sublayer_effects
 from attnlab.analysis.hidden_states import collect_hidden_states
-from attnlab.app import figures, logic, ui
+from attnlab.app import figures, generation, ui
 from attnlab.viz.hidden_states import plot_hidden_state_stats
 
 ui.setup_page(
@@ -15,13 +15,13 @@ ui.setup_page(
     "Here you see how big each step is, and what every layer would already predict.",
 )
 root = ui.runs_root()
-entry = ui.pick_checkpoint(root, ("gpt",), key="inside_checkpoint", label="Trained GPT",
-                           empty=ui.checkpoint_commands("gpt"))
+entry = ui.pick_checkpoint(root, ui.causal_lm_types(), key="inside_checkpoint", label="Trained language model",
+                           empty=ui.checkpoint_commands("causal_lm"))
 if entry is None:
     st.stop()
 model = tokenizer = None
 with ui.friendly():
-    model, tokenizer = ui.load_checkpoint(root, entry, ("gpt",))
+    model, tokenizer = ui.load_checkpoint(root, entry, ui.causal_lm_types())
 if model is None or tokenizer is None:
     if model is not None:
         st.warning("This checkpoint has no tokenizer, so it cannot read text; pick another one.")
@@ -30,12 +30,12 @@ if model is None or tokenizer is None:
 text = st.text_input("Text", value="The return value is", key="inside_text", max_chars=2000)
 ids = None
 with ui.friendly():
-    ids, cut = logic.text_ids(model, tokenizer, text, truncate=True)
+    ids, cut = generation.text_ids(model, tokenizer, text, truncate=True)
     if cut:
         st.caption(f"The text is longer than the model's context; only its last {len(ids)} tokens are used.")
 if ids is None:
     st.stop()
-tokens = logic.token_labels(tokenizer, ids)
+tokens = generation.token_labels(tokenizer, ids)
 
 VIEWS = ["Hidden-state norms", "Each sub-layer", "Logit lens"]
 view = st.radio("View", VIEWS, horizontal=True, key="inside_view", label_visibility="collapsed")
@@ -64,7 +64,7 @@ elif view == "Each sub-layer":
 
 else:
     lens = logit_lens(model, ids, k=5)
-    vocab = logic.token_labels(tokenizer, range(model.config.vocab_size))
+    vocab = generation.token_labels(tokenizer, range(model.config.vocab_size))
     ui.show_figure(figures.plot_logit_lens(lens, tokens, vocab))
     st.caption("Each row applies the final LayerNorm and the output head to the stream after that block, as if "
                "the network stopped there. The top row is the model's real prediction.")

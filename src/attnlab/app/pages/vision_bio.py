@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from attnlab.app import figures, logic, ui
+from attnlab.app import figures, protein_probes, ui, vit_digits
 
 ui.setup_page(
     "Vision & proteins",
@@ -29,7 +29,7 @@ if section == "Digits through a ViT":
     model = data = None
     with ui.friendly():
         model, _ = ui.load_checkpoint(root, entry, ("vit",))
-        name, note = logic.digit_source(entry.metadata, entry.config)
+        name, note = vit_digits.digit_source(entry.metadata, entry.config)
         with st.spinner(f"loading the {name} digits ..."):
             data = _images(name)
     if model is None or data is None:
@@ -47,7 +47,7 @@ if section == "Digits through a ViT":
     classes = list(entry.metadata.get("class_names") or data.class_names)
     prediction = None
     with ui.friendly():
-        prediction = logic.vit_predict(model, entry.metadata, image, data.mean, data.std)
+        prediction = vit_digits.vit_predict(model, entry.metadata, image, data.mean, data.std)
     if prediction is None:
         st.stop()
     verdict = ":green[right]" if prediction.predicted == label else ":red[wrong]"
@@ -64,7 +64,7 @@ if section == "Digits through a ViT":
         ui.show_figure(figures.plot_class_probabilities(prediction.probs, classes, true_class=label,
                                                         title="Class probabilities (true class outlined)"))
 else:
-    probes = logic.find_probes(root) if root.is_dir() else []
+    probes = protein_probes.find_probes(root) if root.is_dir() else []
     if not probes:
         st.info(
             f"No trained probe in `{root}` yet. The protein lab saves one with `Probe.save(folder)` "
@@ -95,7 +95,7 @@ else:
                             height=100, help="Magainin 2, an antimicrobial peptide from frog skin, is the example.")
     result = None
     with ui.friendly():
-        result = logic.probe_predict(root, entry, sequence)
+        result = protein_probes.probe_predict(root, entry, sequence)
     if result is not None:
         st.caption(f"{len(result.residues)} residues")
         if result.probs is not None:
