@@ -51,6 +51,7 @@ RUN_FORMAT_VERSION = 1
 LOCK_FILE = ".attnlab.lock"
 LOCK_INFO_FILE = ".attnlab.lock.json"
 CHECKPOINT_FORMAT = "attnlab-checkpoint"  # the format tag of attnlab's config.json (attnlab.checkpoint.FORMAT)
+METRICS_FILE = "metrics.jsonl"  # one JSON record a line, appended by the Trainer (attnlab.train.trainer)
 OUTPUT_MARK = "attnlab-output"  # written into the metadata of every figure and page attnlab writes
 # Names attnlab itself leaves in a run folder besides its outputs: never counted as the user's.
 _OWN_HIDDEN_PREFIXES = (LOCK_FILE, ".ckpt-")
@@ -471,3 +472,16 @@ def writes_run(command: str, folder: str = "out_dir") -> Any:
         return wrapper
 
     return decorate
+
+
+def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl (skipping broken lines, e.g. one cut short by a crash)."""
+    path = Path(folder) / METRICS_FILE
+    records = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records

@@ -17,6 +17,7 @@ import pytest
 from attnlab.app import RUNS_ENV
 
 GPT_FOLDER = "nano-gpt"
+LLAMA_FOLDER = "nano-llama"
 VIT_FOLDER = "compare-mnist/models/vit"
 PROBE_FOLDER = "amp-probe"
 
@@ -32,6 +33,20 @@ def trained_gpt(tmp_path_factory) -> Path:
     train = TrainConfig(max_iters=60, batch_size=8, warmup_iters=5, eval_interval=0, eval_iters=2, progress=False)
     train_language_model(folder, data=DataConfig(), model=GPTConfig.from_name("nano"), train=train, write_plots=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def llama_runs(tmp_path_factory) -> Path:
+    """A runs folder holding only a nano LLaMA-style model trained for 30 steps (skips until that model exists)."""
+    llama = pytest.importorskip("attnlab.models.llama")
+    from attnlab.train.recipes import DataConfig, train_language_model
+    from attnlab.train.trainer import TrainConfig
+
+    root = tmp_path_factory.mktemp("llama-runs")
+    train = TrainConfig(max_iters=30, batch_size=8, warmup_iters=5, eval_interval=0, eval_iters=2, progress=False)
+    train_language_model(root / LLAMA_FOLDER, data=DataConfig(), model=llama.Llama.config_class.from_name("nano"),
+                         train=train, write_plots=False)
+    return root
 
 
 @pytest.fixture(scope="session")

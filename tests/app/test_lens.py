@@ -131,3 +131,24 @@ def test_stream_norms_and_input_checks():
         logit_lens(model, IDS, k=0)
     with pytest.raises(ConfigError, match="need a GPT"):
         logit_lens(torch.nn.Linear(2, 2), IDS)
+
+
+def test_the_lens_reads_any_registered_causal_lm():
+    llama = pytest.importorskip("attnlab.models.llama")
+    torch.manual_seed(0)
+    model = llama.Llama(llama.Llama.config_class.from_name("nano")).eval()
+    lens = logit_lens(model, IDS, k=3)
+    with torch.no_grad():
+        final = torch.softmax(model(IDS).logits[0].float(), -1)
+    torch.testing.assert_close(torch.from_numpy(lens.top_probs[-1]), torch.topk(final, 3, dim=-1).values)
+    assert lens.num_rows == model.config.num_layers + 1
+    fx = sublayer_effects(model, IDS)
+    assert fx.num_layers == model.config.num_layers and np.isfinite(fx.attn_update).all()
+
+
+def test_the_lens_refuses_a_masked_lm_by_name():
+    from attnlab.models.encoder import Encoder, EncoderConfig
+
+    encoder = Encoder(EncoderConfig.from_name("mini")).eval()
+    with pytest.raises(ConfigError, match=r"need a GPT \(a causal language model: gpt, llama\), got a encoder model"):
+        logit_lens(encoder, IDS)

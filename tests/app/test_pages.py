@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.app import logic
+from attnlab.app import generation, protein_probes, runs_folder, training
 
 GENERATE = "FormSubmitter:generate_form-Generate"
 
@@ -44,7 +44,7 @@ def test_generate_without_checkpoints(app, tmp_path):
     (tmp_path / "runs" / "empty-run").mkdir(parents=True)
     at = app(tmp_path / "runs")
     _ok(at)
-    assert "No gpt checkpoint" in _messages(at)
+    assert "No gpt or llama checkpoint" in _messages(at)
     assert "attnlab demo" in _messages(at)
 
 
@@ -108,9 +108,9 @@ def test_generate_absurd_slider_values_are_kept_in_bounds(app, full_runs):
     at.slider(key="max_new_tokens").set_value(10**6)
     at.button(key=GENERATE).click().run()
     _ok(at)
-    assert 0.0 <= at.slider(key="temperature").value <= logic.MAX_TEMPERATURE
-    assert 1 <= at.slider(key="max_new_tokens").value <= logic.MAX_NEW_TOKENS
-    assert len(at.code[0].value) <= len(at.text_area(key="prompt").value) + logic.MAX_NEW_TOKENS
+    assert 0.0 <= at.slider(key="temperature").value <= generation.MAX_TEMPERATURE
+    assert 1 <= at.slider(key="max_new_tokens").value <= generation.MAX_NEW_TOKENS
+    assert len(at.code[0].value) <= len(at.text_area(key="prompt").value) + generation.MAX_NEW_TOKENS
 
 
 def test_generate_corrupt_checkpoint(app, tmp_path, trained_gpt):
@@ -126,7 +126,7 @@ def test_generate_ignores_checkpoints_outside_the_runs_folder(app, tmp_path, tra
     (tmp_path / "runs" / "elsewhere").symlink_to(trained_gpt, target_is_directory=True)
     at = app(tmp_path / "runs")
     _ok(at)
-    assert "No gpt checkpoint" in _messages(at)
+    assert "No gpt or llama checkpoint" in _messages(at)
 
 
 @pytest.mark.slow
@@ -134,10 +134,10 @@ def test_train_a_tiny_gpt_from_the_page(app, tmp_path):
     runs = tmp_path / "runs"
     at = app(runs)
     at.radio(key="train_preset").set_value("nano")
-    at.slider(key="train_seconds").set_value(logic.MIN_TRAIN_SECONDS)
+    at.slider(key="train_seconds").set_value(training.MIN_TRAIN_SECONDS)
     at.button(key="train_button").click().run(timeout=180)
     _ok(at)
-    trained = logic.find_checkpoints(runs, ("gpt",))
+    trained = runs_folder.find_checkpoints(runs, ("gpt",))
     assert len(trained) == 1 and trained[0].relative.startswith("app-gpt-nano-")
     assert at.selectbox(key="gen_checkpoint").value == trained[0].relative  # the new model is selected
     assert any("Trained" in s.value for s in at.success)
@@ -161,14 +161,14 @@ def test_attention_views_for_our_gpt(app, full_runs, view):
 
 def test_attention_friendly_messages(app, full_runs, tmp_path):
     at = app(full_runs, "attention")
-    at.text_input(key="attn_text_gpt").set_value("schön ✓").run()
+    at.text_input(key="attn_text_checkpoint").set_value("schön ✓").run()
     _ok(at)
     assert "does not know" in _messages(at) and _images(at) == 0
-    at.text_input(key="attn_text_gpt").set_value("").run()
+    at.text_input(key="attn_text_checkpoint").set_value("").run()
     _ok(at)
     assert "empty" in _messages(at) and "--text" not in _messages(at)
     at.checkbox(key="attn_truncate").uncheck()
-    at.text_input(key="attn_text_gpt").set_value("x" * 100).run()
+    at.text_input(key="attn_text_checkpoint").set_value("x" * 100).run()
     _ok(at)
     assert "context is 32 tokens" in _messages(at) and "Cut to the context" in _messages(at)
     at = app(tmp_path / "nothing-here", "attention")
@@ -183,6 +183,34 @@ def test_attention_minilm(app, tmp_path, minilm_installed):
     _ok(at)
     assert _images(at) == 1
     assert any("[CLS]" in c.value and "6 layers x 12 heads" in c.value for c in at.caption)
+
+
+# --- Any causal LM of the registry: the LLaMA-style model on the GPT pages ------------------------------
+
+
+def test_the_language_model_pages_show_a_llama(app, llama_runs):
+    from attnlab.generate import SamplingConfig, generate_text
+    from attnlab.models.registry import load_model
+
+    at = app(llama_runs)
+    _ok(at)
+    assert at.selectbox(key="gen_checkpoint").value == "nano-llama"
+    at.text_area(key="prompt").set_value("def ")
+    at.slider(key="temperature").set_value(0.0)
+    at.slider(key="max_new_tokens").set_value(8)
+    at.button(key=GENERATE).click().run()
+    _ok(at)
+    model, tokenizer = load_model(llama_runs / "nano-llama", expect="llama")
+    assert at.code[0].value == generate_text(model, tokenizer, "def ", SamplingConfig(max_new_tokens=8, temperature=0.0))
+    at = app(llama_runs, "inside")
+    _ok(at)
+    assert _images(at) == 2
+    at.radio(key="inside_view").set_value("Logit lens").run()
+    _ok(at)
+    assert list(at.dataframe[0].value["layer"]) == ["block 1", "block 0", "embeddings"]
+    at = app(llama_runs, "attention")
+    _ok(at)
+    assert at.selectbox(key="attn_checkpoint").value == "nano-llama" and _images(at) == 1
 
 
 # --- Inside the block ------------------------------------------------------------------------------------
@@ -213,7 +241,7 @@ def test_inside_the_block_friendly_messages(app, full_runs, tmp_path):
     assert "does not know" in _messages(at)
     at = app(tmp_path, "inside")
     _ok(at)
-    assert "No gpt checkpoint" in _messages(at)
+    assert "No gpt or llama checkpoint" in _messages(at)
 
 
 # --- Positions and embeddings ------------------------------------------------------------------------------
@@ -284,8 +312,8 @@ def test_proteins_with_a_probe(app, full_runs):
     at = app(full_runs, "vision_bio")
     at.radio(key="vb_section").set_value("Proteins through a probe").run()
     _ok(at)
-    entry = logic.find_probes(full_runs)[0]
-    expected = logic.probe_predict(full_runs, entry, "GIGKFLHSAKKFGKAFVGEIMNS")
+    entry = protein_probes.find_probes(full_runs)[0]
+    expected = protein_probes.probe_predict(full_runs, entry, "GIGKFLHSAKKFGKAFVGEIMNS")
     top = int(expected.probs.argmax())
     assert any(h.value.startswith(f"Prediction: {expected.class_names[top]} (") for h in at.subheader)
     at.text_area(key="probe_sequence").set_value("MKTJ*").run()

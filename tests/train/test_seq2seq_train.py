@@ -11,9 +11,10 @@ import attnlab.cli as cli
 from attnlab.cli import main
 from attnlab.config import to_dict
 from attnlab.data.seq2seq_tasks import TaskConfig, TaskData, make_task, task_tokenizer
+from attnlab.decoding.seq2seq import greedy_decode
 from attnlab.errors import ConfigError, UnknownCharactersError
 from attnlab.models.registry import load_model
-from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, greedy_decode, sequence_log_probs
+from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig, sequence_log_probs
 from attnlab.train.seq2seq import (
     encode_source,
     evaluate_exact_match,

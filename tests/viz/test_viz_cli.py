@@ -223,3 +223,29 @@ def test_curves(run_dirs, tmp_path, capsys):
     for args, message in bad:
         assert main(["viz", "curves", *args, "--out", str(out)]) == 2, args
         assert message in error_line(capsys), args
+
+
+def test_attention_of_any_registered_causal_lm(tmp_path, capsys):
+    """A LLaMA-style checkpoint is drawn like a GPT's: plain ids (no framing), one map per layer and head."""
+    import torch
+
+    llama = pytest.importorskip("attnlab.models.llama")
+    from attnlab.models.registry import load_model
+    from attnlab.tokenizers import build_tokenizer
+    from attnlab.viz.models import attention_model_types, tokenize_for_model
+
+    assert attention_model_types() == ("gpt", "llama", "encoder")
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer("char", "the quick brown fox")
+    model = llama.Llama(llama.Llama.config_class.from_name("nano", vocab_size=tokenizer.vocab_size))
+    model.save(tmp_path / "llama", tokenizer=tokenizer)
+    out = tmp_path / "llama.html"
+    assert main(["viz", "attention", "--checkpoint", str(tmp_path / "llama"), "--text", "the fox", "--html",
+                 "--out", str(out)]) == 0
+    data = read_head_view_data(out)
+    assert data["tokens"] == list("the fox")
+    model, tokenizer = load_model(tmp_path / "llama")
+    assert tokenize_for_model(model, tokenizer, "the fox").ids == tokenizer.encode("the fox")
+    with torch.no_grad():
+        expected = model(torch.tensor([tokenizer.encode("the fox")]), output_attentions=True).attentions
+    np.testing.assert_allclose(np.array(data["attentions"]), torch.stack([a[0] for a in expected]).numpy(), atol=5e-6)

@@ -17,15 +17,17 @@
   transformer): x -> LN1(x + attn(x)) -> LN2(h + ff(h)); the same quantities apply,
   with each LayerNorm reading the residual sum instead of the branch input.
 
-Both work on `attnlab.models.gpt.GPT` in eval mode; the numbers are plain NumPy.
+Both work on any causal LM of the registry (`attnlab.models.gpt.GPT`, the LLaMA-style model,
+...) in eval mode; the numbers are plain NumPy.
 
 Notation: L layers (blocks), T tokens, C channels, V vocabulary, k top tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,9 +50,12 @@ def _ids_tensor(model: Any, input_ids: Any):
 
 
 def _check_gpt(model: Any) -> None:
-    if getattr(model, "model_type", None) != "gpt" or not hasattr(model, "lm_head"):
+    from attnlab.models import registry
+
+    if not registry.has_capability(model, "causal_lm") or not hasattr(model, "lm_head"):
         raise ConfigError(
-            f"the logit lens and sub-layer effects need a GPT (language model), got a "
+            f"the logit lens and sub-layer effects need a GPT (a causal language model: "
+            f"{', '.join(registry.model_types('causal_lm'))}), got a "
             f"{getattr(model, 'model_type', type(model).__name__)} model"
         )
 

@@ -6,17 +6,34 @@ import argparse
 import dataclasses
 import importlib
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from attnlab import limits
+from attnlab.cli.train_common import (  # noqa: F401 - SECTIONS re-exported
+    SECTIONS,
+    check_resume_agrees,
+    collect_configs,
+    is_rank0,
+    resumed_train,
+    run_recipe,
+    saved_run,
+)
+from attnlab.configs.sampling import DEFAULT_TEMPERATURE
 from attnlab.errors import ConfigError
 from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
-# flags -> configs lives with the recipes (train/ never imports cli/); re-exported here
-from attnlab.train.options import SECTIONS, check_resume_agrees, collect_configs  # noqa: F401
+from attnlab.models import registry
+
+
+def _arch_choices() -> list[str]:
+    return list(registry.model_types("causal_lm"))
+
+
+def _arch_help(what: str) -> str:
+    return (f"causal language model to {what}: {', '.join(_arch_choices())} "
+            f"(default {registry.default_model_type('causal_lm')}; --model.* sets the fields of its config)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"training time budget in seconds, more than 0 and at most {limits.MAX_SECONDS:,.0f} "
                    "(a week; default 120)")
     p.add_argument("--seed", type=seed_arg, default=1337, help=f"random seed, {SEED_HELP} (default 1337)")
+    p.add_argument("--arch", choices=_arch_choices(), default=registry.default_model_type("causal_lm"),
+                   help=_arch_help("train (its `baby` preset)"))
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -57,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed_arg, default=None, help=f"random seed (train.seed), {SEED_HELP}")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to train with")
     p.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="clm: next-token GPT [default]; mlm: masked-LM encoder")
+    p.add_argument("--arch", choices=_arch_choices(), default=None,
+                   help=_arch_help("train with --objective clm") + "; a config file may set it as `arch`; "
+                   "--resume continues the checkpoint's own")
     p.add_argument("--task", default=None, help="train a seq2seq model on a generated task (e.g. reverse)")
     p.set_defaults(func=cmd_train, accepts_extra=True)
 
@@ -65,8 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default="", help="text to continue (default: empty, start of a paragraph)")
     p.add_argument("--max-new-tokens", type=int_arg(0, limits.MAX_NEW_TOKENS), default=200,
                    help=f"tokens to generate, 0 to {limits.MAX_NEW_TOKENS:,} (default 200)")
-    p.add_argument("--temperature", type=float_arg(high=limits.MAX_TEMPERATURE), default=0.8,
-                   help=f"<= 0 means greedy; else {limits.MIN_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:,.0f} (default 0.8)")
+    p.add_argument("--temperature", type=float_arg(high=limits.MAX_TEMPERATURE), default=DEFAULT_TEMPERATURE,
+                   help=f"<= 0 means greedy; else {limits.MIN_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:,.0f} "
+                        f"(default {DEFAULT_TEMPERATURE:g})")
     p.add_argument("--top-k", type=int_arg(1, limits.MAX_TOP_K), default=None,
                    help=f"sample only from the k most likely tokens, 1 to {limits.MAX_TOP_K:,}")
     p.add_argument("--top-p", type=float_arg(0.0, 1.0, low_open=True), default=None,
@@ -96,9 +119,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from attnlab.train.recipes import run_demo
 
-    if _is_rank0():
-        print(f"attnlab demo: training a small GPT for about {args.seconds:.0f} s (Ctrl-C stops and keeps the checkpoint)")
-    out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed, force=args.force)
+    arch = getattr(args, "arch", registry.default_model_type("causal_lm"))
+    if is_rank0():
+        print(f"attnlab demo: training a small {registry.model_label(arch)} for about {args.seconds:.0f} s "
+              "(Ctrl-C stops and keeps the checkpoint)")
+    out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed, force=args.force, arch=arch)
     r = out["results"]
     print()
     print(f"trained {r['num_parameters']:,} parameters for {r['step']} steps in {r['train_seconds']:.0f} s "
@@ -116,42 +141,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_rank0() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def _train_arch(args: argparse.Namespace) -> str:
+    """The causal LM to train: --arch, else the config file's `arch`, else (with --resume) the checkpoint's, else gpt.
+
+    Raises:
+        ConfigError: the file's `arch` is not a registered causal LM, or --resume names another
+            architecture than the checkpoint holds.
+    """
+    from attnlab import checkpoint as ckpt
+    from attnlab import config as C
+    from attnlab.errors import CheckpointError
+    from attnlab.train.recipes import causal_lm_config_class
+
+    arch = args.arch
+    if arch is None and args.config:
+        value = C.load_file(args.config).get("arch")
+        if value is not None:
+            if not isinstance(value, str) or value not in _arch_choices():
+                raise ConfigError(f"config file {args.config!r}: arch must be one of {', '.join(_arch_choices())}, "
+                                  f"got {value!r:.60}")
+            arch = value
+    if args.resume:
+        try:
+            saved_type = ckpt.read_metadata(args.out)["model_type"]
+        except CheckpointError:
+            saved_type = None  # not a checkpoint: the recipe says so in its own words
+        if saved_type is not None and registry.has_capability(saved_type, "causal_lm"):
+            if arch is not None and arch != saved_type:
+                raise ConfigError(f"cannot resume {args.out!r} with --arch {arch}: it holds a {saved_type} model; "
+                                  f"drop --arch (or pass --arch {saved_type}), or train a new run with another --out")
+            arch = saved_type
+    arch = arch or registry.default_model_type("causal_lm")
+    causal_lm_config_class(arch)  # installed?
+    return arch
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.task is not None or args.objective != "clm":
+        if getattr(args, "arch", None) is not None:
+            raise ConfigError("--arch chooses the causal language model (--objective clm); "
+                              "it does not apply to --task or --objective mlm")
         return _dispatch_other_training(args, extra)
     from attnlab import config as C
-    from attnlab.models.gpt_config import GPTConfig
-    from attnlab.train.recipes import train_language_model
-    from attnlab.train.trainer import TrainConfig, TrainingInterrupted
+    from attnlab.train.recipes import causal_lm_config_class, check_numpy_engine, train_language_model
 
-    model, train, data, overrides = collect_configs(args, extra, GPTConfig, "baby")
+    arch = _train_arch(args)
+    if args.engine == "numpy":
+        check_numpy_engine(arch, "--engine numpy")
+    chosen = args.arch is not None or arch != registry.default_model_type("causal_lm")
+    model, train, data, overrides = collect_configs(args, extra, causal_lm_config_class(arch), "baby",
+                                                    top_level=("preset", "arch"), arch=arch if chosen else None)
     if args.resume:
         check_resume_agrees(args, overrides, model)
-        run_json = Path(args.out) / "run.json"
-        if run_json.is_file():  # start from the run's own settings, then apply what was given now
-            saved = json.loads(run_json.read_text(encoding="utf-8"))
-            base = C.from_dict(TrainConfig, saved.get("train", {}), section="train")
-            given = {k: getattr(train, k) for k in overrides.get("train", {})}
-            if args.max_iters is not None:
-                given["max_iters"] = args.max_iters
-            if args.seed is not None:
-                given["seed"] = args.seed
-            train = C.replace(base, given, section="train")
+        saved = saved_run(args.out)
+        if saved is not None:  # start from the run's own settings, then apply what was given now
+            train = resumed_train(args, train, set(overrides.get("train", {})), saved)
             if args.data is None and "data" in saved:
                 data = C.replace(data, {"source": saved["data"].get("source", data.source)}, section="data")
-    try:
-        results = train_language_model(args.out, data=data, model=model, train=train, engine=args.engine, resume=args.resume,
-                                       force=args.force)
-    except TrainingInterrupted as e:
-        print(f"attnlab: {e}", file=sys.stderr)
-        return 130
-    if _is_rank0():
-        _print_results(results, args.out)
-    return 0
+    return run_recipe(
+        lambda: train_language_model(args.out, data=data, model=model, train=train, engine=args.engine,
+                                     resume=args.resume, force=args.force),
+        lambda results: _print_results(results, args.out),
+    )
 
 
 def _print_results(results: dict[str, Any], out: str) -> None:
@@ -168,8 +219,13 @@ def _print_results(results: dict[str, Any], out: str) -> None:
     print(f"checkpoint and metrics: {out}")
 
 
-# Other training objectives live with their labs; each module exposes `run_training(args, extra)`.
+# Other training objectives: `run_training(args, extra)` of a CLI module here, calling the recipe of its lab.
 OTHER_TRAINING = {
+    "mlm": "attnlab.cli.mlm",
+    "task": "attnlab.cli.seq2seq",
+}
+# ... whose recipes live in these modules (a lab left out of an install makes the option unavailable)
+TRAINING_RECIPES = {
     "mlm": "attnlab.train.mlm",
     "task": "attnlab.train.seq2seq",
 }
@@ -182,11 +238,11 @@ def _dispatch_other_training(args: argparse.Namespace, extra: list[str]) -> int:
     module_name = OTHER_TRAINING[key]
     try:
         module = importlib.import_module(module_name)
+        return int(module.run_training(args, extra) or 0)
     except ModuleNotFoundError as e:
-        if e.name == module_name:
+        if e.name in (module_name, TRAINING_RECIPES[key]):
             raise ConfigError(f"training with {'--task' if key == 'task' else '--objective ' + key} is not available in this version") from None
         raise
-    return int(module.run_training(args, extra) or 0)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -212,7 +268,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from attnlab.generate import generate_text, prompt_ids
     from attnlab.models.registry import load_model
 
-    model, tokenizer = load_model(args.checkpoint, expect="gpt")
+    model, tokenizer = load_model(args.checkpoint, expect=registry.model_types("causal_lm"))
     if tokenizer is None:
         from attnlab.errors import CheckpointError
 
@@ -238,9 +294,12 @@ def _generate_numpy(args: argparse.Namespace, sampling: Any) -> int:
         from attnlab.scratch.gpt import NumpyGPT
     except ModuleNotFoundError as e:  # pragma: no cover
         raise ConfigError(f"the numpy engine is not available in this install ({e})") from None
+    from attnlab.train.recipes import check_numpy_engine
+
     meta = ckpt.read_metadata(args.checkpoint)
-    if meta["model_type"] != "gpt":
+    if not registry.has_capability(meta["model_type"], "causal_lm"):
         raise CheckpointError(f"{args.checkpoint!r} holds a {meta['model_type']} model; generate needs a GPT")
+    check_numpy_engine(meta["model_type"], "`generate --engine numpy`")
     model = NumpyGPT.from_checkpoint(args.checkpoint)
     tokenizer = ckpt.read_model(args.checkpoint).tokenizer
     if tokenizer is None:

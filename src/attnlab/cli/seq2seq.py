@@ -1,7 +1,7 @@
 """`attnlab translate`: decode text with a trained seq2seq checkpoint (greedy or beam search).
 
-Training is `attnlab train --task reverse|sort|numbers --out DIR` (see `attnlab.cli.lm`,
-which hands `--task` runs to `attnlab.train.seq2seq.run_training`).
+Training is `attnlab train --task reverse|sort|numbers --out DIR`: `attnlab.cli.lm` hands
+`--task` runs to `run_training` below, which calls `attnlab.train.seq2seq.train_task`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from attnlab import limits
+from attnlab.cli.train_common import check_resume_agrees, collect_configs, resumed_train, run_recipe, saved_run
 from attnlab.errors import CheckpointError, ConfigError
 
 
@@ -76,3 +78,82 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 continue  # fewer distinct hypotheses than beams (tiny vocabularies)
             print(f"  {k + 1}. {output_text(tokenizer, gen.beams[0, k].tolist(), c.eos_id)}   log-prob {score:.4f}")
     return 0
+
+
+# ---------------------------------------------------------------------------
+# `attnlab train --task NAME`
+# ---------------------------------------------------------------------------
+
+SECTIONS = {"model", "train", "task"}
+
+
+def _task_settings(args: Any, extra_task: dict[str, Any], base: Any) -> Any:
+    from attnlab import config as C
+
+    file_task: dict[str, Any] = {}
+    if args.config:
+        file_task = C.load_file(args.config).get("task") or {}
+    for where, values in (("the config file's task section", file_task), ("--task.* overrides", extra_task)):
+        if "name" in values:
+            raise ConfigError(f"{where} cannot set the task name; choose the task with --task")
+    task = C.replace(base, file_task, section="task")
+    return C.replace(task, extra_task, section="task")
+
+
+def run_training(args: Any, extra: list[str]) -> int:
+    """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
+    from attnlab import config as C
+    from attnlab.data.seq2seq_tasks import TaskConfig
+    from attnlab.models.seq2seq import Seq2SeqConfig
+    from attnlab.train.seq2seq import recipe, train_task
+
+    if args.engine != "torch":
+        raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
+    if args.data is not None or args.tokenizer is not None:
+        raise ConfigError("--data and --tokenizer do not apply to --task: a task generates its own examples "
+                          "and character vocabulary (set task sizes with --task.FIELD=VALUE)")
+    r = recipe(args.task)
+    model, train, _, overrides = collect_configs(args, extra, Seq2SeqConfig, r.model_preset, sections=SECTIONS)
+    explicit = set(overrides.get("train", {}))
+    if args.config:
+        explicit |= set(C.load_file(args.config).get("train") or {})
+    if args.max_iters is not None:
+        explicit.add("max_iters")
+    if args.seed is not None:
+        explicit.add("seed")
+    train = C.replace(train, {k: v for k, v in r.train_overrides.items() if k not in explicit}, section="train")
+    task = _task_settings(args, overrides.get("task", {}), r.task)
+
+    if args.resume:
+        check_resume_agrees(args, overrides, model)
+        if overrides.get("task"):
+            raise ConfigError("the task cannot change when resuming; drop the --task.* overrides")
+        saved = saved_run(args.out)
+        if saved is not None:
+            saved_task = C.from_dict(TaskConfig, saved.get("task", {}), section="task")
+            if saved_task.name != args.task:
+                raise ConfigError(f"{args.out!r} was trained on the {saved_task.name} task; "
+                                  f"resume it with --task {saved_task.name}")
+            task = saved_task
+            train = resumed_train(args, train, explicit, saved)
+    return run_recipe(
+        lambda: train_task(args.out, task=task, model=model, train=train, resume=args.resume,
+                           force=getattr(args, "force", False)),
+        lambda results: print_results(results, args.out),
+    )
+
+
+def print_results(results: dict[str, Any], out: str) -> None:
+    """The lines `attnlab train --task NAME` ends with."""
+    from attnlab.train.seq2seq import PREDICTIONS_FILE
+
+    line = f"done: {results['step']} steps in {results['train_seconds']:.1f} s"
+    if results.get("val_loss") is not None:
+        line += f"; held-out loss {results['val_loss']:.4f}"
+    print(line)
+    em = f"held-out exact match ({results['num_eval_examples']} examples): greedy {100 * results['exact_match']:.1f}%"
+    if "exact_match_beam" in results:
+        em += f", beam search (width {results['beam_width']}) {100 * results['exact_match_beam']:.1f}%"
+    print(em)
+    print(f"checkpoint, metrics and {PREDICTIONS_FILE}: {out}")
+    print(f"next: attnlab translate --checkpoint {out} --text \"...\"")

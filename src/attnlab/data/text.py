@@ -355,7 +355,6 @@ class LMData:
                     f"{(1 - val_fraction if name == 'train' else val_fraction):.0%} of the text)"
                 )
 
-    @property
     def tokens_per_sample(self) -> int:
         return self.seq_len
 

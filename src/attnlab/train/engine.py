@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -257,6 +258,3 @@ def _unique_named_parameters(module: Any) -> list[tuple[str, Any]]:
     return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
 
 
-def is_distributed_launch() -> bool:
-    """True when started by torchrun (WORLD_SIZE > 1 in the environment)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1

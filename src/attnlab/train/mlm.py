@@ -15,8 +15,8 @@ Two kinds of data, both served as `BatchSource`s for the model-agnostic `Trainer
     the start at evaluation) and right-padded with an attention mask (`SequenceMLMData`).
 Training batches are masked afresh from the Trainer's per-step generator (exact resume);
 evaluation batches are fixed (same windows, same masks) so validation curves are smooth.
-`run_training` is what `attnlab train --objective mlm` runs; `train_masked_lm` is the
-library call behind it.
+`train_masked_lm` is the library call behind `attnlab train --objective mlm`
+(`attnlab.cli.mlm` turns its flags into the configs).
 
 Notation: B batch, T context length (max_seq_len).
 """
@@ -24,22 +24,21 @@ Notation: B batch, T context length (max_seq_len).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from attnlab import checkpoint as ckpt
 from attnlab.config import from_dict, to_dict
+from attnlab.configs.data import DataConfig
 from attnlab.errors import CheckpointError, ConfigError, DataError, TokenizerError
 from attnlab.models.encoder import IGNORE_INDEX, EncoderConfig, special_token_ids
-from attnlab.train.recipes import DataConfig
-from attnlab.train.trainer import TrainConfig, Trainer, TrainingInterrupted, read_metrics
 from attnlab.runs import writes_run
+from attnlab.train.trainer import TrainConfig, Trainer, read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class MLMSpecials:
     special_ids: tuple[int, ...]  # never chosen for prediction
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any, need_pad: bool = True) -> "MLMSpecials":
+    def from_tokenizer(cls, tokenizer: Any, need_pad: bool = True) -> MLMSpecials:
         """Read the ids from a tokenizer's special tokens.
 
         Raises:
@@ -557,62 +556,3 @@ def train_masked_lm(
         if close is not None:
             close()
     return results
-
-
-def run_training(args: Any, extra: list[str]) -> int:
-    """`attnlab train --objective mlm ...`: flags -> configs -> `train_masked_lm`."""
-    from attnlab import config as C
-    from attnlab.train.options import check_resume_agrees, collect_configs
-
-    if getattr(args, "engine", "torch") != "torch":
-        raise ConfigError("masked-LM training runs on the torch engine only; drop --engine numpy")
-    sections = {"model", "train", "data", "mask"}
-    # the tokenizer (flag, then --data.tokenizer, then the config file) picks the default preset
-    kind = args.tokenizer or C.parse_dotted_overrides(extra, sections)[0].get("data", {}).get("tokenizer")
-    if kind is None and args.config:
-        kind = C.file_section(C.load_file(args.config), "data", where=f"config file {args.config!r}").get("tokenizer")
-    preset_default = "protein-small" if kind in SEQUENCE_TOKENIZERS else "small"
-    model, train, data, overrides = collect_configs(args, extra, EncoderConfig, preset_default, sections=sections)
-    masking_data: dict[str, Any] = {}
-    if args.config:
-        masking_data = C.load_file(args.config).get("mask", {}) or {}
-    masking = C.from_dict(MaskingConfig, masking_data, section="mask")
-    masking = C.replace(masking, overrides.get("mask", {}), section="mask")
-    if args.resume:
-        check_resume_agrees(args, overrides, model)
-        run_json = Path(args.out) / "run.json"
-        if run_json.is_file():  # the run's own settings, then what was given now
-            saved = json.loads(run_json.read_text(encoding="utf-8"))
-            base = C.from_dict(TrainConfig, saved.get("train", {}), section="train")
-            given = {k: getattr(train, k) for k in overrides.get("train", {})}
-            if args.max_iters is not None:
-                given["max_iters"] = args.max_iters
-            if args.seed is not None:
-                given["seed"] = args.seed
-            train = C.replace(base, given, section="train")
-            if args.data is None and "data" in saved:  # same data unless another is given now
-                data = C.replace(data, {"source": saved["data"].get("source", data.source)}, section="data")
-            if args.tokenizer is None and "data" in saved:
-                data = C.replace(data, {"tokenizer": saved["data"].get("tokenizer", data.tokenizer)}, section="data")
-            masking = C.from_dict(MaskingConfig, saved.get("mask", {}), section="mask")
-    elif args.data is None and data.source == DataConfig().source and data.tokenizer in SEQUENCE_TOKENIZERS:
-        raise ConfigError(f"--tokenizer {data.tokenizer} needs sequence data: pass --data FILE.fasta|FILE.csv or --data amp")
-    try:
-        results = train_masked_lm(args.out, data=data, model=model, train=train, masking=masking, resume=args.resume,
-                                  force=getattr(args, "force", False))
-    except TrainingInterrupted as e:
-        print(f"attnlab: {e}", file=sys.stderr)
-        return 130
-    _print_results(results, args.out)
-    return 0
-
-
-def _print_results(results: dict[str, Any], out: str) -> None:
-    line = f"done: {results['step']} masked-LM steps in {results['train_seconds']:.1f} s"
-    if results.get("val_loss") is not None:
-        line += f"; validation loss {results['val_loss']:.4f}"
-    accuracy = results.get("val_masked_accuracy")
-    if accuracy is not None:
-        line += f", masked-token accuracy {accuracy:.1%}"
-    print(line)
-    print(f"checkpoint and metrics: {out}")

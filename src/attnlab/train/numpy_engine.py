@@ -10,8 +10,9 @@ the CPU in float32 and never imports torch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class NumpyEngine:
         self.grad_clip = grad_clip
 
     @classmethod
-    def for_gpt(cls, model_config: GPTConfig, train: Any, init_from: str | Path | None = None) -> "NumpyEngine":
+    def for_gpt(cls, model_config: GPTConfig, train: Any, init_from: str | Path | None = None) -> NumpyEngine:
         """A NumPy engine for a fresh GPT of `model_config` (or the checkpoint `init_from`).
 
         Args:

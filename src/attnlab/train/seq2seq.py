@@ -17,21 +17,20 @@ OUT/results.json, with a few decoded examples in OUT/predictions.txt.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from attnlab import checkpoint as ckpt
-from attnlab.config import from_dict, to_dict
+from attnlab.config import to_dict
 from attnlab.data.seq2seq_tasks import TASK_NAMES, TaskConfig, TaskData, make_task, task_tokenizer
 from attnlab.errors import CheckpointError, ConfigError, TokenizerError, UnknownCharactersError
 from attnlab.models.seq2seq import Seq2SeqConfig
-from attnlab.train.trainer import RESULTS_FILE, TrainConfig, Trainer, TrainingInterrupted
-from attnlab.utils import write_json_atomic, write_text_atomic
 from attnlab.runs import writes_run
+from attnlab.train.trainer import RESULTS_FILE, TrainConfig, Trainer
+from attnlab.utils import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ __all__ = [
     "output_text",
     "evaluate_exact_match",
     "train_task",
-    "run_training",
     "PREDICTIONS_FILE",
 ]
 
@@ -402,82 +400,3 @@ def train_task(
         lines.append(f"{source!r} -> {pred!r}" + ("" if pred == target else f"   WRONG, expected {target!r}"))
     write_text_atomic(out_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     return results
-
-
-# ---------------------------------------------------------------------------
-# The command line: `attnlab train --task NAME`
-# ---------------------------------------------------------------------------
-
-SECTIONS = {"model", "train", "task"}
-
-
-def _task_settings(args: Any, extra_task: dict[str, Any], base: TaskConfig) -> TaskConfig:
-    from attnlab import config as C
-
-    file_task: dict[str, Any] = {}
-    if args.config:
-        file_task = C.load_file(args.config).get("task") or {}
-    for where, values in (("the config file's task section", file_task), ("--task.* overrides", extra_task)):
-        if "name" in values:
-            raise ConfigError(f"{where} cannot set the task name; choose the task with --task")
-    task = C.replace(base, file_task, section="task")
-    return C.replace(task, extra_task, section="task")
-
-
-def run_training(args: Any, extra: list[str]) -> int:
-    """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
-    from attnlab import config as C
-    from attnlab.train.options import check_resume_agrees, collect_configs
-
-    if args.engine != "torch":
-        raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
-    if args.data is not None or args.tokenizer is not None:
-        raise ConfigError("--data and --tokenizer do not apply to --task: a task generates its own examples "
-                          "and character vocabulary (set task sizes with --task.FIELD=VALUE)")
-    r = recipe(args.task)
-    model, train, _, overrides = collect_configs(args, extra, Seq2SeqConfig, r.model_preset, sections=SECTIONS)
-    explicit = set(overrides.get("train", {}))
-    if args.config:
-        explicit |= set(C.load_file(args.config).get("train") or {})
-    if args.max_iters is not None:
-        explicit.add("max_iters")
-    if args.seed is not None:
-        explicit.add("seed")
-    train = C.replace(train, {k: v for k, v in r.train_overrides.items() if k not in explicit}, section="train")
-    task = _task_settings(args, overrides.get("task", {}), r.task)
-
-    if args.resume:
-        check_resume_agrees(args, overrides, model)
-        if overrides.get("task"):
-            raise ConfigError("the task cannot change when resuming; drop the --task.* overrides")
-        run_json = Path(args.out) / "run.json"
-        if run_json.is_file():
-            saved = json.loads(run_json.read_text(encoding="utf-8"))
-            saved_task = from_dict(TaskConfig, saved.get("task", {}), section="task")
-            if saved_task.name != args.task:
-                raise ConfigError(f"{args.out!r} was trained on the {saved_task.name} task; resume it with --task {saved_task.name}")
-            task = saved_task
-            base = from_dict(TrainConfig, saved.get("train", {}), section="train")
-            given = {k: getattr(train, k) for k in explicit}
-            train = C.replace(base, given, section="train")
-    try:
-        results = train_task(args.out, task=task, model=model, train=train, resume=args.resume,
-                             force=getattr(args, "force", False))
-    except TrainingInterrupted as e:
-        print(f"attnlab: {e}", file=sys.stderr)
-        return 130
-    _print_results(results, args.out)
-    return 0
-
-
-def _print_results(results: dict[str, Any], out: str) -> None:
-    line = f"done: {results['step']} steps in {results['train_seconds']:.1f} s"
-    if results.get("val_loss") is not None:
-        line += f"; held-out loss {results['val_loss']:.4f}"
-    print(line)
-    em = f"held-out exact match ({results['num_eval_examples']} examples): greedy {100 * results['exact_match']:.1f}%"
-    if "exact_match_beam" in results:
-        em += f", beam search (width {results['beam_width']}) {100 * results['exact_match_beam']:.1f}%"
-    print(em)
-    print(f"checkpoint, metrics and {PREDICTIONS_FILE}: {out}")
-    print(f"next: attnlab translate --checkpoint {out} --text \"...\"")

@@ -26,23 +26,23 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from attnlab import checkpoint as ckpt
-from attnlab.config import to_dict
 from attnlab import limits
+from attnlab.config import to_dict
 from attnlab.errors import CheckpointError, ConfigError, TrainingDivergedError
-from attnlab.runs import remove_own, write_marker
+from attnlab.runs import METRICS_FILE, read_metrics, remove_own, write_marker  # read_metrics: re-exported
 from attnlab.schedule import warmup_cosine_lr
 from attnlab.utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 
 
@@ -449,24 +449,4 @@ class Trainer:
         }
 
 
-def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
-    """The records of a run's metrics.jsonl (skipping broken lines)."""
-    path = Path(folder) / METRICS_FILE
-    records = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
-
-
-def seed_all(seed: int) -> None:
-    """Seed Python, NumPy and torch (re-exported for training scripts)."""
-    from attnlab.utils import seed_everything
-
-    seed_everything(seed)
-
-
-__all__: Sequence[str] = ["TrainConfig", "Trainer", "TrainingInterrupted", "BatchSource", "read_metrics", "seed_all"]
+__all__: Sequence[str] = ["TrainConfig", "Trainer", "TrainingInterrupted", "BatchSource", "read_metrics"]

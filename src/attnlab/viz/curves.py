@@ -134,7 +134,7 @@ def plot_metric_curves(
 
 
 def read_runs(run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """label -> metrics records for each run folder (via `attnlab.train.trainer.read_metrics`).
+    """label -> metrics records for each run folder (via `attnlab.runs.read_metrics`).
 
     Args:
         run_dirs: run folders (each with a metrics.jsonl).
@@ -142,7 +142,7 @@ def read_runs(run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | Non
     Raises:
         DataError: a folder is missing or has no metrics; wrong number of labels.
     """
-    from attnlab.train.trainer import METRICS_FILE, read_metrics
+    from attnlab.runs import METRICS_FILE, read_metrics
 
     if not run_dirs:
         raise ConfigError("give at least one run folder")

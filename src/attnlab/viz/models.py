@@ -24,9 +24,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,14 @@ from attnlab.errors import CheckpointError, ConfigError, DataError, TokenizerErr
 logger = logging.getLogger(__name__)
 
 MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
-ATTENTION_MODEL_TYPES = ("gpt", "encoder")  # models whose self-attention `viz attention` draws
+ATTENTION_CAPABILITIES = ("causal_lm", "masked_lm")  # models whose self-attention `viz attention` draws
+
+
+def attention_model_types() -> tuple[str, ...]:
+    """The registered model types whose self-attention `viz attention` draws: causal LMs and masked-LM encoders."""
+    from attnlab.models import registry
+
+    return tuple(t for cap in ATTENTION_CAPABILITIES for t in registry.model_types(cap))
 
 
 def minilm_path() -> Path:
@@ -117,10 +125,10 @@ class TokenizedText:
 def tokenize_for_model(model: Any, tokenizer: Any, text: str, *, truncate: bool = False) -> TokenizedText:
     """Token ids of `text` framed as the model expects, checked against its context.
 
-    GPT: the plain ids. Encoder: `[CLS] text [SEP]` (the tokenizer's own framing).
+    A causal LM (GPT, LLaMA-style): the plain ids. Encoder: `[CLS] text [SEP]` (the tokenizer's own framing).
 
     Args:
-        model: an attnlab GPT or Encoder.
+        model: an attnlab causal LM (GPT, ...) or Encoder.
         tokenizer: its tokenizer.
         text: the text.
         truncate: keep the first tokens that fit instead of failing (encoders keep the final [SEP]).
@@ -130,17 +138,20 @@ def tokenize_for_model(model: Any, tokenizer: Any, text: str, *, truncate: bool 
     """
     if not text:
         raise DataError("the text is empty; pass some text with --text")
+    from attnlab.models import registry
+
     model_type = getattr(model, "model_type", type(model).__name__)
-    if model_type == "encoder":
+    encoder = registry.has_capability(model, "masked_lm")
+    if encoder:
         from attnlab.models.encoder import encode_with_specials
 
         ids = encode_with_specials(tokenizer, text)
-    elif model_type == "gpt":
+    elif registry.has_capability(model, "causal_lm"):
         ids = list(tokenizer.encode(text))
     else:
         raise CheckpointError(
             f"attention of a {model_type!r} model cannot be drawn from text; "
-            f"use a checkpoint of type {' or '.join(ATTENTION_MODEL_TYPES)} (or minilm)"
+            f"use a checkpoint of type {' or '.join(attention_model_types())} (or minilm)"
         )
     if not ids:
         raise DataError(f"the text {text!r} gives no tokens; pass some text with --text")
@@ -153,7 +164,7 @@ def tokenize_for_model(model: Any, tokenizer: Any, text: str, *, truncate: bool 
                 f"shorten it, or pass --truncate to keep its first {limit} tokens"
             )
         original = len(ids)
-        ids = ids[: limit - 1] + ids[-1:] if model_type == "encoder" else ids[:limit]
+        ids = ids[: limit - 1] + ids[-1:] if encoder else ids[:limit]
         logger.debug("the text has %d tokens; kept the first %d (the model's context)", original, len(ids))
     unk = getattr(tokenizer, "unk_id", None)
     if unk is not None and unk in ids:
@@ -226,19 +237,6 @@ class TextEncoder:
         """`[CLS] text [SEP]` ids and word-piece labels."""
         return tokenize_for_model(self.model, self.tokenizer, text, truncate=truncate)
 
-    def token_states(self, text: str, *, layer: int = -1, truncate: bool = False) -> tuple[list[str], np.ndarray]:
-        """Contextual vectors of every token of `text` (special tokens included).
-
-        Args:
-            text: the text.
-            layer: which hidden state: 0 = embeddings (no context yet), -1 = last layer.
-            truncate: cut text longer than the context.
-        Returns:
-            (T labels, (T, C) states).
-        """
-        tokenized = self.tokenize(text, truncate=truncate)
-        return tokenized.tokens, self._states(tokenized.ids, layer)
-
     def _states(self, ids: Sequence[int], layer: int) -> np.ndarray:
         import torch
 
@@ -306,7 +304,8 @@ def load_text_encoder(source: str | os.PathLike = "minilm") -> TextEncoder:
 
 
 __all__ = [
-    "ATTENTION_MODEL_TYPES",
+    "ATTENTION_CAPABILITIES",
+    "attention_model_types",
     "MINILM_NAMES",
     "TextEncoder",
     "TokenizedText",

@@ -1,35 +1,53 @@
-"""Training settings from run options: preset -> config file -> dotted overrides -> flags.
+"""What every `attnlab train` recipe does with its flags: settings in order, resume checks, the exit code.
 
-Shared by every training recipe that the command line starts (`attnlab train` for the
-causal LM in `cli/lm.py`, `--objective mlm` in `train/mlm.py`, `--task` in
-`train/seq2seq.py`). It lives in `train/`, not `cli/`, so the recipes never import the
-CLI (README, "Design": nothing imports `cli` or `app`); `attnlab.cli.lm` re-exports it.
+Settings come from the preset, then `--config FILE` (sections model/train/data, ...), then
+the dotted `--SECTION.FIELD=VALUE` overrides, then the explicit flags. Used by the causal
+LM (`cli/lm.py`), `--objective mlm` (`cli/mlm.py`) and `--task` (`cli/seq2seq.py`); the
+recipes themselves (`attnlab.train`) take the finished config dataclasses.
 
-`args` is any object with the attributes the CLI's `train` parser defines (an
-`argparse.Namespace`): `config`, `preset`, `max_iters`, `seed`, `data`, `tokenizer` and
-`out`.
+`args` is the `argparse.Namespace` of the `train` parser: `config`, `preset`, `max_iters`,
+`seed`, `data`, `tokenizer`, `out` (and `force`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from attnlab.errors import ConfigError
 
 SECTIONS = {"model", "train", "data"}
 
+EXIT_INTERRUPTED = 130
 
-def collect_configs(args: Any, extra: list[str], model_class: Any, preset_default: str,
-                    sections: set[str] = SECTIONS) -> tuple[Any, Any, Any, dict[str, dict[str, str]]]:
+
+def collect_configs(
+    args: Any,
+    extra: list[str],
+    model_class: Any,
+    preset_default: str,
+    sections: set[str] = SECTIONS,
+    top_level: tuple[str, ...] = ("preset",),
+    arch: str | None = None,
+) -> tuple[Any, Any, Any, dict[str, dict[str, str]]]:
     """preset -> config file -> dotted overrides -> explicit flags, for model/train/data.
 
+    Args:
+        model_class: the model's config dataclass (built with `from_name(preset)` where it has presets).
+        preset_default: the preset when neither --preset nor the config file names one.
+        sections: the config file's and the dotted overrides' sections.
+        top_level: keys the config file may hold beside its sections (e.g. preset, arch).
+        arch: the architecture chosen with --arch (or the file's `arch`), named when a model key is unknown.
     Returns:
         (model config, TrainConfig, DataConfig, the raw dotted overrides).
     """
     from attnlab import config as C
-    from attnlab.train.recipes import DataConfig
+    from attnlab.configs.data import DataConfig
     from attnlab.train.trainer import TrainConfig
 
     overrides, rest = C.parse_dotted_overrides(extra, sections)
@@ -39,15 +57,20 @@ def collect_configs(args: Any, extra: list[str], model_class: Any, preset_defaul
     if args.config:
         file_data = C.load_file(args.config)
         where = f"config file {args.config!r}"
-        C.check_sections(file_data, sections | {"preset"}, where=where)
+        C.check_sections(file_data, sections | set(top_level), where=where)
         for name in sections:
             file_data[name] = C.file_section(file_data, name, where=where)
         if file_data.get("preset") is not None and not isinstance(file_data["preset"], str):
             raise ConfigError(f"{where}: preset must be a name such as nano, got {file_data['preset']!r:.60}")
     preset = args.preset or file_data.get("preset") or preset_default
     model = model_class.from_name(preset) if hasattr(model_class, "from_name") else model_class()
-    model = C.replace(model, file_data.get("model", {}), section="model")
-    model = C.replace(model, overrides.get("model", {}), section="model")
+    try:
+        model = C.replace(model, file_data.get("model", {}), section="model")
+        model = C.replace(model, overrides.get("model", {}), section="model")
+    except ConfigError as e:
+        if arch is not None and str(e).startswith(f"unknown {model_class.__name__} key"):
+            raise ConfigError(f"--arch {arch} has no such setting: {e}") from None
+        raise
     train = C.from_dict(TrainConfig, file_data.get("train", {}), section="train")
     train = C.replace(train, overrides.get("train", {}), section="train")
     data = C.from_dict(DataConfig, file_data.get("data", {}), section="data")
@@ -69,8 +92,9 @@ def collect_configs(args: Any, extra: list[str], model_class: Any, preset_defaul
     return model, train, data, overrides
 
 
-def check_resume_agrees(args: Any, overrides: dict[str, dict[str, str]], model: Any,
-                        ignore: tuple[str, ...] = ("vocab_size",)) -> None:
+def check_resume_agrees(
+    args: Any, overrides: dict[str, dict[str, str]], model: Any, ignore: tuple[str, ...] = ("vocab_size",)
+) -> None:
     """With --resume, accept model settings that agree with the checkpoint; refuse a real difference.
 
     The fields counted as given are those of an explicit --preset (or the config file's
@@ -108,3 +132,49 @@ def check_resume_agrees(args: Any, overrides: dict[str, dict[str, str]], model: 
             f"cannot resume {args.out!r} with another model: {'; '.join(differ)}; drop those flags "
             "(or make them match), or train a new run with another --out"
         )
+
+
+def saved_run(out: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings a run folder was trained with (its run.json), or None when it has none."""
+    run_json = Path(out) / "run.json"
+    if not run_json.is_file():
+        return None
+    return json.loads(run_json.read_text(encoding="utf-8"))
+
+
+def resumed_train(args: Any, train: Any, explicit: set[str], saved: dict[str, Any]) -> Any:
+    """With --resume: the run's own TrainConfig (from `saved`, its run.json), then what was given now.
+
+    Args:
+        train: the TrainConfig built from this command line.
+        explicit: the train fields given now (dotted overrides, ...); --max-iters and --seed are added.
+    """
+    from attnlab import config as C
+    from attnlab.train.trainer import TrainConfig
+
+    given = set(explicit)
+    if args.max_iters is not None:
+        given.add("max_iters")
+    if args.seed is not None:
+        given.add("seed")
+    base = C.from_dict(TrainConfig, saved.get("train", {}), section="train")
+    return C.replace(base, {k: getattr(train, k) for k in sorted(given)}, section="train")
+
+
+def is_rank0() -> bool:
+    """Whether this process prints (rank 0 of a `torchrun` job, or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_recipe(train: Callable[[], dict[str, Any]], print_results: Callable[[dict[str, Any]], None]) -> int:
+    """Run a training recipe: its results printed (on rank 0), exit code 0; a stop by signal is 130."""
+    from attnlab.train.trainer import TrainingInterrupted
+
+    try:
+        results = train()
+    except TrainingInterrupted as e:
+        print(f"attnlab: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if is_rank0():
+        print_results(results)
+    return 0
