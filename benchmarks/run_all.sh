@@ -30,7 +30,7 @@ run() {  # run NAME COMMAND...: the report on stdout goes to OUT/NAME.md, stderr
 
 run gpt "$PY" benchmarks/bench_gpt.py
 run numpy "$PY" benchmarks/bench_numpy_engine.py --preset baby --iters 30 --rounds 5 --threads 2 --train-iters 2000
-run seq2seq "$PY" benchmarks/seq2seq_tasks.py --threads 2 --out "$OUT/seq2seq"
+run seq2seq "$PY" benchmarks/bench_seq2seq.py --threads 2 --out "$OUT/seq2seq"
 run minilm "$PY" benchmarks/minilm_embed.py --threads 2
 run vision "$PY" benchmarks/bench_vision.py --out "$OUT/vision"
 run sequence "$PY" benchmarks/bench_sequence.py --out "$OUT/sequence"

@@ -1,11 +1,12 @@
 """Build the lab notebooks (notebooks/*.ipynb) from their readable sources (notebooks/sources/*.py).
 
-The sources are plain Python in the "percent" format that VS Code, PyCharm and jupytext
-understand: `# %%` starts a code cell, `# %% [markdown]` a Markdown cell whose lines are
-comments (`# text`); in code cells a commented magic (`# %matplotlib inline`) is
-uncommented. Comment lines before the first cell are a header, not a cell; a
-header line `# requires: module_a, module_b` lists optional packages the notebook
-imports (the test harness skips it when one is missing, except under CI).
+The sources are plain Python in jupytext's "percent" format, which VS Code, PyCharm and
+jupytext itself understand: `# %%` starts a code cell, `# %% [markdown]` a Markdown cell
+whose lines are comments (`# text`); in code cells a commented magic (`# %matplotlib
+inline`) is uncommented. jupytext reads the cells; this script adds what is ours. Comment
+lines before the first cell are a header, not a cell; a header line `# requires:
+module_a, module_b` lists optional packages the notebook imports (the test harness skips
+it when one is missing, except under CI).
 
 The notebooks are written without outputs and with deterministic cell ids, so a source
 change gives a small diff and the test suite can check that every committed notebook
@@ -23,65 +24,48 @@ import re
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent
 SOURCES_DIR = NOTEBOOKS_DIR / "sources"
-CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
-MAGIC = re.compile(r"^# (%[A-Za-z].*)$")  # a commented IPython magic, as jupytext writes it
+CELL_MARKER = re.compile(r"^# %%")  # where the header ends and jupytext's cells begin
+HEADER_FIELD = re.compile(r"^#\s*(\w+):\s*(.*)$")  # "# requires: mod_a, mod_b"
+# cell metadata jupytext keeps only to write the text back the same way (blank lines, marker style)
+JUPYTEXT_LAYOUT = {"cell_marker", "lines_to_next_cell", "lines_to_end_of_cell_marker", "skipline", "noskipline"}
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
 def parse_source(text: str) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
-    """Split a percent-format source into cells.
+    """Split a percent-format source into cells (read by jupytext) and its header.
 
     Args:
         text: the source file's text.
     Returns:
         ([(cell_type, source), ...], header fields such as {"requires": [...]}).
     Raises:
-        ValueError: a cell marker this builder does not know.
+        ValueError: a cell that is neither code nor Markdown (e.g. `# %% [raw]`).
     """
-    cells: list[tuple[str, list[str]]] = []
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if CELL_MARKER.match(line)), len(lines))
     header: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        match = CELL_MARKER.match(line)
-        if match:
-            rest = match.group("rest").strip()
-            if rest == "[markdown]":
-                cells.append(("markdown", []))
-            elif rest == "":
-                cells.append(("code", []))
-            else:
-                raise ValueError(f"unknown cell marker {line!r}; use '# %%' or '# %% [markdown]'")
-            continue
-        if not cells:  # the header
-            field = re.match(r"^#\s*(\w+):\s*(.*)$", line)
-            if field:
-                header[field.group(1)] = [v.strip() for v in field.group(2).split(",") if v.strip()]
-            continue
-        cells[-1][1].append(line)
-    out = []
-    for kind, lines in cells:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if kind == "markdown":
-            lines = [_uncomment(line) for line in lines]
-        else:
-            lines = [MAGIC.sub(r"\1", line) for line in lines]  # "# %matplotlib inline" -> "%matplotlib inline"
-        if lines:
-            out.append((kind, "\n".join(lines)))
-    return out, header
-
-
-def _uncomment(line: str) -> str:
-    if line == "#":
-        return ""
-    if line.startswith("# "):
-        return line[2:]
-    raise ValueError(f"a Markdown line must start with '# ' (or be '#'): {line!r}")
+    for line in lines[:first]:
+        field = HEADER_FIELD.match(line)
+        if field:
+            header[field.group(1)] = [v.strip() for v in field.group(2).split(",") if v.strip()]
+    notebook = jupytext.reads("".join(lines[first:]), fmt="py:percent")
+    cells = []
+    for cell in notebook.cells:
+        if cell.cell_type not in ("code", "markdown"):
+            raise ValueError(f"unknown cell marker for a {cell.cell_type} cell; use '# %%' or '# %% [markdown]'")
+        extra = sorted(set(cell.metadata) - JUPYTEXT_LAYOUT)
+        if extra:  # the notebooks carry no cell metadata: say so rather than drop it
+            raise ValueError(
+                f"cell metadata {', '.join(extra)} on a cell marker is not built into the notebook; remove it"
+            )
+        if cell.source.strip():
+            cells.append((cell.cell_type, cell.source))
+    return cells, header
 
 
 def build_notebook(source: Path) -> str:

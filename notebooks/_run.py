@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normal", action="store_true", help="full size (default: fast mode, ATTNLAB_FAST=1)")
     parser.add_argument("--solutions", action="store_true", help="instructor mode (ATTNLAB_SOLUTIONS=1)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP/MKL threads of the kernel (default 1)")
-    parser.add_argument("--save-executed", metavar="DIR", help="also write the executed notebooks (with outputs) into DIR")
+    parser.add_argument(
+        "--save-executed", metavar="DIR", help="also write the executed notebooks (with outputs) into DIR"
+    )
     args = parser.parse_args(argv)
     chosen = [p for p in notebooks() if not args.names or p.stem in args.names or p.name in args.names]
     if not chosen:
@@ -222,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         count = sum(len(r.names) for r in checks)
         print(f"{path.name:34s} {run.seconds:7.1f} s   checks passed {passed}/{count}", flush=True)
     mode = "normal" if args.normal else "fast"
-    print(f"{'total':34s} {total:7.1f} s   ({mode} mode{', instructor' if args.solutions else ''}, {args.threads} thread(s))")
+    print(
+        f"{'total':34s} {total:7.1f} s   ({mode} mode{', instructor' if args.solutions else ''}, {args.threads} thread(s))"
+    )
     return 0
 
 

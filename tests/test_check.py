@@ -1,4 +1,4 @@
-"""attnlab.check: the reference solutions pass (and agree with PyTorch/SciPy), NumPy and
+"""attnlab.exercises.check: the reference solutions pass (and agree with PyTorch/SciPy), NumPy and
 PyTorch answers are both accepted, and typical mistakes, written the way a learner
 would write them, fail with the hint that names the mistake."""
 
@@ -12,7 +12,7 @@ import scipy.special
 import torch
 import torch.nn.functional as F
 
-from attnlab import check, solutions
+from attnlab.exercises import check, solutions
 from attnlab.nn.positional import sinusoidal_table
 
 # --- the reference solutions ---------------------------------------------------------------
@@ -35,21 +35,30 @@ def test_solutions_agree_with_independent_references():
     mask = torch.rand(4, 4) > 0.4
     mask[:, 0] = True  # every query sees at least one key
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    np.testing.assert_allclose(solutions.attention(q.numpy(), k.numpy(), v.numpy(), mask.numpy()), expected.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        solutions.attention(q.numpy(), k.numpy(), v.numpy(), mask.numpy()), expected.numpy(), rtol=1e-10
+    )
 
     gamma, beta = torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
     xt = torch.tensor(x)
-    np.testing.assert_allclose(solutions.layer_norm(x, gamma.numpy(), beta.numpy()),
-                               F.layer_norm(xt, (5,), gamma, beta, eps=1e-5).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        solutions.layer_norm(x, gamma.numpy(), beta.numpy()),
+        F.layer_norm(xt, (5,), gamma, beta, eps=1e-5).numpy(),
+        rtol=1e-10,
+    )
 
     logits, targets = torch.randn(6, 4, dtype=torch.float64) * 3, torch.tensor([0, 3, 1, 1, 2, 0])
-    assert solutions.cross_entropy(logits.numpy(), targets.numpy()) == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-12)
+    assert solutions.cross_entropy(logits.numpy(), targets.numpy()) == pytest.approx(
+        F.cross_entropy(logits, targets).item(), rel=1e-12
+    )
     assert solutions.cross_entropy(np.zeros((1, 4)), np.array([2])) == pytest.approx(math.log(4))  # uniform: log V
 
     np.testing.assert_allclose(solutions.positional_encoding(20, 8), sinusoidal_table(20, 8).numpy(), atol=1e-6)
     np.testing.assert_array_equal(solutions.causal_mask(4), torch.ones(4, 4).tril().bool().numpy())
     a, b = rng.normal(size=7), rng.normal(size=7)
-    assert solutions.cosine_similarity(a, b) == pytest.approx(F.cosine_similarity(torch.tensor(a), torch.tensor(b), dim=0).item())
+    assert solutions.cosine_similarity(a, b) == pytest.approx(
+        F.cosine_similarity(torch.tensor(a), torch.tensor(b), dim=0).item()
+    )
 
     heads = solutions.multi_head_split(np.arange(2 * 3 * 6).reshape(2, 3, 6), 2)  # (B, H, T, D) = (2, 2, 3, 3)
     np.testing.assert_array_equal(heads[0, 1, 2], [15, 16, 17])  # batch 0, head 1 = channels 3..5, token 2
@@ -57,6 +66,42 @@ def test_solutions_agree_with_independent_references():
 
     hidden = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     np.testing.assert_allclose(solutions.mean_pooling(hidden, np.array([[1, 1, 0]])), [[2.0, 3.0]])  # padding ignored
+
+
+# --- the package's layout ------------------------------------------------------------------
+
+
+def test_every_exercise_has_one_group_module_and_one_solution():
+    from attnlab.exercises import basics, encoder_block, losses, pooling, self_attention
+
+    groups = [basics, self_attention, encoder_block, losses, pooling]
+    names = [name for module in groups for name in module.__all__]
+    assert sorted(names) == sorted(check.EXERCISES)  # each check lives in exactly one group
+    for module in groups:
+        for name in module.__all__:
+            assert getattr(module, name) is check.EXERCISES[name]
+    assert sorted(solutions.__all__) == sorted(check.EXERCISES)
+
+
+def test_the_package_and_the_names_before_the_move_give_the_same_objects():
+    import attnlab.exercises as exercises
+    from attnlab import check as old_check
+    from attnlab import labs as old_labs
+    from attnlab import solutions as old_solutions
+
+    assert old_check is check and old_solutions is solutions and old_labs is exercises.labs
+    for name, function in check.EXERCISES.items():
+        assert getattr(exercises, name) is function
+    assert exercises.CheckResult is check.CheckResult and exercises.mistakes is check.mistakes
+
+
+def test_importing_the_exercises_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, attnlab.exercises\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 # --- PyTorch answers ------------------------------------------------------------------------
@@ -252,11 +297,20 @@ MISTAKES = [
     ("layer_norm", ln_eps_outside, "eps_outside_sqrt", "inside the square root"),
     ("layer_norm", ln_batch_axis, "wrong_axis", "batch norm"),
     ("layer_norm", ln_no_eps, "no_eps", "divides by zero"),
-    ("layer_norm", lambda x, g, b, eps=1e-5: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps),
-     "no_affine", "gamma + beta"),
+    (
+        "layer_norm",
+        lambda x, g, b, eps=1e-5: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps),
+        "no_affine",
+        "gamma + beta",
+    ),
     ("multi_head_split", lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1), "reshape_without_transpose", "mixes"),
     ("multi_head_split", lambda x, h: x.view(x.shape[0], x.shape[1], h, -1), "no_transpose", "swap the T and H"),
-    ("multi_head_split", lambda x, h: x.reshape(*x.shape[:2], -1, h).permute(0, 3, 1, 2), "interleaved_channels", "contiguous"),
+    (
+        "multi_head_split",
+        lambda x, h: x.reshape(*x.shape[:2], -1, h).permute(0, 3, 1, 2),
+        "interleaved_channels",
+        "contiguous",
+    ),
     ("multi_head_merge", lambda x: x.reshape(x.shape[0], x.shape[2], -1), "reshape_without_transpose", "swap H and T"),
     ("positional_encoding", pe_halves, "halves_not_interleaved", "interleave"),
     ("positional_encoding", pe_loop_doubled, "exponent_doubled", "already is 2i"),
@@ -265,7 +319,12 @@ MISTAKES = [
     ("cross_entropy", lambda logits, t: F.cross_entropy(logits, t, reduction="sum"), "sum_not_mean", "mean"),
     ("cross_entropy", lambda logits, t: F.cross_entropy(logits, t, reduction="none"), "no_mean", "MEAN"),
     ("cross_entropy", lambda logits, t: -logits[torch.arange(len(t)), t].mean(), "raw_logits", "log-probabilities"),
-    ("cross_entropy", lambda logits, t: torch.log_softmax(logits, -1)[torch.arange(len(t)), t].mean(), "missing_minus", "MINUS"),
+    (
+        "cross_entropy",
+        lambda logits, t: torch.log_softmax(logits, -1)[torch.arange(len(t)), t].mean(),
+        "missing_minus",
+        "MINUS",
+    ),
     ("mean_pooling", lambda h, m: h.mean(axis=1), "includes_padding", "real tokens"),
     ("mean_pooling", lambda h, m: (h * m[..., None]).sum(1) / h.shape[1], "divides_by_length", "REAL tokens"),
     ("mean_pooling", lambda h, m: h[:, 0], "cls_token", "CLS"),
@@ -279,7 +338,11 @@ def test_typical_mistakes_get_the_right_hint(exercise, answer, mistake, hint, ca
     assert result.mistake == mistake, result.message
     assert hint in result.hint
     printed = capsys.readouterr().out.strip()
-    assert printed == result.message and printed.startswith(f"❌ {exercise}: not yet.") and f"Hint: {result.hint}" in printed
+    assert (
+        printed == result.message
+        and printed.startswith(f"❌ {exercise}: not yet.")
+        and f"Hint: {result.hint}" in printed
+    )
 
 
 def test_every_recognised_mistake_is_distinguishable():

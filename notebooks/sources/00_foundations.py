@@ -25,7 +25,7 @@
 # %matplotlib inline
 import numpy as np
 
-from attnlab import check, labs
+from attnlab.exercises import check, labs
 from attnlab.foundations import activations, figures, optimizers, regression, surfaces, vectors
 
 labs.setup(seed=0)
@@ -47,8 +47,10 @@ a = np.array([1.0, 2.0, 3.0])
 b = np.array([2.0, 4.0, 6.0])  # same direction, twice as long
 c = np.array([-1.0, 0.5, 0.0])
 for name, other in [("b", b), ("c", c)]:
-    print(f"a vs {name}: dot {vectors.dot(a, other):6.2f}   cosine {vectors.cosine_similarity(a, other):5.2f}   "
-          f"distance {vectors.euclidean_distance(a, other):5.2f}")
+    print(
+        f"a vs {name}: dot {vectors.dot(a, other):6.2f}   cosine {vectors.cosine_similarity(a, other):5.2f}   "
+        f"distance {vectors.euclidean_distance(a, other):5.2f}"
+    )
 
 # %% [markdown]
 # `a` and `b` point the same way (cosine 1) but lie far apart. Which of them is
@@ -62,6 +64,7 @@ figures.figure_vectors()
 # ### Exercise 1: cosine similarity
 #
 # Write `cosine_similarity(a, b)` for two 1-D vectors (NumPy or PyTorch), returning one number.
+
 
 # %%
 @labs.exercise
@@ -89,8 +92,9 @@ check.cosine_similarity(cosine_similarity)
 # the features are correlated.
 
 # %%
-X, y, true_coef = regression.make_regression_data(n_samples=80, n_features=8, n_informative=3, noise=1.0,
-                                                  correlation=0.6, seed=0)
+X, y, true_coef = regression.make_regression_data(
+    n_samples=80, n_features=8, n_informative=3, noise=1.0, correlation=0.6, seed=0
+)
 fits = {
     "least squares (normal eq.)": regression.least_squares(X, y, method="normal"),
     "least squares (lstsq)": regression.least_squares(X, y, method="lstsq"),
@@ -154,6 +158,7 @@ print("GELU derivative, largest error vs finite differences:", np.max(np.abs(num
 # over the **last axis**. Attention uses it on every row of scores. Write
 # `softmax(x)` for arrays of any shape. Careful: `np.exp(1000)` is `inf`; subtracting
 # each row's maximum first changes nothing mathematically and avoids the overflow.
+
 
 # %%
 @labs.exercise

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from attnlab import check, labs, scratch, solutions
+from attnlab import scratch
+from attnlab.exercises import check, labs, solutions
 from attnlab.nn import attention_naive, scaled_dot_product_attention
 from attnlab.viz import attention as attention_plots
 
@@ -72,8 +73,10 @@ print(f"{'d':>6} {'std of q.k':>12} {'max weight, unscaled':>22} {'max weight, s
 for dim in [4, 16, 64, 256, 1024]:
     qs, ks = rng.normal(size=(200, dim)), rng.normal(size=(16, dim))  # 200 queries, 16 keys
     raw = qs @ ks.T
-    print(f"{dim:>6} {raw.std():>12.1f} {solutions.softmax(raw).max(axis=1).mean():>22.3f} "
-          f"{solutions.softmax(raw / np.sqrt(dim)).max(axis=1).mean():>20.3f}")
+    print(
+        f"{dim:>6} {raw.std():>12.1f} {solutions.softmax(raw).max(axis=1).mean():>22.3f} "
+        f"{solutions.softmax(raw / np.sqrt(dim)).max(axis=1).mean():>20.3f}"
+    )
 
 # %% [markdown]
 # ### Exercise 1: attention
@@ -83,6 +86,7 @@ for dim in [4, 16, 64, 256, 1024]:
 # attend"**. Blocked scores become $-\infty$ *before* the softmax, so their weight is exactly 0.
 # Hints: the transpose of the last two axes is `np.swapaxes(k, -1, -2)` (or `k.transpose(-2, -1)` in PyTorch);
 # `np.where(mask, scores, -np.inf)` blocks scores.
+
 
 # %%
 @labs.exercise
@@ -107,6 +111,7 @@ result = check.attention(check.mistake_function("attention", "mask_after_softmax
 # A GPT predicts the next token, so token $i$ may only look at tokens $0 \dots i$.
 # Write `causal_mask(size)` returning a `(size, size)` boolean array with `True` on
 # and below the diagonal.
+
 
 # %%
 @labs.exercise
@@ -191,7 +196,12 @@ ours_fused, no_weights = scaled_dot_product_attention(qb, kb, vb, is_causal=True
 torch.testing.assert_close(fused_mask, naive_out)
 torch.testing.assert_close(fused_causal, naive_out)
 torch.testing.assert_close(ours_fused, naive_out)
-print("naive == fused (mask) == fused (is_causal) == attnlab fused:", tuple(naive_out.shape), "| weights returned:", no_weights)
+print(
+    "naive == fused (mask) == fused (is_causal) == attnlab fused:",
+    tuple(naive_out.shape),
+    "| weights returned:",
+    no_weights,
+)
 
 # %% [markdown]
 # One case at the edge: a query whose keys are *all* blocked. Mathematically the
@@ -204,10 +214,18 @@ nothing_visible = torch.zeros(1, 3, dtype=torch.bool)  # one query, three keys, 
 x1, x2, x3 = torch.randn(1, 1, 1, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
 by_formula = torch.softmax((x1 @ x2.transpose(-2, -1)).masked_fill(~nothing_visible, float("-inf")), dim=-1) @ x3
 print("softmax formula written out:    ", by_formula.flatten())
-print(f"F.scaled_dot_product_attention: {F.scaled_dot_product_attention(x1, x2, x3, attn_mask=nothing_visible).flatten()}"
-      f"  (PyTorch {torch.__version__})")
-print("attnlab, naive path:           ", scaled_dot_product_attention(x1, x2, x3, nothing_visible, impl="naive")[0].flatten())
-print("attnlab, fused path:           ", scaled_dot_product_attention(x1, x2, x3, nothing_visible, impl="fused")[0].flatten())
+print(
+    f"F.scaled_dot_product_attention: {F.scaled_dot_product_attention(x1, x2, x3, attn_mask=nothing_visible).flatten()}"
+    f"  (PyTorch {torch.__version__})"
+)
+print(
+    "attnlab, naive path:           ",
+    scaled_dot_product_attention(x1, x2, x3, nothing_visible, impl="naive")[0].flatten(),
+)
+print(
+    "attnlab, fused path:           ",
+    scaled_dot_product_attention(x1, x2, x3, nothing_visible, impl="fused")[0].flatten(),
+)
 
 # %% [markdown]
 # ## 4. Which is fastest?
@@ -215,6 +233,7 @@ print("attnlab, fused path:           ", scaled_dot_product_attention(x1, x2, x3
 # The same causal attention (batch 4, 4 heads, head size 32, float32) in the three
 # implementations, for growing sequence lengths. The naive versions build the
 # `(B, H, T, T)` weight matrix; its size grows with $T^2$.
+
 
 # %%
 def median_ms(fn, repeat=3):

@@ -25,8 +25,8 @@
 import numpy as np
 import torch
 
-from attnlab import check, labs, solutions
 from attnlab.analysis import hidden_state_stats
+from attnlab.exercises import check, labs, solutions
 from attnlab.nn import FeedForward, FixedPositionalEncoding, MultiHeadAttention, TransformerBlock, padding_mask
 from attnlab.nn.positional import sinusoidal_table
 from attnlab.viz import attention as attention_plots
@@ -68,6 +68,7 @@ print("embeddings:", tuple(x.shape))
 #
 # Use the *biased* variance (divide by C, NumPy's default `x.var(...)`; in PyTorch `unbiased=False`).
 
+
 # %%
 @labs.exercise
 def layer_norm(x, gamma, beta, eps=1e-5):
@@ -79,7 +80,7 @@ check.layer_norm(layer_norm)
 
 # %% [markdown]
 # PyTorch's `nn.LayerNorm` computes the same thing (the reference solution
-# `attnlab.solutions.layer_norm` against it), and after it every token has mean 0
+# `attnlab.exercises.solutions.layer_norm` against it), and after it every token has mean 0
 # and standard deviation 1:
 
 # %%
@@ -104,6 +105,7 @@ print("per-token mean:", plain.mean(-1)[0, :4].numpy(), " per-token std:", plain
 #
 # `multi_head_split(x, num_heads)`: `(B, T, C)` → `(B, H, T, D)`, where head h takes
 # channels `h*D … (h+1)*D - 1`. `multi_head_merge(x)`: the inverse.
+
 
 # %%
 @labs.exercise
@@ -135,8 +137,9 @@ print("weight on padded keys in sentence 3:", float(weights[3, :, :, 4:].sum()))
 
 # %%
 tokens = [f"t{i}" for i in range(T)]
-attention_plots.plot_attention_grid([weights], tokens, batch_index=2,
-                                    title="4 heads of one untrained layer (sentence 2: the last 3 tokens are padding)")
+attention_plots.plot_attention_grid(
+    [weights], tokens, batch_index=2, title="4 heads of one untrained layer (sentence 2: the last 3 tokens are padding)"
+)
 
 # %% [markdown]
 # ## 3. The feed-forward network
@@ -175,7 +178,11 @@ trace = {}
 result = block(x, mask=mask, trace=trace)
 print("block output:", tuple(result.hidden.shape))
 print(f"parameters: {sum(p.numel() for p in block.parameters()):,}")
-for name, module in [("attention", block.attn), ("feed-forward", block.ff), ("2 LayerNorms", [block.norm1, block.norm2])]:
+for name, module in [
+    ("attention", block.attn),
+    ("feed-forward", block.ff),
+    ("2 LayerNorms", [block.norm1, block.norm2]),
+]:
     modules = module if isinstance(module, list) else [module]
     print(f"  {name:13s} {sum(p.numel() for m in modules for p in m.parameters()):>7,}")
 
@@ -220,6 +227,7 @@ print("block(permuted x) == permuted block(x):", torch.allclose(y_perm, y[:, per
 #
 # Write `positional_encoding(num_positions, dim)` returning the `(T, C)` table.
 
+
 # %%
 @labs.exercise
 def positional_encoding(num_positions, dim):
@@ -237,8 +245,14 @@ check.positional_encoding(positional_encoding)
 positions = FixedPositionalEncoding(max_seq_len=T, dim=C)
 with_pos = full + positions(torch.arange(T))
 with_pos_perm = full[:, perm] + positions(torch.arange(T))
-print("still equivariant with positions?", torch.allclose(block(with_pos_perm).hidden, block(with_pos).hidden[:, perm], atol=1e-5))
-print("library table == reference solution:", np.allclose(sinusoidal_table(T, C).numpy(), solutions.positional_encoding(T, C), atol=1e-6))
+print(
+    "still equivariant with positions?",
+    torch.allclose(block(with_pos_perm).hidden, block(with_pos).hidden[:, perm], atol=1e-5),
+)
+print(
+    "library table == reference solution:",
+    np.allclose(sinusoidal_table(T, C).numpy(), solutions.positional_encoding(T, C), atol=1e-6),
+)
 position_plots.plot_positions(panel="sinusoidal", num_positions=64, dim=C)
 
 # %% [markdown]
@@ -299,8 +313,9 @@ hidden_state_plots.plot_hidden_state_stats(
 )
 
 # %%
-hidden_state_plots.plot_token_similarity(states, tokens, layers=[0, 1, num_layers],
-                                         title="Attention only: token vectors become alike")
+hidden_state_plots.plot_token_similarity(
+    states, tokens, layers=[0, 1, num_layers], title="Attention only: token vectors become alike"
+)
 
 # %% [markdown]
 # A complete encoder (`attnlab.models.encoder.Encoder`, the model behind BERT and

@@ -39,18 +39,18 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from attnlab import check, labs, solutions
+from attnlab.bio.metrics import confusion_matrix
 from attnlab.compare.mnist import (
     MnistCompareConfig,
     build_image_model,
     compare_mnist,
-    confusion_matrix,
     load_image_classifier,
     predict_images,
 )
 from attnlab.compare.sequence import SequenceCompareConfig, compare_sequence
 from attnlab.data.images import load_images
-from attnlab.data.sequence_tasks import RecallTask
+from attnlab.data.recall_task import RecallTask
+from attnlab.exercises import check, labs, solutions
 from attnlab.models.vit import ViT, ViTConfig, attention_rollout
 from attnlab.viz import attention as attention_plots
 from attnlab.viz import vision
@@ -83,9 +83,12 @@ print("digits per class, test: ", data.class_counts("test"))
 
 # %%
 first_of_each = [int(np.flatnonzero(data.train_labels == k)[0]) for k in range(data.num_classes)]
-vision.plot_attention_overlay(data.train_images[first_of_each, 0], {},  # no maps: just the digits
-                              labels=[data.class_names[k] for k in data.train_labels[first_of_each]],
-                              title="The first training digit of each class")
+vision.plot_attention_overlay(
+    data.train_images[first_of_each, 0],
+    {},  # no maps: just the digits
+    labels=[data.class_names[k] for k in data.train_labels[first_of_each]],
+    title="The first training digit of each class",
+)
 
 # %% [markdown]
 # ## 2. Patches are the ViT's words
@@ -105,11 +108,15 @@ patches = vit.patch_embed.patchify(digit)  # (1, N, C*P*P) = (1, 16, 49)
 print("image:", tuple(digit.shape), "-> patches:", tuple(patches.shape))
 print("unpatchify(patchify(x)) == x:", torch.equal(vit.patch_embed.unpatchify(patches), digit))
 P = vit_config.patch_size
-print("patch 5 == the pixels at rows 7..13, columns 7..13:",
-      torch.equal(patches[0, 5].reshape(P, P), digit[0, 0, P:2 * P, P:2 * P]))
+print(
+    "patch 5 == the pixels at rows 7..13, columns 7..13:",
+    torch.equal(patches[0, 5].reshape(P, P), digit[0, 0, P : 2 * P, P : 2 * P]),
+)
 
 # %%
-vision.plot_patches(data.train_images[0, 0], P, title=f"A digit '{data.class_names[data.train_labels[0]]}' as the ViT sees it")
+vision.plot_patches(
+    data.train_images[0, 0], P, title=f"A digit '{data.class_names[data.train_labels[0]]}' as the ViT sees it"
+)
 
 # %% [markdown]
 # Each flattened patch is then multiplied by one matrix (`patch_embed.proj`, 49 → 64).
@@ -135,7 +142,7 @@ print(f"{'patch':>6} {'grid':>6} {'tokens T':>9} {'attention scores T^2':>21}")
 for p in (14, 7, 4, 2):
     grid = 28 // p
     tokens = grid * grid + 1  # + CLS
-    print(f"{p:>4}x{p:<1} {grid:>3}x{grid:<2} {tokens:>9} {tokens ** 2:>21,}")
+    print(f"{p:>4}x{p:<1} {grid:>3}x{grid:<2} {tokens:>9} {tokens**2:>21,}")
 
 # %% [markdown]
 # ## 3. Three models of about the same size
@@ -157,11 +164,17 @@ for name, model in models.items():
     print(f"{name}: {sum(p.numel() for p in model.parameters()):>8,} parameters   ({type(model).__name__})")
 
 vit = models["vit"]
-parts = {"patch embedding": vit.patch_embed, "CLS + positions": [vit.cls_token, vit.pos_emb],
-         "4 blocks": vit.blocks, "final norm + head": [vit.norm, vit.head]}
+parts = {
+    "patch embedding": vit.patch_embed,
+    "CLS + positions": [vit.cls_token, vit.pos_emb],
+    "4 blocks": vit.blocks,
+    "final norm + head": [vit.norm, vit.head],
+}
 for part, modules in parts.items():
     items = modules if isinstance(modules, list) else [modules]
-    count = sum(m.numel() if isinstance(m, torch.nn.Parameter) else sum(p.numel() for p in m.parameters()) for m in items)
+    count = sum(
+        m.numel() if isinstance(m, torch.nn.Parameter) else sum(p.numel() for p in m.parameters()) for m in items
+    )
     print(f"   ViT {part:18s} {count:>7,}")
 
 # %% [markdown]
@@ -190,6 +203,7 @@ print(f"ln K = ln 10 = {math.log(10):.4f}")
 # `cross_entropy(logits, targets)` for logits `(N, K)` and integer labels `(N,)`. Use
 # the log-sum-exp trick (subtract each row's maximum) so large logits do not overflow.
 
+
 # %%
 @labs.exercise
 def cross_entropy(logits, targets):
@@ -206,8 +220,10 @@ check.cross_entropy(cross_entropy)
 # %%
 with torch.no_grad():
     cnn_out = models["cnn"](x, y)
-print(f"reference solution {solutions.cross_entropy(cnn_out.logits.double().numpy(), y.numpy()):.6f}   "
-      f"ConvNet loss {cnn_out.loss.item():.6f}")
+print(
+    f"reference solution {solutions.cross_entropy(cnn_out.logits.double().numpy(), y.numpy()):.6f}   "
+    f"ConvNet loss {cnn_out.loss.item():.6f}"
+)
 
 # %% [markdown]
 # ## 4. Train all three
@@ -244,8 +260,11 @@ mnist_config = MnistCompareConfig(
 
 def report(name, result):
     epochs = result["epochs"]
-    print(f"{name}: {100 * result['test_accuracy']:.1f}% test accuracy after {epochs} epoch{'s' if epochs != 1 else ''}, "
-          f"{result['train_seconds']:.0f} s of training", flush=True)
+    print(
+        f"{name}: {100 * result['test_accuracy']:.1f}% test accuracy after {epochs} epoch{'s' if epochs != 1 else ''}, "
+        f"{result['train_seconds']:.0f} s of training",
+        flush=True,
+    )
 
 
 mnist = compare_mnist(mnist_config, run_dir, on_model_done=report)
@@ -253,8 +272,9 @@ print(f"run folder: {run_dir}")
 
 # %%
 display(Markdown(mnist["table"]))
-vision.plot_learning_curves({name: r["curve"] for name, r in mnist["models"].items()},
-                            title=f"Learning curves on {mnist['data']['name']}")
+vision.plot_learning_curves(
+    {name: r["curve"] for name, r in mnist["models"].items()}, title=f"Learning curves on {mnist['data']['name']}"
+)
 
 # %% [markdown]
 # What to look for:
@@ -282,23 +302,39 @@ for name in mnist["models"]:
     trained[name], meta = load_image_classifier(run_dir / "models" / name)
     probabilities[name] = predict_images(trained[name], meta, data.test_images)  # (N_test, K)
     accuracy = (probabilities[name].argmax(1) == data.test_labels).mean()
-    print(f"{name}: {100 * accuracy:.1f}% of {len(data.test_labels):,} test digits "
-          f"(the run reported {100 * mnist['models'][name]['test_accuracy']:.1f}%)")
+    print(
+        f"{name}: {100 * accuracy:.1f}% of {len(data.test_labels):,} test digits "
+        f"(the run reported {100 * mnist['models'][name]['test_accuracy']:.1f}%)"
+    )
 
 # %%
 for name in mnist["models"]:
     predicted = probabilities[name].argmax(1)
-    matrix = confusion_matrix(data.test_labels, predicted, data.num_classes)  # rows: true, columns: predicted
-    display(vision.plot_confusion_matrix(matrix, data.class_names,
-                                         title=f"{name.upper()}: confusion matrix ({100 * np.trace(matrix) / matrix.sum():.1f}% correct)"))
+    matrix, _ = confusion_matrix(data.test_labels, predicted, labels=range(data.num_classes))  # rows: true
+    display(
+        vision.plot_confusion_matrix(
+            matrix,
+            data.class_names,
+            title=f"{name.upper()}: confusion matrix ({100 * np.trace(matrix) / matrix.sum():.1f}% correct)",
+        )
+    )
 
 # %%
 for name in mnist["models"]:
     predicted = probabilities[name].argmax(1)
     wrong = np.flatnonzero(predicted != data.test_labels)
-    display(vision.plot_misclassified(data.test_images[wrong, 0], data.test_labels[wrong], predicted[wrong],
-                                      data.class_names, confidence=probabilities[name][wrong, predicted[wrong]],
-                                      max_images=16, total_wrong=len(wrong), title=f"{name.upper()}: misclassified"))
+    display(
+        vision.plot_misclassified(
+            data.test_images[wrong, 0],
+            data.test_labels[wrong],
+            predicted[wrong],
+            data.class_names,
+            confidence=probabilities[name][wrong, predicted[wrong]],
+            max_images=16,
+            total_wrong=len(wrong),
+            title=f"{name.upper()}: misclassified",
+        )
+    )
 
 # %% [markdown]
 # Some mistakes are digits a person would hesitate on too; others (a confident wrong
@@ -310,10 +346,17 @@ wrong_for_all = sorted(set.intersection(*wrong_for.values()))
 print({name: len(w) for name, w in wrong_for.items()}, " wrong for all three:", len(wrong_for_all))
 if wrong_for_all:
     shown = np.asarray(wrong_for_all[:16])
-    display(vision.plot_misclassified(data.test_images[shown, 0], data.test_labels[shown],
-                                      probabilities["vit"][shown].argmax(1), data.class_names,
-                                      max_images=16, total_wrong=len(wrong_for_all),
-                                      title="Wrong for all three (ViT's answer)"))
+    display(
+        vision.plot_misclassified(
+            data.test_images[shown, 0],
+            data.test_labels[shown],
+            probabilities["vit"][shown].argmax(1),
+            data.class_names,
+            max_images=16,
+            total_wrong=len(wrong_for_all),
+            title="Wrong for all three (ViT's answer)",
+        )
+    )
 
 # %% [markdown]
 # ## 6. Where does the ViT look?
@@ -334,13 +377,18 @@ with torch.no_grad():
     out = vit(test_x[examples], output_attentions=True)
 rollout = attention_rollout(out.attentions)  # (B, T, T), each row sums to 1
 print("rollout:", tuple(rollout.shape), " row sums:", rollout.sum(-1)[0, :3].numpy())
-maps = {"attention rollout": vit.attention_maps(test_x[examples], method="rollout").numpy(),  # (B, G, G)
-        "last layer, CLS row": vit.attention_maps(test_x[examples], method="last_layer").numpy()}
+maps = {
+    "attention rollout": vit.attention_maps(test_x[examples], method="rollout").numpy(),  # (B, G, G)
+    "last layer, CLS row": vit.attention_maps(test_x[examples], method="last_layer").numpy(),
+}
 predicted = out.logits.argmax(-1).numpy()
-vision.plot_attention_overlay(data.test_images[examples, 0], maps,
-                              labels=[data.class_names[k] for k in data.test_labels[examples]],
-                              predictions=[data.class_names[k] for k in predicted],
-                              title="Where the ViT's CLS token looks (brighter = more)")
+vision.plot_attention_overlay(
+    data.test_images[examples, 0],
+    maps,
+    labels=[data.class_names[k] for k in data.test_labels[examples]],
+    predictions=[data.class_names[k] for k in predicted],
+    title="Where the ViT's CLS token looks (brighter = more)",
+)
 
 # %% [markdown]
 # Every layer and head for one digit (rows: queries, columns: keys; token 0 is CLS,
@@ -348,8 +396,12 @@ vision.plot_attention_overlay(data.test_images[examples, 0], maps,
 
 # %%
 labels = ["CLS"] + [f"p{n}" for n in range(vit.config.num_patches)]
-attention_plots.plot_attention_grid(out.attentions, labels, batch_index=3,
-                                    title=f"The ViT's attention on a test '{data.class_names[data.test_labels[examples[3]]]}'")
+attention_plots.plot_attention_grid(
+    out.attentions,
+    labels,
+    batch_index=3,
+    title=f"The ViT's attention on a test '{data.class_names[data.test_labels[examples[3]]]}'",
+)
 
 # %% [markdown]
 # ### Exercise 2: the ViT's attention is lab 1's attention
@@ -358,6 +410,7 @@ attention_plots.plot_attention_grid(out.attentions, labels, batch_index=3,
 # $\mathrm{softmax}\!\left(QK^\top/\sqrt{d}\right)V$ for `q (..., T, D)`,
 # `k (..., S, D)`, `v (..., S, Dv)` and an optional boolean mask (`True` = may attend).
 # The ViT uses no mask: every patch sees every patch.
+
 
 # %%
 @labs.exercise
@@ -408,7 +461,9 @@ task = RecallTask(num_symbols=8, seq_len=SEQ_LEN)
 sample = task.sample(3, seed=1, distances=[2, 10, SEQ_LEN - 1])
 for ids, k, answer in zip(sample.input_ids, sample.distances, sample.answers):
     print(f"k = {k:2d}, answer {answer}:  {task.decode(ids[-16:]) if k < 16 else task.decode(ids)}")
-print(f"vocabulary {task.vocab_size} (8 symbols, 8 marked symbols, the query); chance accuracy {task.chance_accuracy:.1%}")
+print(
+    f"vocabulary {task.vocab_size} (8 symbols, 8 marked symbols, the query); chance accuracy {task.chance_accuracy:.1%}"
+)
 
 # %% [markdown]
 # `compare_sequence` (= `attnlab compare sequence`) trains a plain RNN, an LSTM and a
@@ -430,15 +485,22 @@ seq_config = SequenceCompareConfig(
     device="auto",
     save_models=False,
 )
-sequence = compare_sequence(seq_config, seq_dir, on_model_done=lambda name, r: print(
-    f"{name}: mean accuracy {100 * r['mean_accuracy']:.1f}%, {r['ms_per_step']:.1f} ms per step", flush=True))
+sequence = compare_sequence(
+    seq_config,
+    seq_dir,
+    on_model_done=lambda name, r: print(
+        f"{name}: mean accuracy {100 * r['mean_accuracy']:.1f}%, {r['ms_per_step']:.1f} ms per step", flush=True
+    ),
+)
 display(Markdown(sequence["table"]))
 
 # %%
 seq_models = sequence["models"]
-vision.plot_accuracy_by_distance({name: {int(k): a for k, a in r["accuracy_by_distance"].items()} for name, r in seq_models.items()},
-                                 chance=task.chance_accuracy,
-                                 title=f"Recall the marked symbol k steps back (T = {SEQ_LEN})")
+vision.plot_accuracy_by_distance(
+    {name: {int(k): a for k, a in r["accuracy_by_distance"].items()} for name, r in seq_models.items()},
+    chance=task.chance_accuracy,
+    title=f"Recall the marked symbol k steps back (T = {SEQ_LEN})",
+)
 
 # %% [markdown]
 # The plain RNN loses the symbol within a few steps (beyond them it does only a little
@@ -451,8 +513,10 @@ vision.plot_accuracy_by_distance({name: {int(k): a for k, a in r["accuracy_by_di
 
 # %%
 vision.plot_gradient_norms(
-    {"at initialisation": {name: np.asarray(r["gradient_norms"]["init"]) for name, r in seq_models.items()},
-     "after training": {name: np.asarray(r["gradient_norms"]["trained"]) for name, r in seq_models.items()}},
+    {
+        "at initialisation": {name: np.asarray(r["gradient_norms"]["init"]) for name, r in seq_models.items()},
+        "after training": {name: np.asarray(r["gradient_norms"]["trained"]) for name, r in seq_models.items()},
+    },
     title="How much of the training signal at the query reaches each earlier input",
 )
 
@@ -470,10 +534,13 @@ for name, r in seq_models.items():
 # above show.
 
 # %%
-vision.plot_training_time({name: r["seconds_per_epoch"] for name, r in seq_models.items()},
-                          step_ms_by_length={name: {int(t): ms for t, ms in r["step_ms_by_length"].items()}
-                                             for name, r in seq_models.items()},
-                          title=f"Training time ({seq_config.epoch_steps} steps of 64 sequences per epoch)")
+vision.plot_training_time(
+    {name: r["seconds_per_epoch"] for name, r in seq_models.items()},
+    step_ms_by_length={
+        name: {int(t): ms for t, ms in r["step_ms_by_length"].items()} for name, r in seq_models.items()
+    },
+    title=f"Training time ({seq_config.epoch_steps} steps of 64 sequences per epoch)",
+)
 
 # %% [markdown]
 # The same two comparisons from the command line (the run folders hold every figure of

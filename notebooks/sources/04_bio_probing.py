@@ -34,16 +34,16 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from attnlab import check, labs, solutions
 from attnlab.bio.cache import EmbeddingCache
-from attnlab.bio.controls import composition, one_hot
+from attnlab.bio.controls import one_hot
 from attnlab.bio.data import load_amp
+from attnlab.bio.embedder_base import compute_embeddings
 from attnlab.bio.embedders import make_embedder
-from attnlab.bio.embedding import compute_embeddings
 from attnlab.bio.figures import plot_pca
 from attnlab.bio.probes import ProbeConfig, fit_probe
 from attnlab.bio.tokenizers import ProteinTokenizer
 from attnlab.bio.workflow import ProbeRunConfig, comparison_table, encode_splits, prepare_dataset, run_probe_experiment
+from attnlab.exercises import check, labs, solutions
 from attnlab.models.encoder import EncoderConfig
 from attnlab.train.mlm import MaskingConfig, train_masked_lm
 from attnlab.train.recipes import DataConfig
@@ -118,7 +118,9 @@ except Exception as error:  # InvalidLettersError names the letters and how to f
 pretrain_split = [s if s != "test" else None for s in dataset.splits]
 fasta = run_dir / "pretrain.fasta"
 fasta.parent.mkdir(parents=True, exist_ok=True)
-fasta.write_text("".join(f">{i} split={s}\n{q}\n" for i, q, s in zip(dataset.ids, dataset.sequences, pretrain_split) if s))
+fasta.write_text(
+    "".join(f">{i} split={s}\n{q}\n" for i, q, s in zip(dataset.ids, dataset.sequences, pretrain_split) if s)
+)
 plm_dir = run_dir / "plm"
 pretraining = train_masked_lm(
     plm_dir, data=DataConfig(source=str(fasta), tokenizer="protein"),
@@ -128,8 +130,10 @@ pretraining = train_masked_lm(
                       eval_interval=labs.pick(normal=200, fast=10), eval_iters=3, device="cpu", seed=0),
     masking=MaskingConfig(mask_prob=0.15),
 )  # fmt: skip
-print(f"{pretraining['step']} steps, validation loss {pretraining['val_loss']:.3f}, "
-      f"masked-token accuracy {pretraining['val_masked_accuracy']:.1%} (guessing the commonest residue: about 9%)")
+print(
+    f"{pretraining['step']} steps, validation loss {pretraining['val_loss']:.3f}, "
+    f"masked-token accuracy {pretraining['val_masked_accuracy']:.1%} (guessing the commonest residue: about 9%)"
+)
 
 # %% [markdown]
 # ## 4. From residues to one vector per sequence
@@ -143,6 +147,7 @@ print(f"{pretraining['step']} steps, validation loss {pretraining['val_loss']:.3
 # Write `mean_pooling(hidden, attention_mask)`: `hidden` is `(B, T, C)`, the mask is
 # `(B, T)` with 1 where a position counts (here: a residue) and 0 elsewhere; return the
 # `(B, C)` mean over the positions that count.
+
 
 # %%
 @labs.exercise
@@ -188,7 +193,9 @@ embedders = {
     "composition": make_embedder("composition"),
     "random": make_embedder("random", random_like=plm_dir, progress=False),
 }
-test_vectors = {name: compute_embeddings(e, parts["test"].sequences, "mean", cache=cache) for name, e in embedders.items()}
+test_vectors = {
+    name: compute_embeddings(e, parts["test"].sequences, "mean", cache=cache) for name, e in embedders.items()
+}
 again = compute_embeddings(plm, parts["test"].sequences, "mean", cache=cache)
 print({name: v.shape for name, v in test_vectors.items()}, f"cache: {cache.hits} hit(s), {cache.misses} miss(es)")
 
@@ -250,7 +257,9 @@ quick = ProbeConfig(max_epochs=labs.pick(normal=80, fast=25), patience=10, learn
                     transformer_dim=32, transformer_layers=1, transformer_heads=2)  # fmt: skip
 for kind in ("linear", "transformer"):
     probe = fit_probe(kind, X[train], labels[train], X[valid], labels[valid], "residue", seed=0, config=quick)
-    print(f"{kind:12s} per-residue accuracy on held-out sequences: {probe.evaluate(X[valid], labels[valid])['accuracy']:.3f}")
+    print(
+        f"{kind:12s} per-residue accuracy on held-out sequences: {probe.evaluate(X[valid], labels[valid])['accuracy']:.3f}"
+    )
 print(f"share of label 0 (always guessing 0): {1 - np.concatenate(labels[valid]).mean():.3f}")
 
 # %% [markdown]

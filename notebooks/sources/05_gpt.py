@@ -28,8 +28,8 @@
 import numpy as np
 import torch
 
-from attnlab import check, labs, solutions
 from attnlab.data.text import LMData, load_text
+from attnlab.exercises import check, labs, solutions
 from attnlab.generate import SamplingConfig, generate, generate_text, next_token_distribution
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.models.registry import load_model
@@ -92,6 +92,7 @@ print(f"loss {out.loss.item():.3f}   ln V = {np.log(tokenizer.vocab_size):.3f}")
 # Write `cross_entropy(logits, targets)` for logits `(N, V)` and integer targets `(N,)`.
 # Use the log-sum-exp trick so that large logits do not overflow.
 
+
 # %%
 @labs.exercise
 def cross_entropy(logits, targets):
@@ -106,7 +107,9 @@ check.cross_entropy(cross_entropy)
 
 # %%
 flat_logits = out.logits.detach().reshape(-1, tokenizer.vocab_size).double().numpy()  # (B*T, V)
-print(f"reference solution {solutions.cross_entropy(flat_logits, batch['targets'].reshape(-1)):.5f}   model {out.loss.item():.5f}")
+print(
+    f"reference solution {solutions.cross_entropy(flat_logits, batch['targets'].reshape(-1)):.5f}   model {out.loss.item():.5f}"
+)
 
 # %% [markdown]
 # **Causality.** Changing a later token never changes the predictions at earlier
@@ -141,11 +144,14 @@ train_config = TrainConfig(
     max_time=180,  # a guard for slow machines: stop (and save) after 3 minutes whatever the step
     device="cpu",
 )
-results = train_language_model(run_dir, data=DataConfig(source="pydoc", tokenizer="char"),
-                               model=config, train=train_config)
+results = train_language_model(
+    run_dir, data=DataConfig(source="pydoc", tokenizer="char"), model=config, train=train_config
+)
 print(f"run folder: {run_dir}")
-print(f"validation loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.2f}) "
-      f"after {results['step']} steps, {results['train_seconds']:.0f} s, {results['tokens_per_sec']:,.0f} tokens/s")
+print(
+    f"validation loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.2f}) "
+    f"after {results['step']} steps, {results['train_seconds']:.0f} s, {results['tokens_per_sec']:,.0f} tokens/s"
+)
 
 # %%
 curves.plot_loss_curves({"baby GPT": read_metrics(run_dir)}, title="Training the baby GPT on pydoc")
@@ -173,8 +179,9 @@ for temperature in [0.5, 1.0, 2.0]:
 # %%
 new_tokens = labs.pick(normal=240, fast=60)
 for temperature in [0.0, 0.5, 1.0, 1.5]:
-    text = generate_text(trained, trained_tokenizer, prompt,
-                         SamplingConfig(max_new_tokens=new_tokens, temperature=temperature, seed=0))
+    text = generate_text(
+        trained, trained_tokenizer, prompt, SamplingConfig(max_new_tokens=new_tokens, temperature=temperature, seed=0)
+    )
     print(f"=== temperature {temperature} ===\n{text}\n")
 
 # %% [markdown]
@@ -183,8 +190,10 @@ for temperature in [0.0, 0.5, 1.0, 1.5]:
 # high-temperature text fall apart.
 
 # %%
-for name, sampling in [("top-k 5", SamplingConfig(max_new_tokens=new_tokens, temperature=1.2, top_k=5, seed=0)),
-                       ("top-p 0.9", SamplingConfig(max_new_tokens=new_tokens, temperature=1.2, top_p=0.9, seed=0))]:
+for name, sampling in [
+    ("top-k 5", SamplingConfig(max_new_tokens=new_tokens, temperature=1.2, top_k=5, seed=0)),
+    ("top-p 0.9", SamplingConfig(max_new_tokens=new_tokens, temperature=1.2, top_p=0.9, seed=0)),
+]:
     print(f"=== temperature 1.2, {name} ===\n{generate_text(trained, trained_tokenizer, prompt, sampling)}\n")
 
 # %% [markdown]
@@ -220,11 +229,16 @@ attention_plots.plot_attention_grid(weights, labels, title="Attention of the tra
 T_text = len(labels)
 previous = weights[:, :, np.arange(1, T_text), np.arange(T_text - 1)].mean(axis=-1)  # (L, H)
 uniform = np.mean(1.0 / np.arange(2, T_text + 1))  # query i sees i + 1 keys
-print(f"mean attention to the previous token (rows: layers, columns: heads); uniform attention would give {uniform:.2f}:")
+print(
+    f"mean attention to the previous token (rows: layers, columns: heads); uniform attention would give {uniform:.2f}:"
+)
 print(np.array2string(previous, precision=2))
 layer, head = np.unravel_index(np.argmax(previous), previous.shape)
-attention_plots.plot_attention_head(weights[layer, head], labels,
-                                    title=f"Layer {layer}, head {head}: attention to the previous token {previous[layer, head]:.2f}")
+attention_plots.plot_attention_head(
+    weights[layer, head],
+    labels,
+    title=f"Layer {layer}, head {head}: attention to the previous token {previous[layer, head]:.2f}",
+)
 
 # %% [markdown]
 # ## 6. The NumPy engine trains the same model
@@ -247,8 +261,10 @@ numpy_model.load_state_dict({name: p.detach().numpy() for name, p in torch_model
 logits_numpy, loss_numpy = numpy_model.forward(batch["input_ids"], batch["targets"])
 with torch.no_grad():
     torch_out = torch_model(inputs, targets)
-print(f"largest logit difference {np.abs(logits_numpy - torch_out.logits.numpy()).max():.1e}; "
-      f"loss NumPy {loss_numpy:.6f} vs PyTorch {torch_out.loss.item():.6f}")
+print(
+    f"largest logit difference {np.abs(logits_numpy - torch_out.logits.numpy()).max():.1e}; "
+    f"loss NumPy {loss_numpy:.6f} vs PyTorch {torch_out.loss.item():.6f}"
+)
 
 # %%
 steps = labs.pick(normal=30, fast=5)

@@ -28,8 +28,8 @@
 import numpy as np
 import torch
 
-from attnlab import check, labs, solutions
 from attnlab.analysis import collect_hidden_states, hidden_state_stats
+from attnlab.exercises import check, labs, solutions
 from attnlab.interop import from_pretrained
 from attnlab.models.encoder import Encoder, encode_with_specials, pad_batch
 from attnlab.viz import attention as attention_plots
@@ -52,8 +52,10 @@ model, tokenizer = from_pretrained(minilm_path())
 model.eval()  # no dropout
 print(type(model).__name__, f"with {sum(p.numel() for p in model.parameters()):,} parameters")
 c = model.config
-print(f"layers {c.num_layers}, heads {c.num_heads}, width {c.embed_dim}, feed-forward {c.hidden_dim}, "
-      f"vocabulary {c.vocab_size:,}, context {c.max_seq_len}, {'pre' if c.norm_first else 'post'}-norm, {c.positional} positions")
+print(
+    f"layers {c.num_layers}, heads {c.num_heads}, width {c.embed_dim}, feed-forward {c.hidden_dim}, "
+    f"vocabulary {c.vocab_size:,}, context {c.max_seq_len}, {'pre' if c.norm_first else 'post'}-norm, {c.positional} positions"
+)
 encoder = TextEncoder(model, tokenizer, name="all-MiniLM-L6-v2")  # the helper the embedding figures use
 
 # %% [markdown]
@@ -77,6 +79,7 @@ for text in ["The cat sat on the mat.", "Transformers tokenize unbelievably rare
 #
 # Write `mean_pooling(hidden, attention_mask)`: `hidden` is `(B, T, C)`, `attention_mask`
 # is `(B, T)` with 1 for real tokens and 0 for padding; return the `(B, C)` mean over the real tokens.
+
 
 # %%
 @labs.exercise
@@ -213,8 +216,9 @@ stats_trained = hidden_state_stats(states, attention_mask)
 stats_random = hidden_state_stats(random_states, attention_mask)
 print("MiniLM\n" + stats_trained.table())
 print("\nrandom initialisation\n" + stats_random.table())
-hidden_state_plots.plot_hidden_state_stats({"MiniLM": stats_trained, "random init": stats_random},
-                                           title="Hidden states of 5 sentences, layer by layer")
+hidden_state_plots.plot_hidden_state_stats(
+    {"MiniLM": stats_trained, "random init": stats_random}, title="Hidden states of 5 sentences, layer by layer"
+)
 
 # %% [markdown]
 # ## 6. The word-piece table: neighbours and analogies

@@ -22,7 +22,7 @@ from attnlab.compare.sequence import (
     parse_sequence_model_names,
     time_training_steps,
 )
-from attnlab.data.sequence_tasks import RecallTask
+from attnlab.data.recall_task import RecallTask
 from attnlab.errors import ConfigError
 from attnlab.models.outputs import ModelOutput
 from attnlab.models.sequence_transformer import SequenceTransformer, SequenceTransformerConfig

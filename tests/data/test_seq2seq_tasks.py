@@ -15,10 +15,16 @@ from attnlab.data.seq2seq_tasks import (
 )
 from attnlab.errors import ConfigError, DataError
 
-UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen".split())}
-TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen".split()
+    )
+}
+TENS = {
+    w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"
+}
 
 
 def parse_words(text: str) -> int:
@@ -184,7 +190,7 @@ def test_a_task_too_small_to_split_is_a_data_error():
     data = TaskData(task, task_tokenizer(task))
     assert {s for s, _ in data.train_examples(20, np.random.default_rng(0))} == {"a", "b"}
     with pytest.raises(DataError, match="too few distinct sources"):
-        data.eval_examples
+        _ = data.eval_examples  # a property: reading it builds the held-out examples
 
 
 def test_tokenizer_must_know_the_task_characters():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config import from_dict
-from attnlab.data.sequence_tasks import RecallTask
+from attnlab.data.recall_task import RecallTask
 from attnlab.errors import ConfigError
 from attnlab.models.baselines import (
     ConvNetClassifier,

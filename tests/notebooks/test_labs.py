@@ -1,4 +1,4 @@
-"""attnlab.labs: the notebooks' fast switch, instructor mode, run folders and inline HTML."""
+"""attnlab.exercises.labs: the notebooks' fast switch, instructor mode, run folders and inline HTML."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import html
 
 import pytest
 
-from attnlab import check, labs, solutions
 from attnlab.errors import ConfigError
+from attnlab.exercises import check, labs, solutions
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("no", False)])
+@pytest.mark.parametrize(
+    "value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("no", False)]
+)
 def test_fast_mode_and_pick_follow_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("ATTNLAB_FAST", value)
     assert labs.fast_mode() is expected
@@ -71,7 +73,7 @@ def test_new_run_dir_gives_fresh_paths(tmp_path):
 def test_inline_html_embeds_the_escaped_page():
     page = '<html><body><p class="x">a & b</p><script>var s = "</p>";</script></body></html>'
     shown = labs.inline_html(page, height=300)
-    assert 'height: 300px' in shown.data
+    assert "height: 300px" in shown.data
     assert f'srcdoc="{html.escape(page, quote=True)}"' in shown.data
     assert "<script>" not in shown.data  # the page stays inside the attribute, escaped
 

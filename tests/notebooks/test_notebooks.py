@@ -10,7 +10,7 @@ pass with the reference solutions, and the committed files are clean.
 * Instructor mode (ATTNLAB_SOLUTIONS=1): `@labs.exercise` swaps in the reference
   solutions, and every check of every exercise cell prints "✅ <name>: correct!".
 * The committed notebooks have no outputs and equal what notebooks/_build.py builds
-  from notebooks/sources/*.py.
+  from notebooks/sources/*.py (percent-format scripts read by jupytext).
 A notebook whose metadata lists `attnlab.requires` modules (06 needs the MiniLM
 package) skips when one is missing, except under CI=true, where that fails.
 """
@@ -32,8 +32,15 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CELL_TIMEOUT = 300  # seconds one cell may take
 NOTEBOOK_TIMEOUT = 600  # seconds all cells of one notebook may take
 # Every lab of the workshop (the glob picks up any notebook; these must exist).
-EXPECTED = {"00_foundations", "01_attention_from_scratch", "02_encoder_block", "03_mnist_vit_cnn_mlp",
-            "04_bio_probing", "05_gpt", "06_pretrained_minilm"}
+EXPECTED = {
+    "00_foundations",
+    "01_attention_from_scratch",
+    "02_encoder_block",
+    "03_mnist_vit_cnn_mlp",
+    "04_bio_probing",
+    "05_gpt",
+    "06_pretrained_minilm",
+}
 
 
 def _load(name: str, path: Path):
@@ -130,6 +137,20 @@ def test_builder_parses_cells_magics_and_header():
     ]
     with pytest.raises(ValueError, match="unknown cell marker"):
         builder.parse_source("# %% [raw]\n")
+    with pytest.raises(ValueError, match="cell metadata tags"):  # not silently dropped
+        builder.parse_source('# %% tags=["solution"]\nx = 1\n')
+
+
+def test_builder_reads_cells_as_jupytext_does():
+    """The cells are jupytext's own reading of the source, without the header."""
+    import jupytext
+
+    for source in builder.sources():
+        text = source.read_text(encoding="utf-8")
+        cells, _ = builder.parse_source(text)
+        body = text[text.index("# %%") :]
+        expected = [(c.cell_type, c.source) for c in jupytext.reads(body, fmt="py:percent").cells if c.source.strip()]
+        assert cells == expected, source.name
 
 
 def test_exercise_results_reads_check_output():
@@ -137,11 +158,17 @@ def test_exercise_results_reads_check_output():
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("@labs.exercise\ndef softmax(x): ...\ncheck.softmax(softmax)\ncheck.attention(f)")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                           text="✅ softmax: correct! ...\n❌ attention: not yet. ...\n")]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="✅ softmax: correct! ...\n❌ attention: not yet. ...\n")
+    ]
     nb.cells = [nbformat.v4.new_code_cell("check.softmax(g)"), cell]  # only cells with @labs.exercise count
     [result] = runner.exercise_results(nb)
-    assert (result.cell_index, result.names, result.passed, result.not_yet) == (1, ["softmax", "attention"], ["softmax"], ["attention"])
+    assert (result.cell_index, result.names, result.passed, result.not_yet) == (
+        1,
+        ["softmax", "attention"],
+        ["softmax"],
+        ["attention"],
+    )
 
 
 # --- executing the notebooks ----------------------------------------------------------------
@@ -153,7 +180,9 @@ def test_notebook_runs_with_the_exercise_stubs(path, tmp_path):
     run = _execute(path, tmp_path, solutions=False)
     for result in runner.exercise_results(run.notebook):
         assert result.names, f"exercise cell {result.cell_index} of {path.name} calls no check"
-        assert result.not_yet == result.names, f"cell {result.cell_index}: expected 'not yet' for {result.names}:\n{result.text}"
+        assert result.not_yet == result.names, (
+            f"cell {result.cell_index}: expected 'not yet' for {result.names}:\n{result.text}"
+        )
         assert "NotImplementedError" in result.text, result.text
 
 

@@ -1,6 +1,6 @@
 """RNN vs LSTM vs GRU vs transformer on long-range recall: `attnlab compare sequence`.
 
-The task (`attnlab.data.sequence_tasks.RecallTask`): a sequence of random symbols holds
+The task (`attnlab.data.recall_task.RecallTask`): a sequence of random symbols holds
 one marked symbol, k steps before a final query token; the model must name the marked
 symbol at the query. Each training batch mixes all distances k = 1 .. seq_len - 1, so
 one trained model gives an accuracy-against-distance curve. A recurrent network has
@@ -250,7 +250,7 @@ def evaluate_by_distance(model: Any, batch: Any, device: Any, *, chunk: int = 51
     """
     import torch
 
-    from attnlab.data.sequence_tasks import accuracy_by_distance
+    from attnlab.data.recall_task import accuracy_by_distance
 
     model.eval()
     predictions = []
@@ -347,7 +347,7 @@ def compare_sequence(
     """
     import torch
 
-    from attnlab.data.sequence_tasks import RecallTask
+    from attnlab.data.recall_task import RecallTask
     from attnlab.models.registry import save_model
     from attnlab.train.engine import TorchEngine
     from attnlab.train.trainer import TrainConfig, Trainer

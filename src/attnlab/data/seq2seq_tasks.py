@@ -31,11 +31,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
+from attnlab.configs.base import IGNORE_INDEX  # label value that is not scored
 from attnlab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +58,6 @@ __all__ = [
     "IGNORE_INDEX",
 ]
 
-IGNORE_INDEX = -100  # label value that is not scored, as in torch.nn.functional.cross_entropy
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")  # ids 0, 1, 2, 3 of every task tokenizer
 EVAL_SEED = 20240601  # fixed: the held-out examples are the same on every run
 MAX_NUMBER_DIGITS = 9  # numbers: up to 999,999,999 ("... million ... thousand ...")
@@ -81,9 +82,7 @@ class TaskConfig:
         if self.min_length < 1:
             raise ConfigError(f"task.min_length must be at least 1, got {self.min_length}")
         if self.max_length < self.min_length:
-            raise ConfigError(
-                f"task.max_length ({self.max_length}) must be >= task.min_length ({self.min_length})"
-            )
+            raise ConfigError(f"task.max_length ({self.max_length}) must be >= task.min_length ({self.min_length})")
         if self.name == "numbers":
             if self.max_length > MAX_NUMBER_DIGITS:
                 raise ConfigError(
@@ -103,7 +102,7 @@ class TaskConfig:
             raise ConfigError(f"task.num_eval_examples must be at least 1, got {self.num_eval_examples}")
 
     @classmethod
-    def from_name(cls, name: str, **overrides: Any) -> "TaskConfig":
+    def from_name(cls, name: str, **overrides: Any) -> TaskConfig:
         """The default settings of task `name` (reverse, sort, numbers), with fields overridden."""
         if name not in TASK_PRESETS:
             raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
@@ -413,8 +412,9 @@ class TaskData:
                 seen.setdefault(source, target)
                 attempts += 1
             if len(seen) < want:
-                logger.warning("the %s task has only %d distinct held-out sources (asked for %d)",
-                               self.task.name, len(seen), want)
+                logger.warning(
+                    "the %s task has only %d distinct held-out sources (asked for %d)", self.task.name, len(seen), want
+                )
             self._eval_examples = list(seen.items())
         return self._eval_examples
 
@@ -449,7 +449,9 @@ class TaskData:
         """A random batch of training pairs."""
         return self.encode_pairs(self.train_examples(batch_size, rng))
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """Fixed batches: the held-out examples for "val", a seeded training sample for "train"."""
         if split == "val":
             examples = self.eval_examples

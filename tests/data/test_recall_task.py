@@ -1,4 +1,4 @@
-"""Tests for attnlab.data.sequence_tasks: the marked-token recall task."""
+"""Tests for attnlab.data.recall_task: the marked-token recall task."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnlab.data.sequence_tasks import IGNORE_INDEX, RecallTask, RecallTaskConfig, SequenceBatch, accuracy_by_distance
+from attnlab.data.recall_task import IGNORE_INDEX, RecallTask, RecallTaskConfig, SequenceBatch, accuracy_by_distance
 from attnlab.errors import ConfigError, DataError
 
 
@@ -93,7 +93,10 @@ def test_accuracy_by_distance_by_hand():
     targets = np.full((4, 6), IGNORE_INDEX)
     targets[:, -1] = [1, 2, 3, 0]
     batch = SequenceBatch(
-        input_ids=np.zeros((4, 6), np.int64), targets=targets, mask=targets != IGNORE_INDEX, distances=np.array([1, 1, 1, 4])
+        input_ids=np.zeros((4, 6), np.int64),
+        targets=targets,
+        mask=targets != IGNORE_INDEX,
+        distances=np.array([1, 1, 1, 4]),
     )
     predictions = np.zeros((4, 6), np.int64)
     predictions[:, -1] = [1, 2, 0, 0]
@@ -118,3 +121,12 @@ def test_decode_example():
     assert task.decode([2, 0, 6, 3, 1, 0, 2, 8]) == "2 0 [2] 3 1 0 2 ?"
     with pytest.raises(DataError, match="token id 9"):
         task.decode([9])
+
+
+def test_ignore_index_is_the_shared_definition():
+    from attnlab.configs.base import IGNORE_INDEX as SHARED
+    from attnlab.data import seq2seq_tasks
+
+    assert IGNORE_INDEX == seq2seq_tasks.IGNORE_INDEX == SHARED == -100  # importable from each data module
+    logits, targets = torch.zeros(2, 3), torch.tensor([IGNORE_INDEX, 1])
+    assert torch.nn.functional.cross_entropy(logits, targets).item() == pytest.approx(np.log(3))  # only one scored

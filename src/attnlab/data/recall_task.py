@@ -33,16 +33,16 @@ Notation: B batch, T time (seq_len), S num_symbols, k distance.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
+from attnlab.configs.base import IGNORE_INDEX  # target value that is not scored
 from attnlab.errors import ConfigError, DataError
 
 __all__ = ["IGNORE_INDEX", "RecallTaskConfig", "RecallTask", "SequenceBatch", "accuracy_by_distance"]
-
-IGNORE_INDEX = -100  # target value that is not scored, as in torch.nn.functional.cross_entropy
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,13 @@ class SequenceBatch:
         """(B,) the answer of each example (the target at its query position)."""
         return self.targets[:, -1]
 
-    def to_torch(self, device: Any = "cpu") -> "SequenceBatch":
+    def to_torch(self, device: Any = "cpu") -> SequenceBatch:
         """The same batch with torch tensors on `device` (int64 ids and targets, bool mask)."""
         import torch
 
-        return SequenceBatch(*(torch.as_tensor(np.asarray(getattr(self, f.name))).to(device) for f in dataclasses.fields(self)))
+        return SequenceBatch(
+            *(torch.as_tensor(np.asarray(getattr(self, f.name))).to(device) for f in dataclasses.fields(self))
+        )
 
     def model_inputs(self) -> dict[str, Any]:
         """Keyword arguments for a model's forward: `input_ids` and `targets`."""
@@ -172,7 +174,9 @@ class RecallTask:
         S, T = self.num_symbols, self.config.seq_len
         tokens = rng.integers(0, S, size=(batch_size, T), dtype=np.int64)  # distractors
         if distances is None:
-            k = rng.integers(self.config.min_distance, self.config.longest_distance + 1, size=batch_size, dtype=np.int64)
+            k = rng.integers(
+                self.config.min_distance, self.config.longest_distance + 1, size=batch_size, dtype=np.int64
+            )
         else:
             k = np.broadcast_to(np.asarray(distances, dtype=np.int64), (batch_size,)).copy()
             bad = k[(k < 1) | (k > T - 1)]

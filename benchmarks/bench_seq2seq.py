@@ -8,7 +8,7 @@ and with beam search. Prints a markdown table:
     | task | parameters | steps | training seconds | ms/step | wall seconds | exact match (greedy) | exact match (beam 4) | ...
 
 Usage:
-    python benchmarks/seq2seq_tasks.py [--tasks reverse numbers sort] [--threads 2] [--out DIR]
+    python benchmarks/bench_seq2seq.py [--tasks reverse numbers sort] [--threads 2] [--out DIR]
                                        [--max-iters N]
 
 Anchor: sequence reversal reaches 100% exact match (the UvA deep-learning course's
@@ -60,15 +60,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, r))
         print(f"  {name}: exact match {100 * r['exact_match']:.1f}% in {r['train_seconds']:.0f} s", file=sys.stderr)
 
-    print(f"Seq2seq tasks ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; runs in {out})\n")
-    print("| task | parameters | steps | training seconds | ms/step | wall seconds (with evaluations) "
-          "| exact match (greedy) | exact match (beam 4) | held-out examples |")
+    print(
+        f"Seq2seq tasks ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; runs in {out})\n"
+    )
+    print(
+        "| task | parameters | steps | training seconds | ms/step | wall seconds (with evaluations) "
+        "| exact match (greedy) | exact match (beam 4) | held-out examples |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
-        print(f"| {name} | {r['num_parameters']:,} | {r['step']} | {r['train_seconds']:.0f} | {r['ms_per_iter']:.0f} | "
-              f"{r['wall_seconds']:.0f} | "
-              f"{100 * r['exact_match']:.1f}% | {100 * r['exact_match_beam']:.1f}% | {r['num_eval_examples']} |")
+        print(
+            f"| {name} | {r['num_parameters']:,} | {r['step']} | {r['train_seconds']:.0f} | {r['ms_per_iter']:.0f} | "
+            f"{r['wall_seconds']:.0f} | "
+            f"{100 * r['exact_match']:.1f}% | {100 * r['exact_match_beam']:.1f}% | {r['num_eval_examples']} |"
+        )
     return 0
 
 

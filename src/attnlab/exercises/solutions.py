@@ -1,0 +1,177 @@
+"""Reference solutions of the lab exercises (for instructors), in plain NumPy.
+
+Each function is the answer to one exercise that `attnlab.exercises.check` tests; the checks
+compare a learner's function with these. They follow the lab notebooks' conventions:
+the last axis holds features, masks are boolean with True = may attend, and shapes
+are written in the docstrings.
+
+References: softmax, attention, multi-head layout and sinusoidal encodings follow
+Vaswani et al. (2017), "Attention Is All You Need"; layer normalisation Ba et al.
+(2016); mean pooling Reimers & Gurevych (2019), "Sentence-BERT".
+
+Notation: N examples, B batch, T queries, S keys, C channels, H heads, D head size, V classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, stable for large inputs.
+
+    Args:
+        x: (..., K) scores.
+    Returns:
+        (..., K) probabilities; each slice along the last axis sums to 1.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - x.max(axis=-1, keepdims=True)  # exp of at most 0: no overflow, same result
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of the angle between two vectors: a . b / (|a| |b|).
+
+    Args:
+        a: (C,) vector.
+        b: (C,) vector.
+    Returns:
+        A number in [-1, 1].
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def causal_mask(size: int) -> np.ndarray:
+    """Boolean (T, T) mask: query i may attend to keys 0..i (True = may attend).
+
+    Args:
+        size: T.
+    Returns:
+        (T, T) bool array, True on and below the diagonal.
+    """
+    return np.tril(np.ones((size, size), dtype=bool))
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Scaled dot-product attention: softmax(q k^T / sqrt(d)) v.
+
+    Args:
+        q: (..., T, D) queries.
+        k: (..., S, D) keys.
+        v: (..., S, Dv) values.
+        mask: boolean, broadcastable to (..., T, S); True = may attend. None = no mask.
+    Returns:
+        (..., T, Dv) outputs.
+    """
+    d = q.shape[-1]
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)  # (..., T, S)
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)  # blocked keys get weight exactly 0
+    weights = softmax(scores)  # over the keys
+    return weights @ v
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Layer normalisation over the last axis, then a per-feature scale and shift.
+
+    Args:
+        x: (..., C) inputs.
+        gamma: (C,) scale.
+        beta: (C,) shift.
+        eps: added to the variance inside the square root.
+    Returns:
+        (..., C) outputs.
+    """
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)  # biased (divide by C), as LayerNorm does
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def multi_head_split(x: np.ndarray, num_heads: int) -> np.ndarray:
+    """(B, T, C) -> (B, H, T, D): head h takes channels h*D .. (h+1)*D - 1.
+
+    Args:
+        x: (B, T, C) with C divisible by `num_heads`.
+        num_heads: H.
+    Returns:
+        (B, H, T, D) with D = C / H.
+    """
+    B, T, C = x.shape
+    D = C // num_heads
+    return x.reshape(B, T, num_heads, D).transpose(0, 2, 1, 3)  # (B, T, H, D) -> (B, H, T, D)
+
+
+def multi_head_merge(x: np.ndarray) -> np.ndarray:
+    """(B, H, T, D) -> (B, T, C): the inverse of `multi_head_split`.
+
+    Args:
+        x: (B, H, T, D).
+    Returns:
+        (B, T, H * D).
+    """
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)  # (B, T, H, D) -> (B, T, C)
+
+
+def positional_encoding(num_positions: int, dim: int) -> np.ndarray:
+    """Sinusoidal encodings: PE[p, 2i] = sin(p / 10000^(2i/dim)), PE[p, 2i+1] = cos(same angle).
+
+    Args:
+        num_positions: T (positions 0 .. T-1).
+        dim: C (even).
+    Returns:
+        (T, C) table.
+    """
+    position = np.arange(num_positions)[:, None]  # (T, 1)
+    pair = np.arange(dim // 2)[None, :]  # (1, C/2): i
+    angle = position / 10000 ** (2 * pair / dim)  # (T, C/2)
+    table = np.zeros((num_positions, dim))
+    table[:, 0::2] = np.sin(angle)
+    table[:, 1::2] = np.cos(angle)
+    return table
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy of integer targets under softmax(logits).
+
+    Args:
+        logits: (N, V) unnormalised scores.
+        targets: (N,) class indices.
+    Returns:
+        The mean over the N examples of -log softmax(logits)[n, targets[n]].
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # the log-sum-exp trick
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # (N, V)
+    return float(-log_probs[np.arange(len(targets)), targets].mean())
+
+
+def mean_pooling(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Average token vectors over the real tokens only (padding excluded).
+
+    Args:
+        hidden: (B, T, C) token states.
+        attention_mask: (B, T) with 1 at real tokens and 0 at padding.
+    Returns:
+        (B, C) one vector per sequence.
+    """
+    m = np.asarray(attention_mask, dtype=np.float64)[..., None]  # (B, T, 1)
+    return (hidden * m).sum(axis=1) / m.sum(axis=1)
+
+
+__all__ = [
+    "attention",
+    "causal_mask",
+    "cosine_similarity",
+    "cross_entropy",
+    "layer_norm",
+    "mean_pooling",
+    "multi_head_merge",
+    "multi_head_split",
+    "positional_encoding",
+    "softmax",
+]
