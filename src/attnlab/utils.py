@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, device choice, atomic file writes, hashing."""
+"""Small shared helpers: seeding, device choice, atomic file writes, hashing, a cosine-similarity matrix."""
 
 from __future__ import annotations
 
@@ -126,3 +126,32 @@ def count_parameters(module: Any, trainable_only: bool = False) -> int:
         seen.add(id(p))
         total += p.numel()
     return total
+
+
+def cosine_similarity_matrix(vectors: Any, other: Any | None = None, eps: float = 1e-8) -> Any:
+    """Cosine similarity between every row of `vectors` and every row of `other` (NumPy).
+
+    The one implementation behind `attnlab.foundations.vectors.pairwise_cosine_similarity`
+    (which checks its inputs first), `attnlab.viz.embeddings.cosine_matrix` and
+    `attnlab.analysis.hidden_states.cosine_similarity_matrix`.
+
+    Args:
+        vectors: (N, D) array; integers are read as float64, floats keep their dtype.
+        other: (M, D) array; None = `vectors` itself.
+        eps: smallest norm divided by (like `torch.nn.functional.cosine_similarity`), so a
+            zero vector has similarity 0 with everything instead of NaN.
+    Returns:
+        (N, M) array, entry [i, j] = cos(vectors[i], other[j]), clipped to [-1, 1].
+    """
+    import numpy as np
+
+    def as_float(x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+    a = as_float(vectors)
+    b = a if other is None else as_float(other)
+    a_norm = np.maximum(np.sqrt(np.sum(a * a, axis=-1)), eps)  # (N,)
+    b_norm = np.maximum(np.sqrt(np.sum(b * b, axis=-1)), eps)  # (M,)
+    sim = (a @ b.T) / (a_norm[:, None] * b_norm[None, :])
+    return np.clip(sim, -1.0, 1.0)  # rounding can step a hair outside [-1, 1]

@@ -51,6 +51,23 @@ def test_cosine_similarity_by_hand():
     assert_allclose(mean_pairwise_cosine(identical), 1.0)
 
 
+def test_cosine_similarity_matrix_is_the_shared_one():
+    """One cosine-similarity matrix in the library: analysis, viz and foundations agree on it (zero rows included)."""
+    from attnlab.foundations.vectors import pairwise_cosine_similarity
+    from attnlab.viz.embeddings import cosine_matrix
+
+    states = np.random.default_rng(0).normal(size=(5, 3))
+    states[2] = 0.0  # no direction: similarity 0 with everything, never NaN
+    sim = cosine_similarity_matrix(torch.tensor(states))
+    assert_allclose(sim, pairwise_cosine_similarity(states, states), rtol=1e-12, atol=1e-15)
+    assert_allclose(sim, cosine_matrix(states), rtol=1e-12, atol=1e-15)
+    assert_allclose(sim[2], 0.0)
+    assert_allclose(sim[:, 2], 0.0)
+    assert sim.min() >= -1.0 and sim.max() <= 1.0
+    with pytest.raises(ValueError, match="states must be"):
+        cosine_similarity_matrix(states[None])
+
+
 def test_padding_is_excluded_everywhere():
     hidden = np.zeros((2, 4, 3))
     hidden[0, :, 0] = [3.0, 4.0, 0.0, 0.0]

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from attnlab.bio.cache import EmbeddingCache, cache_key
-from attnlab.bio.embedding import ResidueEmbedder, compute_embeddings
+from attnlab.bio.embedder_base import ResidueEmbedder, compute_embeddings
 from attnlab.utils import cache_dir
 
 

@@ -9,7 +9,7 @@ import torch
 from attnlab.bio.cache import EmbeddingCache
 from attnlab.bio.controls import CompositionEmbedder, OneHotEmbedder
 from attnlab.bio.embedders import EncoderEmbedder, embedder_kind, make_embedder
-from attnlab.bio.embedding import compute_embeddings, module_fingerprint
+from attnlab.bio.embedder_base import compute_embeddings, module_fingerprint
 from attnlab.bio.tokenizers import ESM2_VOCAB, ProteinTokenizer
 from attnlab.errors import CheckpointError, ConfigError, DataError
 from attnlab.models.encoder import Encoder

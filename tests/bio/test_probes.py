@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from attnlab.bio import probes as P
+from attnlab.bio import probe_kinds as K
 from attnlab.bio.pooling import mean_pool
-from attnlab.bio.probes import Probe, ProbeConfig, fit_probe, probe_kinds, register_probe
+from attnlab.bio.probe_kinds import ProbeConfig, probe_kinds, probe_spec, register_probe
+from attnlab.bio.probes import Probe, fit_probe
 from attnlab.errors import ConfigError, DataError
 
 OVERFIT = ProbeConfig(max_epochs=300, patience=300, weight_decay=0.0, dropout=0.0, batch_size=16)
@@ -24,6 +28,36 @@ def blobs(n: int, k: int, dim: int = 6, seed: int = 0):
 
 def test_kinds_registered():
     assert {"linear", "mlp", "attention"} <= set(probe_kinds())
+
+
+def test_kinds_are_named_without_importing_their_modules():
+    """The kinds table names its modules; a kind's module is imported when the kind is first asked for."""
+    code = (
+        "import sys\n"
+        "from attnlab.bio.probe_kinds import probe_kinds, probe_spec\n"
+        "print(probe_kinds())\n"
+        "print('torch' in sys.modules, 'attnlab.bio.transformer_probe' in sys.modules)\n"
+        "spec = probe_spec('transformer')\n"
+        "print(spec.kind, spec.takes_residues, 'attnlab.bio.transformer_probe' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.splitlines() == [
+        "['linear', 'mlp', 'attention', 'transformer', 'attention-mlp']",
+        "False False",
+        "transformer True True",
+    ]
+
+
+def test_transformer_probe_imports_first_without_a_cycle():
+    """Importing the transformer probe on its own (before probes) works: no module imports it back."""
+    code = "import attnlab.bio.transformer_probe as T; import attnlab.bio.probes as P; print(T.TransformerProbe.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip() == "TransformerProbe"
+
+
+def test_unknown_kind_names_every_kind():
+    with pytest.raises(ConfigError, match="choose one of: linear, mlp, attention, transformer, attention-mlp$"):
+        probe_spec("svm")
 
 
 @pytest.mark.parametrize("kind, task, k", [("linear", "binary", 2), ("mlp", "multiclass", 3)])
@@ -45,7 +79,7 @@ def test_multilabel_probe():
 
 
 def test_ridge_probe_matches_sklearn():
-    sklearn = pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn")
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -191,4 +225,4 @@ def test_register_a_residue_input_probe_kind():
         probe = fit_probe("test-mean-linear", X, y, None, None, "binary", seed=0, config=ProbeConfig(max_epochs=3))
         assert probe.predict(X).shape == (40,)
     finally:
-        P._PROBES.pop("test-mean-linear")
+        K._PROBES.pop("test-mean-linear")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from attnlab.bio.controls import one_hot
-from attnlab.bio.probes import Probe, ProbeConfig, _Batcher, _Split, fit_probe
+from attnlab.bio.probe_data import _Split
+from attnlab.bio.probes import Probe, ProbeConfig, _Batcher, fit_probe
 from attnlab.bio.transformer_probe import TransformerProbe
 from attnlab.errors import ConfigError
 

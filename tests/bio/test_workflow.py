@@ -76,18 +76,18 @@ def test_results_files_seeds_and_probe_folders(class_csv, tmp_path):
 
 
 def test_the_app_reads_the_probe_folders(class_csv, tmp_path):
-    from attnlab.app import logic
+    from attnlab.app import protein_probes
     from attnlab.bio.controls import one_hot
 
     run_probe_experiment(config(tmp_path, class_csv, out=str(tmp_path / "runs" / "kr"), pool="max", seeds=1))
     run_probe_experiment(config(tmp_path, class_csv, out=str(tmp_path / "runs" / "comp"), embedder="composition", seeds=1))
-    entries = {e.relative: e for e in logic.find_probes(tmp_path / "runs")}
+    entries = {e.relative: e for e in protein_probes.find_probes(tmp_path / "runs")}
     assert set(entries) == {"kr/probes/seed0", "comp/probes/seed0"}
     onehot, comp = entries["kr/probes/seed0"], entries["comp/probes/seed0"]
     assert (onehot.features, onehot.pooling, onehot.classes) == ("onehot", "max", ["poor", "rich"])
     assert comp.features == "composition"
     sequence = "KKAKRKLLKK"
-    shown = logic.probe_predict(tmp_path / "runs", onehot, sequence)
+    shown = protein_probes.probe_predict(tmp_path / "runs", onehot, sequence)
     probe = Probe.load(tmp_path / "runs" / "kr" / "probes" / "seed0")
     np.testing.assert_allclose(shown.probs, probe.predict_proba(one_hot(sequence).max(0, keepdims=True))[0], rtol=1e-6)
     assert shown.class_names == ["poor", "rich"]

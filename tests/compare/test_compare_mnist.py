@@ -15,7 +15,6 @@ from attnlab.compare.mnist import (
     MnistCompareConfig,
     build_image_model,
     compare_mnist,
-    confusion_matrix,
     format_results_table,
     load_image_classifier,
     parse_model_names,
@@ -72,14 +71,6 @@ def test_batch_source_tops_up_a_short_last_batch():
     batches = [source.train_batch(3, rng)["targets"] for _ in range(2)]
     assert all(len(b) == 3 for b in batches)
     assert set(batches[0]) | set(batches[1][:2]) == set(range(5))  # the first epoch's 5, then the next epoch starts
-
-
-def test_confusion_matrix_matches_scikit_learn():
-    from sklearn.metrics import confusion_matrix as sk_confusion
-
-    rng = np.random.default_rng(0)
-    true, predicted = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
-    np.testing.assert_array_equal(confusion_matrix(true, predicted, 4), sk_confusion(true, predicted, labels=range(4)))
 
 
 def test_model_names():

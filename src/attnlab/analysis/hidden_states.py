@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from attnlab.utils import cosine_similarity_matrix as _cosine_matrix
+
 
 def _np(x: Any) -> np.ndarray:
     try:
@@ -70,8 +72,7 @@ def cosine_similarity_matrix(states: Any, eps: float = 1e-12) -> np.ndarray:
     s = _np(states)
     if s.ndim != 2:
         raise ValueError(f"states must be (T, C), got shape {s.shape}")
-    unit = s / np.maximum(np.linalg.norm(s, axis=-1, keepdims=True), eps)
-    return unit @ unit.T
+    return _cosine_matrix(s, eps=eps)
 
 
 def mean_pairwise_cosine(hidden: Any, attention_mask: Any | None = None) -> float:

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from attnlab.bio.embedding import ResidueEmbedder, SequenceEmbedder
+from attnlab.bio.embedder_base import ResidueEmbedder, SequenceEmbedder
 from attnlab.bio.tokenizers import STANDARD_AMINO_ACIDS
 from attnlab.errors import ConfigError
 

@@ -1,6 +1,6 @@
 """Embedders by name: protein language models (attnlab encoders, ESM-2) and the controls.
 
-`make_embedder(spec)` turns one string into a `SequenceEmbedder` (`attnlab.bio.embedding`):
+`make_embedder(spec)` turns one string into a `SequenceEmbedder` (`attnlab.bio.embedder_base`):
 
     "onehot"                 one-hot residues (21 columns)                 controls.OneHotEmbedder
     "composition"            residue fractions + length (22 columns)       controls.CompositionEmbedder
@@ -51,7 +51,7 @@ import numpy as np
 
 from attnlab.bio.cache import Embeddings
 from attnlab.bio.controls import CompositionEmbedder, OneHotEmbedder
-from attnlab.bio.embedding import SequenceEmbedder, module_fingerprint
+from attnlab.bio.embedder_base import SequenceEmbedder, module_fingerprint
 from attnlab.errors import CheckpointError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)

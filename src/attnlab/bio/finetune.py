@@ -36,7 +36,8 @@ import torch
 from torch.nn import functional as F
 
 from attnlab.bio.embedders import EncoderEmbedder
-from attnlab.bio.probes import Probe, ProbeConfig, _loss, probe_spec
+from attnlab.bio.probe_kinds import ProbeConfig, probe_spec
+from attnlab.bio.probes import Probe, _loss
 from attnlab.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

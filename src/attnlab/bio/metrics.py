@@ -1,23 +1,29 @@
-"""Evaluation metrics for sequence probes, written out in NumPy, and their aggregation over seeds.
+"""Evaluation metrics for sequence probes, computed by scikit-learn and SciPy, and their aggregation over seeds.
 
-Classification: accuracy, macro-F1, Matthews correlation coefficient (the multi-class
-form of Gorodkin 2004, "Comparing two K-category assignments by a K-category
-correlation coefficient"), ROC-AUC (binary, via the Mann-Whitney rank statistic; macro
-one-vs-rest for multi-class and multi-label). Regression: Spearman (Pearson of
-average ranks), Pearson, R^2, RMSE. Per-residue: accuracy under a mask.
+Classification: accuracy, macro-F1, Matthews correlation coefficient (binary or the
+multi-class form of Gorodkin 2004, "Comparing two K-category assignments by a K-category
+correlation coefficient"), ROC-AUC (binary; macro one-vs-rest for multi-class and
+multi-label), the confusion matrix. Regression: Spearman, Pearson, R^2, RMSE. Per residue:
+accuracy under a mask.
 
-Every function takes NumPy arrays (or lists) and returns a Python float; the tests
-compare each against scikit-learn and SciPy. Undefined values follow scikit-learn where it
-returns a number (MCC = 0 for a constant prediction, F1 = 0 for a class never predicted
-nor present, R^2 = 0 for constant targets that are not predicted exactly) and are NaN
-where scikit-learn raises (ROC-AUC with a single class; Pearson/Spearman of a constant).
+Every function takes NumPy arrays (or lists) and returns a Python float. The numbers are
+scikit-learn's (`sklearn.metrics`) and SciPy's (`scipy.stats`); what attnlab adds is how
+undefined values come out, the same for every metric and without warnings:
+    * MCC = 0 for a constant prediction, F1 = 0 for a class never predicted nor present
+      (counted in the macro mean), R^2 = 1 or 0 for constant targets (predicted exactly or not);
+    * NaN where the libraries raise or warn: ROC-AUC with a single class (a class without
+      both positives and negatives is left out of a macro average), Pearson / Spearman of a
+      constant or of fewer than two values;
+    * a `DataError` for inputs of different shapes or no items at all.
+scikit-learn is imported the first time a metric needs it (it comes with `attnlab[labs]`).
 """
 
 from __future__ import annotations
 
-import math
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +41,17 @@ PRIMARY_METRIC = {
 LOWER_IS_BETTER = frozenset({"rmse"})
 
 
+def _sklearn(metric: str, *args: Any, **kwargs: Any) -> Any:
+    """`sklearn.metrics.<metric>(*args, **kwargs)`, quietly: the undefined cases are documented above."""
+    try:
+        from sklearn import metrics
+    except ImportError:
+        raise DataError("the probe metrics need scikit-learn; pip install scikit-learn (or attnlab[labs])") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "a single label was found", undefined MCC or F1
+        return getattr(metrics, metric)(*args, **kwargs)
+
+
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(y_true), np.asarray(y_pred)
     if a.shape != b.shape:
@@ -50,27 +67,22 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
 def accuracy(y_true: Any, y_pred: Any) -> float:
     """Fraction of exact matches; for (N, K) multi-label arrays, rows that match entirely."""
     a, b = _pair(y_true, y_pred)
-    if a.ndim == 2:
-        return float(np.all(a == b, axis=1).mean())
-    return float((a == b).mean())
+    return float(_sklearn("accuracy_score", a, b))
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> tuple[np.ndarray, list[Any]]:
-    """(K, K) counts, row = true class, column = predicted class.
+    """(K, K) int64 counts, row = true class, column = predicted class.
 
     Args:
-        labels: class order; None = sorted union of the true and predicted values.
+        labels: class order (e.g. `range(K)` to get a row and column for every class, seen
+            or not); None = sorted union of the true and predicted values.
     Returns:
         (matrix, labels).
     """
     a, b = _pair(y_true, y_pred)
     classes = list(labels) if labels is not None else sorted(set(a.tolist()) | set(b.tolist()))
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    rows = np.array([index[v] for v in a.tolist()])
-    cols = np.array([index[v] for v in b.tolist()])
-    np.add.at(matrix, (rows, cols), 1)
-    return matrix, classes
+    matrix = _sklearn("confusion_matrix", a, b, labels=classes)
+    return matrix.astype(np.int64), classes
 
 
 def macro_f1(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> float:
@@ -79,22 +91,8 @@ def macro_f1(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> f
     For (N, K) multi-label 0/1 arrays, the mean of the K per-label binary F1 scores.
     """
     a, b = _pair(y_true, y_pred)
-    if a.ndim == 2:
-        return float(np.mean([_binary_f1(a[:, k], b[:, k]) for k in range(a.shape[1])]))
-    matrix, _ = confusion_matrix(a, b, labels)
-    tp = np.diag(matrix).astype(np.float64)
-    fp = matrix.sum(axis=0) - tp  # predicted as k, true class was another
-    fn = matrix.sum(axis=1) - tp  # true k, predicted as another
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1.mean())
-
-
-def _binary_f1(a: np.ndarray, b: np.ndarray) -> float:
-    tp = float(np.sum((a == 1) & (b == 1)))
-    fp = float(np.sum((a != 1) & (b == 1)))
-    fn = float(np.sum((a == 1) & (b != 1)))
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 0.0
+    labels = None if a.ndim == 2 or labels is None else list(labels)
+    return float(_sklearn("f1_score", a, b, labels=labels, average="macro", zero_division=0))
 
 
 def matthews_corrcoef(y_true: Any, y_pred: Any) -> float:
@@ -104,42 +102,15 @@ def matthews_corrcoef(y_true: Any, y_pred: Any) -> float:
     c = trace, s = total:  MCC = (c s - sum_k t_k p_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2)).
     0 when the denominator is 0 (e.g. a constant prediction).
     """
-    matrix, _ = confusion_matrix(y_true, y_pred)
-    m = matrix.astype(np.float64)
-    t = m.sum(axis=1)
-    p = m.sum(axis=0)
-    c = np.trace(m)
-    s = m.sum()
-    numerator = c * s - t @ p
-    denominator = math.sqrt((s * s - p @ p) * (s * s - t @ t))
-    return float(numerator / denominator) if denominator > 0 else 0.0
-
-
-def rankdata(values: Any) -> np.ndarray:
-    """1-based ranks with ties given their average rank (SciPy's `rankdata(method="average")`)."""
-    x = np.asarray(values, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    # Start index of each run of equal values in sorted order.
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    average = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat(average, ends - starts)
-    return ranks
+    a, b = _pair(y_true, y_pred)
+    return float(_sklearn("matthews_corrcoef", a, b))
 
 
 def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
-    positive = y == 1
-    n_pos = int(positive.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    """ROC-AUC of 0/1 labels; NaN unless both classes are present (where scikit-learn raises)."""
+    if len(np.unique(y)) < 2:
         return float("nan")
-    ranks = rankdata(score)
-    # Mann-Whitney U of the positives = the number of (positive, negative) pairs ranked correctly
-    # (ties count one half); AUC = U / (n_pos n_neg).
-    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return float(_sklearn("roc_auc_score", y, score))
 
 
 def roc_auc(y_true: Any, scores: Any) -> float:
@@ -173,46 +144,50 @@ def roc_auc(y_true: Any, scores: Any) -> float:
         y = (y[:, None] == np.arange(s.shape[1])[None, :]).astype(np.int64)  # (N, K) one-hot
     if y.shape != s.shape:
         raise DataError(f"roc_auc: labels {y.shape} and scores {s.shape} disagree")
-    aucs = [_binary_auc(y[:, k], s[:, k]) for k in range(s.shape[1])]
-    defined = [a for a in aucs if not math.isnan(a)]
-    return float(np.mean(defined)) if defined else float("nan")
+    aucs = np.array([_binary_auc(y[:, k], s[:, k]) for k in range(s.shape[1])])
+    defined = aucs[~np.isnan(aucs)]
+    return float(defined.mean()) if defined.size else float("nan")
 
 
 # ----------------------------------------------------------------------------- regression
 
 
-def pearson(y_true: Any, y_pred: Any) -> float:
-    """Pearson correlation; NaN when either input is constant."""
+def _correlation_inputs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both inputs flattened to float64, or None where a correlation is undefined (constant, < 2 values)."""
     a, b = _pair(y_true, y_pred)
-    a = a.astype(np.float64).ravel() - a.mean()
-    b = b.astype(np.float64).ravel() - b.mean()
-    denom = math.sqrt(float(a @ a) * float(b @ b))
-    if denom == 0:
-        return float("nan")
-    return float(np.clip(a @ b / denom, -1.0, 1.0))
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return None
+    return a, b
+
+
+def pearson(y_true: Any, y_pred: Any) -> float:
+    """Pearson correlation (`scipy.stats.pearsonr`); NaN when either input is constant."""
+    from scipy import stats
+
+    pair = _correlation_inputs(y_true, y_pred)
+    return float("nan") if pair is None else float(stats.pearsonr(*pair).statistic)
 
 
 def spearman(y_true: Any, y_pred: Any) -> float:
-    """Spearman rank correlation: Pearson of the average ranks (ties share their mean rank)."""
-    a, b = _pair(y_true, y_pred)
-    return pearson(rankdata(a), rankdata(b))
+    """Spearman rank correlation (`scipy.stats.spearmanr`: ties share their mean rank); NaN for a constant."""
+    from scipy import stats
+
+    pair = _correlation_inputs(y_true, y_pred)
+    return float("nan") if pair is None else float(stats.spearmanr(*pair).statistic)
 
 
 def r2_score(y_true: Any, y_pred: Any) -> float:
     """Coefficient of determination 1 - SS_res / SS_tot (1 or 0 when the targets are constant)."""
     a, b = _pair(y_true, y_pred)
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    ss_res = float(((a - b) ** 2).sum())
-    ss_tot = float(((a - a.mean()) ** 2).sum())
-    if ss_tot == 0:
-        return 1.0 if ss_res == 0 else 0.0
-    return 1.0 - ss_res / ss_tot
+    return float(_sklearn("r2_score", a.astype(np.float64).ravel(), b.astype(np.float64).ravel()))
 
 
 def rmse(y_true: Any, y_pred: Any) -> float:
     """Root mean squared error."""
     a, b = _pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+    mse = _sklearn("mean_squared_error", a.astype(np.float64).ravel(), b.astype(np.float64).ravel())
+    return float(np.sqrt(mse))
 
 
 # ----------------------------------------------------------------------------- per residue
@@ -236,7 +211,7 @@ def flatten_residues(
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def masked_accuracy(y_true: Any, y_pred: Any, mask: Any = None) -> float:
+def residue_accuracy(y_true: Any, y_pred: Any, mask: Any = None) -> float:
     """Per-residue accuracy over the positions where `mask` is True (all when None).
 
     Args:
@@ -266,7 +241,11 @@ def compute_metrics(task: str, y_true: Any, y_pred: Any, scores: Any = None, mas
         residue: accuracy, macro_f1, mcc over the scored residues.
     """
     if task in ("binary", "multiclass"):
-        out = {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred), "mcc": matthews_corrcoef(y_true, y_pred)}
+        out = {
+            "accuracy": accuracy(y_true, y_pred),
+            "macro_f1": macro_f1(y_true, y_pred),
+            "mcc": matthews_corrcoef(y_true, y_pred),
+        }
         if scores is not None:
             out["roc_auc"] = roc_auc(y_true, scores)
         return out

@@ -24,8 +24,10 @@ Inputs per task (labels encoded by `attnlab.bio.data.LabelEncoder`):
 
 Every probe is deterministic given `seed` (initialisation, shuffling, dropout and the
 validation split drawn when none is given), and the global RNG state is left untouched.
-New kinds (e.g. a small transformer over residue embeddings) plug in with
-`register_probe`; see its docstring for the module contract.
+Kinds and `ProbeConfig` live in `attnlab.bio.probe_kinds` (new kinds plug in with
+`register_probe`; see its docstring for the module contract), the built-in modules in
+`attnlab.bio.probe_modules` and `attnlab.bio.transformer_probe`, the input checks in
+`attnlab.bio.probe_data`; `ProbeConfig` is importable from here as well.
 
 Notation: N items, B batch, T residues (padded), C embedding channels, K outputs.
 """
@@ -37,9 +39,9 @@ import dataclasses
 import json
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +49,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from attnlab.bio.data import CLASSIFICATION_TASKS, TASKS, split_indices
-from attnlab.bio.pooling import AttentionPooling
+from attnlab.bio.probe_data import (
+    _as_residues,
+    _as_vectors,
+    _check_targets,
+    _flatten_residue_split,
+    _num_outputs,
+    _pad,
+    _Split,
+)
+from attnlab.bio.probe_kinds import ProbeConfig, probe_spec
 from attnlab.errors import CheckpointError, ConfigError, DataError
 from attnlab.utils import atomic_path, write_json_atomic
 
@@ -56,261 +67,7 @@ logger = logging.getLogger(__name__)
 PROBE_FILE = "probe.json"
 PROBE_WEIGHTS = "probe.safetensors"
 
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Hyper-parameters of probe training (shared by all kinds; each uses what applies)."""
-
-    hidden_dim: int = 256  # MLP hidden width
-    num_hidden_layers: int = 1  # MLP hidden layers
-    dropout: float = 0.1  # dropout in the MLP / before the attention probe's head
-    learning_rate: float | None = None  # Adam step size; None = 1e-2 for linear probes, 1e-3 for the others
-    weight_decay: float = 1e-4  # L2 penalty on the weights (the logistic regression's regularisation)
-    batch_size: int = 64  # items (sequences, or residues for per-residue linear/mlp) per step
-    max_epochs: int = 200  # upper bound on passes over the training data
-    patience: int = 10  # stop after this many epochs without a lower validation loss
-    standardize: bool = True  # z-score features with the training mean/std (regression targets too)
-    valid_fraction: float = 0.1  # share of the training data held out when no validation data is given
-    ridge_alphas: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)  # ridge penalties tried
-    max_train_residues: int | None = None  # residue task, linear/mlp: subsample this many training residues
-    device: str = "cpu"  # cpu, cuda, mps or auto
-    # CPU threads while training; probes multiply small matrices, where one thread is much
-    # faster than several that wait for each other (especially on a busy machine). None = PyTorch's setting.
-    num_threads: int | None = 1
-    # The transformer probe (kind "transformer", `attnlab.bio.transformer_probe`):
-    transformer_dim: int = 128  # width the residue vectors are projected to
-    transformer_layers: int = 2  # pre-norm blocks with rotary positions
-    transformer_heads: int = 4  # attention heads; must divide transformer_dim
-    transformer_pool: str = "cls"  # sequence tasks: cls (a learned token), attn, mean or max over residues
-    # Residue-input probes on the residue task: train on random windows of at most this many
-    # residues (labels cut with them; evaluation always sees whole sequences). None = whole sequences.
-    crop_length: int | None = None
-    progress: bool = False  # a tqdm bar over the epochs (validation loss as it goes)
-
-    def __post_init__(self) -> None:
-        for name in ("hidden_dim", "num_hidden_layers", "batch_size", "max_epochs", "patience"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"probe.{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"probe.dropout must be in [0, 1), got {self.dropout}")
-        if (self.learning_rate is not None and self.learning_rate <= 0) or self.weight_decay < 0:
-            raise ConfigError("probe.learning_rate must be positive and probe.weight_decay non-negative")
-        if not 0.0 < self.valid_fraction < 1.0:
-            raise ConfigError(f"probe.valid_fraction must be in (0, 1), got {self.valid_fraction}")
-        if not self.ridge_alphas or any(a <= 0 for a in self.ridge_alphas):
-            raise ConfigError("probe.ridge_alphas must be a non-empty list of positive numbers")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ConfigError("probe.num_threads must be at least 1 (or null for PyTorch's default)")
-        if self.max_train_residues is not None and self.max_train_residues < 1:
-            raise ConfigError("probe.max_train_residues must be at least 1 (or null for all)")
-        for name in ("transformer_dim", "transformer_layers", "transformer_heads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"probe.{name} must be at least 1, got {getattr(self, name)}")
-        if self.transformer_dim % self.transformer_heads or (self.transformer_dim // self.transformer_heads) % 2:
-            raise ConfigError(
-                f"probe.transformer_dim ({self.transformer_dim}) must be divisible by probe.transformer_heads "
-                f"({self.transformer_heads}) with an even head size (rotary positions)"
-            )
-        if self.transformer_pool not in ("cls", "attn", "mean", "max"):
-            raise ConfigError(f"probe.transformer_pool must be cls, attn, mean or max, got {self.transformer_pool!r}")
-        if self.crop_length is not None and self.crop_length < 2:
-            raise ConfigError("probe.crop_length must be at least 2 (or null for whole sequences)")
-
-
-# ----------------------------------------------------------------------------- probe kinds
-
-BuildFn = Callable[[int, int, str, ProbeConfig], nn.Module]
-
-
-@dataclass(frozen=True)
-class ProbeSpec:
-    """A registered probe kind."""
-
-    kind: str
-    takes_residues: bool  # True: the module reads (B, T, C) + mask; False: (B, C) vectors
-    build: BuildFn  # (input_dim C, num_outputs K, task, config) -> nn.Module
-    description: str
-
-
-_PROBES: dict[str, ProbeSpec] = {}
-
-
-def register_probe(kind: str, takes_residues: bool, description: str = "") -> Callable[[BuildFn], BuildFn]:
-    """Decorator registering a probe builder `build(input_dim, num_outputs, task, config) -> nn.Module`.
-
-    Module contract:
-        takes_residues=False: `forward(x)` with x (B, C) -> (B, K). For the residue task
-            it is applied to each residue's vector (flattened).
-        takes_residues=True: `forward(x, mask)` with x (B, T, C) and mask (B, T) bool
-            (True = real residue) -> (B, K) for per-sequence tasks, (B, T, K) for the
-            residue task. The builder raises ConfigError for tasks it does not support.
-    K is 1 for binary and regression, the number of classes otherwise.
-    """
-
-    def wrap(build: BuildFn) -> BuildFn:
-        _PROBES[kind] = ProbeSpec(kind, takes_residues, build, description)
-        return build
-
-    return wrap
-
-
-def probe_kinds() -> list[str]:
-    """Names of the registered probe kinds."""
-    return list(_PROBES)
-
-
-def probe_spec(kind: str) -> ProbeSpec:
-    """The registered spec of `kind` (ConfigError naming the choices otherwise)."""
-    if kind not in _PROBES:
-        raise ConfigError(f"unknown probe kind {kind!r}; choose one of: {', '.join(_PROBES)}")
-    return _PROBES[kind]
-
-
-@register_probe("linear", takes_residues=False, description="logistic / ridge regression")
-def _build_linear(input_dim: int, num_outputs: int, task: str, config: ProbeConfig) -> nn.Module:
-    return nn.Linear(input_dim, num_outputs)
-
-
-class MLPProbe(nn.Module):
-    """Linear -> GELU -> Dropout, `num_hidden_layers` times, then a Linear head: (B, C) -> (B, K)."""
-
-    def __init__(self, input_dim: int, num_outputs: int, hidden_dim: int, num_hidden_layers: int, dropout: float):
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = input_dim
-        for _ in range(num_hidden_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
-            width = hidden_dim
-        layers.append(nn.Linear(width, num_outputs))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-@register_probe("mlp", takes_residues=False, description="multi-layer perceptron")
-def _build_mlp(input_dim: int, num_outputs: int, task: str, config: ProbeConfig) -> nn.Module:
-    return MLPProbe(input_dim, num_outputs, config.hidden_dim, config.num_hidden_layers, config.dropout)
-
-
-class AttentionProbe(nn.Module):
-    """Attention pooling over residues, dropout, then a linear head: (B, T, C) + mask -> (B, K)."""
-
-    def __init__(self, input_dim: int, num_outputs: int, dropout: float):
-        super().__init__()
-        self.pool = AttentionPooling(input_dim)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(input_dim, num_outputs)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.pool(x, mask)))  # (B, K)
-
-
-@register_probe("attention", takes_residues=True, description="learned attention pooling + linear head")
-def _build_attention(input_dim: int, num_outputs: int, task: str, config: ProbeConfig) -> nn.Module:
-    if task == "residue":
-        raise ConfigError("the attention probe pools residues into one vector; for per-residue tasks use linear or mlp")
-    return AttentionProbe(input_dim, num_outputs, config.dropout)
-
-
-# ----------------------------------------------------------------------------- data handling
-
-
-def _num_outputs(task: str, num_classes: int) -> int:
-    return 1 if task in ("binary", "regression") else num_classes
-
-
-def _as_vectors(X: Any, what: str) -> np.ndarray:
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise DataError(f"{what}: expected pooled embeddings of shape (N, C), got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise DataError(f"{what}: the embeddings contain NaN or infinite values")
-    return X
-
-
-def _as_residues(X: Any, what: str) -> list[np.ndarray]:
-    if isinstance(X, np.ndarray) and X.dtype != object and X.ndim == 2:
-        raise DataError(f"{what}: expected a list of per-residue arrays (L_i, C), got one (N, C) array (pooled?)")
-    out = []
-    for i, x in enumerate(X):
-        x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        x = x.astype(np.float32, copy=False)
-        if x.ndim != 2 or len(x) == 0:
-            raise DataError(f"{what}: item {i} should be a non-empty (L, C) array, got shape {x.shape}")
-        if not np.isfinite(x).all():
-            raise DataError(f"{what}: item {i} contains NaN or infinite values")
-        out.append(x)
-    if not out:
-        raise DataError(f"{what}: no sequences")
-    if len({x.shape[1] for x in out}) != 1:
-        raise DataError(f"{what}: the per-residue arrays disagree in their channel count C")
-    return out
-
-
-@dataclass
-class _Split:
-    """One split, ready for training: vectors (N, C) or per-residue lists, and targets."""
-
-    vectors: np.ndarray | None = None  # (N, C): per-sequence pooled input, or flattened residues
-    residues: list[np.ndarray] | None = None  # N x (L_i, C)
-    targets: Any = None  # (N,) / (N, K) array, or N x (L_i,) arrays for residue tasks with residue input
-    masks: list[np.ndarray] | None = None  # N x (L_i,) bool, residue task only
-
-    def __len__(self) -> int:
-        return len(self.vectors) if self.vectors is not None else len(self.residues)  # type: ignore[arg-type]
-
-
-def _check_targets(task: str, y: Any, n: int, what: str) -> Any:
-    if task == "residue":
-        ys = [np.asarray(v, dtype=np.int64) for v in y]
-        if len(ys) != n:
-            raise DataError(f"{what}: {len(ys)} label arrays for {n} sequences")
-        return ys
-    y = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
-    if len(y) != n:
-        raise DataError(f"{what}: {len(y)} labels for {n} embeddings")
-    if task == "multilabel":
-        if y.ndim != 2:
-            raise DataError(f"{what}: multi-label targets must be an (N, K) 0/1 matrix (LabelEncoder.transform)")
-        return y.astype(np.float32)
-    if task == "regression":
-        y = y.astype(np.float32).reshape(-1)
-        if not np.isfinite(y).all():
-            raise DataError(f"{what}: the regression targets contain NaN or infinite values")
-        return y
-    if y.dtype == bool or (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
-        y = y.astype(np.int64)  # 0/1 flags or integral floats (e.g. from a torch tensor) are fine
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{what}: class labels must be (N,) integer indices (LabelEncoder.transform), got {y.dtype} {y.shape}")
-    return y.astype(np.int64)
-
-
-def _flatten_residue_split(split: _Split) -> _Split:
-    """Residue task with a per-vector probe: keep the scored residues as rows."""
-    assert split.residues is not None
-    xs, ys = [], []
-    for i, (x, y) in enumerate(zip(split.residues, split.targets)):
-        if len(y) != len(x):
-            raise DataError(f"sequence {i}: {len(y)} residue labels for {len(x)} residue embeddings")
-        keep = split.masks[i] if split.masks is not None else slice(None)
-        xs.append(x[keep])
-        ys.append(y[keep])
-    return _Split(vectors=np.concatenate(xs), targets=np.concatenate(ys))
-
-
-def _pad(residues: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad (L_i, C) arrays into x (B, T, C) and mask (B, T) (True = real residue)."""
-    tensors = [torch.as_tensor(r) for r in residues]
-    x = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)  # (B, T, C), zeros after each end
-    lengths = torch.tensor([len(t) for t in tensors])
-    mask = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-    return x, mask
-
-
-# ----------------------------------------------------------------------------- the probe
+__all__ = ["PROBE_FILE", "PROBE_WEIGHTS", "Probe", "ProbeConfig", "fit_probe"]
 
 
 class Probe:
@@ -469,7 +226,7 @@ class Probe:
         })  # fmt: skip
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> "Probe":
+    def load(cls, folder: str | Path, device: str = "cpu") -> Probe:
         """Read a probe written by `save`.
 
         Raises:
@@ -498,7 +255,9 @@ class Probe:
         )  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"Probe(kind={self.kind!r}, task={self.task!r}, input_dim={self.input_dim}, best_epoch={self.best_epoch})"
+        return (
+            f"Probe(kind={self.kind!r}, task={self.task!r}, input_dim={self.input_dim}, best_epoch={self.best_epoch})"
+        )
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -687,7 +446,9 @@ class _Batcher:
     drawn from `rng`, its labels and mask with it.
     """
 
-    def __init__(self, probe: Probe, split: _Split, crop_length: int | None = None, rng: np.random.Generator | None = None):
+    def __init__(
+        self, probe: Probe, split: _Split, crop_length: int | None = None, rng: np.random.Generator | None = None
+    ):
         self.task, self.device = probe.task, probe.device
         self.mean, self.std = probe.feature_mean, probe.feature_std
         self.split = split
@@ -748,7 +509,9 @@ def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     best_loss, best_state, best_epoch, stale = math.inf, copy.deepcopy(model.state_dict()), 0, 0
     history = []
-    bar = tqdm(total=config.max_epochs, desc=f"{probe.kind} probe", unit="epoch", disable=not config.progress, leave=False)
+    bar = tqdm(
+        total=config.max_epochs, desc=f"{probe.kind} probe", unit="epoch", disable=not config.progress, leave=False
+    )
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         order = generator.permutation(len(train_batches))
@@ -767,7 +530,9 @@ def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
         valid_loss = _evaluate_loss(model, valid_batches, task, config.batch_size)
         history.append({"epoch": epoch, "train_loss": total / max(count, 1), "valid_loss": valid_loss})
         bar.update(1)
-        bar.set_postfix(valid_loss=f"{valid_loss:.4f}", best_epoch=best_epoch if valid_loss >= best_loss - 1e-7 else epoch)
+        bar.set_postfix(
+            valid_loss=f"{valid_loss:.4f}", best_epoch=best_epoch if valid_loss >= best_loss - 1e-7 else epoch
+        )
         if valid_loss < best_loss - 1e-7:
             best_loss, best_epoch, stale = valid_loss, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -778,7 +543,9 @@ def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
     bar.close()
     model.load_state_dict(best_state)
     probe.history, probe.best_epoch = history, best_epoch
-    logger.info("%s probe: best validation loss %.4f at epoch %d of %d", probe.kind, best_loss, best_epoch, len(history))
+    logger.info(
+        "%s probe: best validation loss %.4f at epoch %d of %d", probe.kind, best_loss, best_epoch, len(history)
+    )
 
 
 @torch.no_grad()
@@ -827,9 +594,6 @@ def _fit_ridge(probe: Probe, train: _Split, valid: _Split) -> None:
     linear.weight.copy_(w.to(linear.weight.dtype).reshape(1, -1))
     linear.bias.copy_(b.to(linear.bias.dtype).reshape(1))
     probe.history, probe.best_epoch = history, index
-    logger.info("ridge probe: alpha %g (validation MSE %.4f, standardised targets)", probe.config.ridge_alphas[index], best[0])
-
-
-# The transformer probe (and attention pooling + MLP) register themselves on import; importing
-# them here makes every kind available wherever probes are (Probe.load included).
-from attnlab.bio import transformer_probe as _transformer_probe  # noqa: E402,F401
+    logger.info(
+        "ridge probe: alpha %g (validation MSE %.4f, standardised targets)", probe.config.ridge_alphas[index], best[0]
+    )

@@ -17,7 +17,8 @@ positions are what it learns and any length works).
 
 Registered as probe kind "transformer" (`takes_residues=True`), so `fit_probe`,
 `Probe.save` / `Probe.load` and the `attnlab probe --probe transformer` command use it;
-its sizes are the `transformer_*` fields of `ProbeConfig`.
+its sizes are the `transformer_*` fields of `ProbeConfig`. `attnlab.bio.probe_kinds.LAZY_PROBE_KINDS`
+names this module, which is imported the first time one of its kinds is asked for.
 
 Notation: B batch, T residues (padded), C input channels, D probe width, K outputs.
 """
@@ -28,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.bio.pooling import AttentionPooling, max_pool, mean_pool
-from attnlab.bio.probes import ProbeConfig, register_probe
+from attnlab.bio.probe_kinds import ProbeConfig, register_probe
+from attnlab.bio.probe_modules import MLPProbe
 from attnlab.nn.attention import padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.positional import RotaryEmbedding
@@ -113,8 +115,6 @@ class AttentionMLPProbe(nn.Module):
 
     def __init__(self, input_dim: int, num_outputs: int, config: ProbeConfig):
         super().__init__()
-        from attnlab.bio.probes import MLPProbe
-
         self.pool = AttentionPooling(input_dim)
         self.mlp = MLPProbe(input_dim, num_outputs, config.hidden_dim, config.num_hidden_layers, config.dropout)
 

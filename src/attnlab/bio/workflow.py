@@ -51,10 +51,10 @@ from attnlab.bio.data import (
     split_indices,
 )
 from attnlab.bio.embedders import check_pool, embedder_kind, embedding_pooling, make_embedder
-from attnlab.bio.embedding import SequenceEmbedder, compute_embeddings
+from attnlab.bio.embedder_base import SequenceEmbedder, compute_embeddings
 from attnlab.bio.finetune import FineTuneConfig
 from attnlab.bio.metrics import PRIMARY_METRIC, aggregate_over_seeds, confusion_matrix, flatten_residues
-from attnlab.bio.probes import ProbeConfig
+from attnlab.bio.probe_kinds import ProbeConfig
 from attnlab.errors import ConfigError, DataError
 from attnlab.utils import write_json_atomic, write_text_atomic
 from attnlab.runs import writes_run

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from attnlab import limits
+from attnlab.bio.metrics import confusion_matrix
 from attnlab.compare._common import check_device
 from attnlab.errors import ConfigError
 from attnlab.runs import writes_run
@@ -57,7 +58,6 @@ __all__ = [
     "build_image_model",
     "random_shift",
     "measure_inference_ms",
-    "confusion_matrix",
     "compare_mnist",
     "format_results_table",
     "load_image_classifier",
@@ -361,11 +361,6 @@ def measure_inference_ms(model: Any, images: np.ndarray, device: Any, *, batch_s
     return 1000.0 * best / len(images)
 
 
-def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """(K, K) int64 counts: row = true class, column = predicted class."""
-    return np.bincount(true * num_classes + predicted, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 class _ClassifierEngine:
     """Mixin for TorchEngine: one pass over the evaluation batches gives the loss and the
     accuracy (the Trainer asks for the loss; the eval hook reads `last_accuracy`)."""
@@ -595,7 +590,7 @@ def compare_mnist(
         predicted = probs.argmax(1)
         acc = models[name]["test_accuracy"]
         files.append(str(vision.plot_confusion_matrix(
-            confusion_matrix(data.test_labels, predicted, data.num_classes), data.class_names,
+            confusion_matrix(data.test_labels, predicted, labels=range(data.num_classes))[0], data.class_names,
             out / f"confusion_{name}.png", title=f"{name.upper()}: confusion matrix ({100 * acc:.1f}% correct)",
         )))
         wrong = np.flatnonzero(predicted != data.test_labels)

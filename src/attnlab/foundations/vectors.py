@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attnlab.errors import ConfigError, DataError
+from attnlab.utils import cosine_similarity_matrix
 
 DEFAULT_EPS = 1e-8  # smallest norm divided by; same default as torch's cosine_similarity
 METRICS = ("cosine", "euclidean")
@@ -159,10 +160,9 @@ def pairwise_cosine_similarity(queries, keys, eps: float = DEFAULT_EPS) -> np.nd
     q = _as_matrix(queries, "queries")
     k = _as_matrix(keys, "keys")
     _check_same_size(q, k, ("queries", "keys"))
-    q_norm = np.maximum(norm(q), eps)  # (N,)
-    k_norm = np.maximum(norm(k), eps)  # (M,)
-    sim = (q @ k.T) / (q_norm[:, None] * k_norm[None, :])
-    return np.clip(sim, -1.0, 1.0)  # rounding can step a hair outside [-1, 1]
+    # q k^T / (|q| |k|) with each norm clamped to at least eps, clipped to [-1, 1] against
+    # rounding: the library's one cosine-similarity matrix (`attnlab.utils`).
+    return cosine_similarity_matrix(q, k, eps)
 
 
 def pairwise_euclidean_distance(queries, keys, squared: bool = False) -> np.ndarray:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from attnlab.errors import ConfigError
-from attnlab.foundations.vectors import pairwise_cosine_similarity
+from attnlab.utils import cosine_similarity_matrix
 from attnlab.viz._mpl import BLUE, DEFAULT_DPI, GREEN, PALETTE, VERMILION, finish, new_figure, styled, tick_fontsize
 
 DEFAULT_SENTENCES = (
@@ -76,7 +76,7 @@ def _check_items(items: Sequence[str], what: str, minimum: int = 2) -> list[str]
 def cosine_matrix(vectors: Any, other: Any | None = None) -> np.ndarray:
     """(N, M) cosine similarities between the rows of `vectors` and of `other` (default itself)."""
     vectors = np.asarray(vectors, dtype=np.float64)
-    return pairwise_cosine_similarity(vectors, vectors if other is None else np.asarray(other, dtype=np.float64))
+    return cosine_similarity_matrix(vectors, None if other is None else np.asarray(other, dtype=np.float64))
 
 
 def sentence_similarity(sentences: Sequence[str], encoder: Any | None = None) -> np.ndarray:

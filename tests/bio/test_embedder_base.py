@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from attnlab.bio.cache import EmbeddingCache
-from attnlab.bio.embedding import ModelEmbedder, compute_embeddings, module_fingerprint
+from attnlab.bio.embedder_base import ModelEmbedder, compute_embeddings, module_fingerprint
 from attnlab.bio.tokenizers import ProteinTokenizer
 from attnlab.errors import ConfigError
 
