@@ -73,8 +73,10 @@ def write_fasta(path: Path, dataset: Any, splits: tuple[str, ...] = ("train", "v
     --objective mlm` reads, splits included): pretraining never sees test sequences."""
     rows = [i for i, s in enumerate(dataset.splits) if s in splits]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f">{dataset.ids[i]} split={dataset.splits[i]}\n{dataset.sequences[i]}\n" for i in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(f">{dataset.ids[i]} split={dataset.splits[i]}\n{dataset.sequences[i]}\n" for i in rows),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -85,10 +87,12 @@ def saved_masking(out: Path) -> dict[str, float] | None:
 
 
 def describe_masking(mask: dict[str, float]) -> str:
-    """"30% masking (50% <mask>, 30% random, 20% unchanged)"."""
+    """ "30% masking (50% <mask>, 30% random, 20% unchanged)"."""
     keep = 1.0 - mask["mask_token_share"] - mask["random_token_share"]
-    return (f"{mask['mask_prob']:.0%} masking ({mask['mask_token_share']:.0%} <mask>, "
-            f"{mask['random_token_share']:.0%} random, {keep:.0%} unchanged)")
+    return (
+        f"{mask['mask_prob']:.0%} masking ({mask['mask_token_share']:.0%} <mask>, "
+        f"{mask['random_token_share']:.0%} random, {keep:.0%} unchanged)"
+    )
 
 
 def masking_recipe(part: str, overrides: dict[str, float | None]) -> dict[str, float]:
@@ -99,14 +103,17 @@ def masking_recipe(part: str, overrides: dict[str, float | None]) -> dict[str, f
     from attnlab.train.mlm import MaskingConfig
 
     try:
-        rule = dataclasses.replace(MaskingConfig(**PLM_MASK[part]), **{k: v for k, v in overrides.items() if v is not None})
+        rule = dataclasses.replace(
+            MaskingConfig(**PLM_MASK[part]), **{k: v for k, v in overrides.items() if v is not None}
+        )
     except ConfigError as e:
         raise SystemExit(f"bad masking option: {e}") from None
     return dataclasses.asdict(rule)
 
 
-def pretrain(part: str, out: Path, fasta: Path, seconds: float, max_iters: int, masking: dict[str, float],
-             reuse: bool) -> dict[str, Any]:
+def pretrain(
+    part: str, out: Path, fasta: Path, seconds: float, max_iters: int, masking: dict[str, float], reuse: bool
+) -> dict[str, Any]:
     """Masked-LM pretraining of the PLM on `fasta` (train/valid records), stopped after `seconds`."""
     from attnlab.models.encoder import EncoderConfig
     from attnlab.train.mlm import MaskingConfig, train_masked_lm
@@ -116,20 +123,26 @@ def pretrain(part: str, out: Path, fasta: Path, seconds: float, max_iters: int, 
     if reuse and (out / "results.json").is_file():
         used = saved_masking(out)
         if used is not None and any(abs(used.get(k, -1.0) - v) > 1e-12 for k, v in masking.items()):
-            raise SystemExit(f"{out} was pretrained with {describe_masking(used)}, this recipe uses "
-                             f"{describe_masking(masking)}; remove the folder or pass --mask-prob / "
-                             "--mask-token-share / --random-token-share to match")
+            raise SystemExit(
+                f"{out} was pretrained with {describe_masking(used)}, this recipe uses "
+                f"{describe_masking(masking)}; remove the folder or pass --mask-prob / "
+                "--mask-token-share / --random-token-share to match"
+            )
         log(f"reusing the PLM in {out}")
         return json.loads((out / "results.json").read_text())
     if (out / "config.json").exists():
         raise SystemExit(f"{out} already holds a model; pass --reuse or remove it")
     start = time.perf_counter()
     results = train_masked_lm(
-        out, data=DataConfig(source=str(fasta), tokenizer="protein"),
+        out,
+        data=DataConfig(source=str(fasta), tokenizer="protein"),
         model=EncoderConfig.from_name("protein-small", **PLM_MODEL[part]),
-        train=TrainConfig(**PLM_TRAIN, batch_size=PLM_BATCH[part], max_iters=max_iters, max_time=seconds, device="cpu", progress=False),
-        masking=MaskingConfig(**masking), write_plots=True,
-    )  # fmt: skip
+        train=TrainConfig(
+            **PLM_TRAIN, batch_size=PLM_BATCH[part], max_iters=max_iters, max_time=seconds, device="cpu", progress=False
+        ),
+        masking=MaskingConfig(**masking),
+        write_plots=True,
+    )
     results["wall_seconds"] = time.perf_counter() - start
     (out / "bench_wall.json").write_text(json.dumps({"wall_seconds": results["wall_seconds"]}))
     return results
@@ -141,10 +154,12 @@ def plm_line(name: str, results: dict[str, Any], out: Path) -> str:
         wall = json.loads((out / "bench_wall.json").read_text())["wall_seconds"]
     used = saved_masking(out)
     masking = f", {describe_masking(used)}" if used is not None else ""
-    return (f"- {name}: {results['num_parameters']:,} parameters{masking}, {results['step']} steps of 4,096 tokens "
-            f"({results['tokens_seen']:,} tokens) in {results['train_seconds']:.0f} s of training"
-            + (f" ({wall:.0f} s wall clock with data loading and evaluation)" if wall else "")
-            + f"; validation masked-LM loss {results['val_loss']:.3f}, masked-token accuracy {results['val_masked_accuracy']:.1%}")
+    return (
+        f"- {name}: {results['num_parameters']:,} parameters{masking}, {results['step']} steps of 4,096 tokens "
+        f"({results['tokens_seen']:,} tokens) in {results['train_seconds']:.0f} s of training"
+        + (f" ({wall:.0f} s wall clock with data loading and evaluation)" if wall else "")
+        + f"; validation masked-LM loss {results['val_loss']:.3f}, masked-token accuracy {results['val_masked_accuracy']:.1%}"
+    )
 
 
 def control_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], metrics: list[str], order: list[str]) -> str:
@@ -157,7 +172,10 @@ def control_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], metrics: li
             for name in order:
                 s = by_embedder.get(name, {}).get("summary", {}).get(metric)
                 cells.append(f"{s['mean']:.3f} ± {s['std']:.3f}" if s else "n/a")
-            plm, onehot = by_embedder[order[0]]["summary"].get(metric), by_embedder.get("one-hot", {}).get("summary", {}).get(metric)
+            plm, onehot = (
+                by_embedder[order[0]]["summary"].get(metric),
+                by_embedder.get("one-hot", {}).get("summary", {}).get(metric),
+            )
             delta = f"{plm['mean'] - onehot['mean']:+.3f}" if plm and onehot else "n/a"
             lines.append(f"| {probe} | {metric} | " + " | ".join(cells) + f" | {delta} |")
     return "\n".join(lines)
@@ -171,14 +189,26 @@ def clearly_above(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def timing_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], order: list[str]) -> str:
     lines = ["| probe | " + " | ".join(f"{n} (embed / train s)" for n in order) + " |", "|---|" + "---:|" * len(order)]
     for probe, by_embedder in rows:
-        cells = [f"{by_embedder[n]['timings']['embed_seconds']:.0f} / {by_embedder[n]['timings']['train_seconds']:.0f}"
-                 if n in by_embedder else "n/a" for n in order]  # fmt: skip
+        cells = [
+            f"{by_embedder[n]['timings']['embed_seconds']:.0f} / {by_embedder[n]['timings']['train_seconds']:.0f}"
+            if n in by_embedder
+            else "n/a"
+            for n in order
+        ]
         lines.append(f"| {probe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def probe_grid(args: argparse.Namespace, out: Path, part: str, dataset: Any, embedders: dict[str, Any],
-               probes: list[str], configs: dict[str, Any], **run: Any) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+def probe_grid(
+    args: argparse.Namespace,
+    out: Path,
+    part: str,
+    dataset: Any,
+    embedders: dict[str, Any],
+    probes: list[str],
+    configs: dict[str, Any],
+    **run: Any,
+) -> list[tuple[str, dict[str, dict[str, Any]]]]:
     """Every probe on every embedder (less --skip pairs): [(probe, {embedder: results})].
 
     `dataset` is one data set for every probe, or {probe: data set}."""
@@ -191,8 +221,16 @@ def probe_grid(args: argparse.Namespace, out: Path, part: str, dataset: Any, emb
             if f"{probe}:{name}" in args.skip:
                 continue
             log(f"{part.upper()}: {probe} probe on {name}")
-            config = ProbeRunConfig(embedder=name, probe=probe, seeds=args.seeds, out=str(out / part / f"{probe}-{name}"),
-                                    progress=False, probe_config=configs[probe], cache_dir=str(out / "cache"), **run)  # fmt: skip
+            config = ProbeRunConfig(
+                embedder=name,
+                probe=probe,
+                seeds=args.seeds,
+                out=str(out / part / f"{probe}-{name}"),
+                progress=False,
+                probe_config=configs[probe],
+                cache_dir=str(out / "cache"),
+                **run,
+            )
             data = dataset[probe] if isinstance(dataset, dict) else dataset
             by_embedder[name] = run_probe_experiment(config, embedder=embedder, dataset=data)
         rows.append((probe, by_embedder))
@@ -223,7 +261,9 @@ def run_amp(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, pl
     }
     args.skip = args.skip | {"transformer:composition"}  # composition has no residues to attend over
     configs = {probe: ProbeConfig(num_threads=args.probe_threads) for probe in args.amp_probes}
-    rows = probe_grid(args, out, "amp", dataset, embedders, args.amp_probes, configs, data="amp", task="seq-class", pool="mean")
+    rows = probe_grid(
+        args, out, "amp", dataset, embedders, args.amp_probes, configs, data="amp", task="seq-class", pool="mean"
+    )
     order = ["PLM", "one-hot", "composition", "random"]
     lines = [
         f"## AMP (modlamp AMP vs UniProt, de-duplicated: {len(dataset)} sequences; "
@@ -237,11 +277,11 @@ def run_amp(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, pl
         names = [n for n in order if n in by_embedder]
         lines += [control_table([(probe, by_embedder)], ["mcc", "accuracy", "roc_auc"], names), ""]
     met = [p for p, b in rows if clearly_above(b["PLM"]["summary"]["mcc"], b["one-hot"]["summary"]["mcc"])]
-    lines.append(f"Goal (PLM probe beats one-hot in MCC by more than the two standard deviations added): "
-                 f"{'met' if met else 'not met'}"
-                 + (f" with the {', '.join(met)} probe(s)" if met else "") + ".")  # fmt: skip
-    lines += ["", "Seconds (embedding, all splits / probe training, all seeds):", "",
-              timing_table(rows, order)]
+    lines.append(
+        f"Goal (PLM probe beats one-hot in MCC by more than the two standard deviations added): "
+        f"{'met' if met else 'not met'}" + (f" with the {', '.join(met)} probe(s)" if met else "") + "."
+    )
+    lines += ["", "Seconds (embedding, all splits / probe training, all seeds):", "", timing_table(rows, order)]
     return "\n".join(lines)
 
 
@@ -267,7 +307,9 @@ def flip_probe_sets(full: Any, train_sizes: dict[str, int], valid_size: int) -> 
     for probe, size in train_sizes.items():
         train_cut = bool(size) and size < len(train)
         picked = shuffled[:size] if train_cut else train
-        sets[probe] = full.subset(sorted(picked + valid + test), note="benchmark subset" if train_cut or valid_cut else None)
+        sets[probe] = full.subset(
+            sorted(picked + valid + test), note="benchmark subset" if train_cut or valid_cut else None
+        )
     return sets
 
 
@@ -283,7 +325,11 @@ def setup_flip(args: argparse.Namespace, out: Path) -> tuple[Any, Path, dict[str
     plm_dir = out / "plm-flip"
     log(f"FLIP: pretraining the PLM on {sum(s == 'train' for s in full.splits)} train sequences")
     masking = masking_recipe("flip", args.masking)
-    return dataset, plm_dir, pretrain("flip", plm_dir, fasta, args.pretrain_seconds, args.max_iters, masking, args.reuse)
+    return (
+        dataset,
+        plm_dir,
+        pretrain("flip", plm_dir, fasta, args.pretrain_seconds, args.max_iters, masking, args.reuse),
+    )
 
 
 def run_flip(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, plm: dict[str, Any]) -> str:
@@ -298,12 +344,27 @@ def run_flip(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, p
     configs = {
         # Millions of training residues: bigger batches, and few epochs (the validation loss
         # is within 0.01 of its best after the first epoch on all 9,712 train sequences).
-        "mlp": ProbeConfig(num_threads=args.probe_threads, max_train_residues=args.max_train_residues, batch_size=512,
-                           max_epochs=args.mlp_epochs, patience=3),
-        "transformer": ProbeConfig(num_threads=args.probe_threads, crop_length=128, batch_size=16, max_epochs=args.transformer_epochs,
-                                   patience=5, transformer_dim=96, transformer_layers=2, transformer_heads=4),
-    }  # fmt: skip
-    rows = probe_grid(args, out, "flip", dataset, embedders, args.flip_probes, configs, data=args.flip, task="residue-class")
+        "mlp": ProbeConfig(
+            num_threads=args.probe_threads,
+            max_train_residues=args.max_train_residues,
+            batch_size=512,
+            max_epochs=args.mlp_epochs,
+            patience=3,
+        ),
+        "transformer": ProbeConfig(
+            num_threads=args.probe_threads,
+            crop_length=128,
+            batch_size=16,
+            max_epochs=args.transformer_epochs,
+            patience=5,
+            transformer_dim=96,
+            transformer_layers=2,
+            transformer_heads=4,
+        ),
+    }
+    rows = probe_grid(
+        args, out, "flip", dataset, embedders, args.flip_probes, configs, data=args.flip, task="residue-class"
+    )
     order = list(embedders)
     sizes = {p: {s: sum(x == s for x in d.splits) for s in ("train", "valid", "test")} for p, d in dataset.items()}
     trained = ", ".join(f"{p} probes on {sizes[p]['train']:,}" for p, _ in rows)
@@ -321,55 +382,110 @@ def run_flip(args: argparse.Namespace, out: Path, dataset: Any, plm_dir: Path, p
     best = {p: b["PLM"]["summary"]["accuracy"]["mean"] for p, b in rows}
     above = {p: clearly_above(b["PLM"]["summary"]["accuracy"], b["one-hot"]["summary"]["accuracy"]) for p, b in rows}
     ok = [p for p in best if best[p] >= 0.60 and above[p]]
-    lines.append("Goal (a per-residue probe on the PLM reaches >= 60% accuracy, clearly above one-hot: the gap "
-                 "exceeds the two standard deviations added): "
-                 + (f"met with the {', '.join(ok)} probe(s)." if ok else "not met ("
-                    + "; ".join(f"{p}: PLM {100 * best[p]:.1f}%, {'above' if above[p] else 'not clearly above'} one-hot"
-                                for p in best)
-                    + ")."))  # fmt: skip
+    lines.append(
+        "Goal (a per-residue probe on the PLM reaches >= 60% accuracy, clearly above one-hot: the gap "
+        "exceeds the two standard deviations added): "
+        + (
+            f"met with the {', '.join(ok)} probe(s)."
+            if ok
+            else "not met ("
+            + "; ".join(
+                f"{p}: PLM {100 * best[p]:.1f}%, {'above' if above[p] else 'not clearly above'} one-hot" for p in best
+            )
+            + ")."
+        )
+    )
     lines += ["", "Seconds (embedding, all splits / probe training, all seeds):", "", timing_table(rows, order)]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("all", "amp", "flip"), default="all", help="which benchmark to run (default all)")
-    parser.add_argument("--out", default=str(REPO / "runs" / "bench-bio"), help="working folder (default runs/bench-bio)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for pretraining and embedding (default 2)")
-    parser.add_argument("--probe-threads", type=int, default=1,
-                        help="torch CPU threads while probes train (default 1: small matrices, busy machine)")
+    parser.add_argument(
+        "--part", choices=("all", "amp", "flip"), default="all", help="which benchmark to run (default all)"
+    )
+    parser.add_argument(
+        "--out", default=str(REPO / "runs" / "bench-bio"), help="working folder (default runs/bench-bio)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch CPU threads for pretraining and embedding (default 2)"
+    )
+    parser.add_argument(
+        "--probe-threads",
+        type=int,
+        default=1,
+        help="torch CPU threads while probes train (default 1: small matrices, busy machine)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="probe seeds (default 3)")
     parser.add_argument("--pretrain-seconds", type=float, default=540.0, help="training time of each PLM (default 540)")
-    parser.add_argument("--max-iters", type=int, default=2400, help="step budget of each PLM (its cosine schedule; default 2400)")
-    parser.add_argument("--mask-prob", type=float, default=None,
-                        help="masked-LM masking rate of both PLMs (default: 0.15 for AMP, 0.30 for FLIP)")
-    parser.add_argument("--mask-token-share", type=float, default=None,
-                        help="of the chosen residues, the share shown as <mask> (default: 0.8 for AMP, 0.5 for FLIP)")
-    parser.add_argument("--random-token-share", type=float, default=None,
-                        help="of the chosen residues, the share shown as a random residue (default: 0.1 for AMP, 0.3 for FLIP)")
+    parser.add_argument(
+        "--max-iters", type=int, default=2400, help="step budget of each PLM (its cosine schedule; default 2400)"
+    )
+    parser.add_argument(
+        "--mask-prob",
+        type=float,
+        default=None,
+        help="masked-LM masking rate of both PLMs (default: 0.15 for AMP, 0.30 for FLIP)",
+    )
+    parser.add_argument(
+        "--mask-token-share",
+        type=float,
+        default=None,
+        help="of the chosen residues, the share shown as <mask> (default: 0.8 for AMP, 0.5 for FLIP)",
+    )
+    parser.add_argument(
+        "--random-token-share",
+        type=float,
+        default=None,
+        help="of the chosen residues, the share shown as a random residue (default: 0.1 for AMP, 0.3 for FLIP)",
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse PLMs already pretrained in --out")
     parser.add_argument("--flip", default=str(DEFAULT_FLIP), help="FLIP SS3 CSV (default ../shared/data/...)")
-    parser.add_argument("--flip-train", type=int, default=0,
-                        help="MLP probes train on a random subset of this many train sequences (default 0 = all 9,712)")
-    parser.add_argument("--transformer-train", type=int, default=2000,
-                        help="transformer probes train on this many train sequences (default 2000: ~11 min per embedder)")
-    parser.add_argument("--flip-valid", type=int, default=300, help="validation sequences for early stopping (default 300)")
-    parser.add_argument("--max-train-residues", type=int, default=None,
-                        help="MLP probe: subsample this many training residues (default: all, ~2.1M)")
+    parser.add_argument(
+        "--flip-train",
+        type=int,
+        default=0,
+        help="MLP probes train on a random subset of this many train sequences (default 0 = all 9,712)",
+    )
+    parser.add_argument(
+        "--transformer-train",
+        type=int,
+        default=2000,
+        help="transformer probes train on this many train sequences (default 2000: ~11 min per embedder)",
+    )
+    parser.add_argument(
+        "--flip-valid", type=int, default=300, help="validation sequences for early stopping (default 300)"
+    )
+    parser.add_argument(
+        "--max-train-residues",
+        type=int,
+        default=None,
+        help="MLP probe: subsample this many training residues (default: all, ~2.1M)",
+    )
     parser.add_argument("--mlp-epochs", type=int, default=8, help="MLP probe: most epochs (default 8)")
-    parser.add_argument("--transformer-epochs", type=int, default=25, help="transformer probe: most epochs (default 25)")
-    parser.add_argument("--amp-probes", default="linear,mlp,transformer", help="probes on AMP (default linear,mlp,transformer)")
-    parser.add_argument("--flip-probes", default="mlp,transformer", help="per-residue probes on FLIP (default mlp,transformer)")
-    parser.add_argument("--skip", default="",
-                        help="probe:embedder pairs to leave out, e.g. transformer:random (both parts; default none)")
+    parser.add_argument(
+        "--transformer-epochs", type=int, default=25, help="transformer probe: most epochs (default 25)"
+    )
+    parser.add_argument(
+        "--amp-probes", default="linear,mlp,transformer", help="probes on AMP (default linear,mlp,transformer)"
+    )
+    parser.add_argument(
+        "--flip-probes", default="mlp,transformer", help="per-residue probes on FLIP (default mlp,transformer)"
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="probe:embedder pairs to leave out, e.g. transformer:random (both parts; default none)",
+    )
     parser.add_argument("--amp-max-sequences", type=int, default=None, help="AMP subset (quick runs)")
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of the pipeline")
     args = parser.parse_args(argv)
     args.amp_probes = [p.strip() for p in args.amp_probes.split(",") if p.strip()]
     args.flip_probes = [p.strip() for p in args.flip_probes.split(",") if p.strip()]
     args.skip = {p.strip() for p in args.skip.split(",") if p.strip()}
-    args.masking = dict(mask_prob=args.mask_prob, mask_token_share=args.mask_token_share,
-                        random_token_share=args.random_token_share)
+    args.masking = dict(
+        mask_prob=args.mask_prob, mask_token_share=args.mask_token_share, random_token_share=args.random_token_share
+    )
     if args.quick:
         args.pretrain_seconds, args.max_iters, args.seeds = 20.0, 60, 2
         args.flip_train, args.transformer_train, args.flip_valid, args.max_train_residues = 200, 100, 60, 20_000
@@ -397,9 +513,11 @@ def main(argv: list[str] | None = None) -> int:
     if "flip" in setups:
         sections.append(run_flip(args, out, *setups["flip"]))
     wall = time.perf_counter() - start
-    print(f"# Protein probing benchmark ({args.threads} torch threads for pretraining and embedding, {args.probe_threads} for "
-          f"probes, on a shared machine; torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}, {wall / 60:.0f} min wall clock in all)\n")
+    print(
+        f"# Protein probing benchmark ({args.threads} torch threads for pretraining and embedding, {args.probe_threads} for "
+        f"probes, on a shared machine; torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {wall / 60:.0f} min wall clock in all)\n"
+    )
     print("\n\n".join(sections))
     return 0
 

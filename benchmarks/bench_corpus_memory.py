@@ -143,11 +143,14 @@ def child(mode: str, path: str | None, batches: int, seq_len: int, batch_size: i
         data.eval_batches(batch_size, batches)
         times["batches"] = time.perf_counter() - t
         out.update(
-            chars=len(text), tokens=int(len(ids)), vocab=vocab, dtype=str(ids.dtype),
+            chars=len(text),
+            tokens=int(len(ids)),
+            vocab=vocab,
+            dtype=str(ids.dtype),
             text_bytes_per_char=round(sys.getsizeof(text) / max(len(text), 1), 2),  # 1, 2 or 4 in CPython
             memmap=isinstance(ids, np.memmap) or isinstance(getattr(ids, "base", None), np.memmap),
             seconds={k: round(v, 2) for k, v in times.items()},
-        )  # fmt: skip
+        )
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     return out
 
@@ -155,8 +158,18 @@ def child(mode: str, path: str | None, batches: int, seq_len: int, batch_size: i
 def run_child(mode: str, path: Path | None, args: argparse.Namespace, cache: Path) -> dict:
     env = dict(os.environ, ATTNLAB_CACHE=str(cache), OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, __file__, "--child", mode, "--batches", str(args.batches), "--seq-len", str(args.seq_len),
-           "--batch-size", str(args.batch_size)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        "--batches",
+        str(args.batches),
+        "--seq-len",
+        str(args.seq_len),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     if path is not None:
         cmd += ["--path", str(path)]
     t = time.perf_counter()
@@ -185,8 +198,10 @@ def machine_line() -> str:
         mem_gb = f", {int(mem.split()[1]) / 1024 / 1024:.0f} GB RAM"
     except (OSError, StopIteration):
         mem_gb = ""
-    return (f"{cpu}, {os.cpu_count()} cores{mem_gb}; Python {platform.python_version()}, NumPy {numpy.__version__}, "
-            f"torch {torch.__version__}; {platform.system()} {platform.release()}")  # fmt: skip
+    return (
+        f"{cpu}, {os.cpu_count()} cores{mem_gb}; Python {platform.python_version()}, NumPy {numpy.__version__}, "
+        f"torch {torch.__version__}; {platform.system()} {platform.release()}"
+    )
 
 
 def main() -> None:
@@ -196,8 +211,12 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=256, help="context length of the batches (default 256)")
     p.add_argument("--batch-size", type=int, default=64, help="windows per batch (default 64)")
     p.add_argument("--before", action="store_true", help="also run the code path of before the issue for each size")
-    p.add_argument("--ascii", action="store_true", help="drop the text's non-ASCII characters (1 byte a char in memory)")
-    p.add_argument("--keep", default=None, metavar="DIR", help="write the corpora and the cache here (default: a temp dir)")
+    p.add_argument(
+        "--ascii", action="store_true", help="drop the text's non-ASCII characters (1 byte a char in memory)"
+    )
+    p.add_argument(
+        "--keep", default=None, metavar="DIR", help="write the corpora and the cache here (default: a temp dir)"
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--path", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -226,20 +245,37 @@ def main() -> None:
                 mb = nbytes / 1e6
                 extra = r["peak_rss_mb"] - base["peak_rss_mb"]
                 storage = ("memmap, " + ("built" if label == "cold" else "cache hit")) if r["memmap"] else "in memory"
-                rows.append((f"{mb:.0f}", label, f"{r['tokens']:,}", r["dtype"], storage,
-                             f"{r['peak_rss_mb']:.0f}", f"{extra:.0f}", f"{extra / mb:.2f}", f"{r['peak_rss_mb'] / mb:.1f}",
-                             " / ".join(f"{r['seconds'][k]:.1f}" for k in ("read", "vocab", "encode", "batches"))))  # fmt: skip
+                rows.append(
+                    (
+                        f"{mb:.0f}",
+                        label,
+                        f"{r['tokens']:,}",
+                        r["dtype"],
+                        storage,
+                        f"{r['peak_rss_mb']:.0f}",
+                        f"{extra:.0f}",
+                        f"{extra / mb:.2f}",
+                        f"{r['peak_rss_mb'] / mb:.1f}",
+                        " / ".join(f"{r['seconds'][k]:.1f}" for k in ("read", "vocab", "encode", "batches")),
+                    )
+                )
                 print(f"  {mb:.0f} MB ({label}): peak RSS {r['peak_rss_mb']:.0f} MB, {r}", flush=True)
             path.unlink()
     print()
     print(f"Machine: {machine_line()}")
     print(f"Baseline: a process that imports attnlab, NumPy and torch peaks at {base['peak_rss_mb']:.0f} MB RSS.")
-    print(f"Batches: {args.batches} training + {args.batches} evaluation batches of {args.batch_size} x {args.seq_len} tokens.")
-    print(f"Text: shuffled pydoc lines{', ASCII only' if args.ascii else ''}; held by CPython at "
-          f"{sorted({r['text_bytes_per_char'] for r in results})} bytes a character.")
+    print(
+        f"Batches: {args.batches} training + {args.batches} evaluation batches of {args.batch_size} x {args.seq_len} tokens."
+    )
+    print(
+        f"Text: shuffled pydoc lines{', ASCII only' if args.ascii else ''}; held by CPython at "
+        f"{sorted({r['text_bytes_per_char'] for r in results})} bytes a character."
+    )
     print()
-    print("| text MB | run | tokens | ids dtype | ids storage | peak RSS MB | minus baseline MB | (RSS - baseline) per MB of text "
-          "| RSS per MB of text | seconds: read / vocab / encode / batches |")
+    print(
+        "| text MB | run | tokens | ids dtype | ids storage | peak RSS MB | minus baseline MB | (RSS - baseline) per MB of text "
+        "| RSS per MB of text | seconds: read / vocab / encode / batches |"
+    )
     print("|---:|---|---:|---|---|---:|---:|---:|---:|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

@@ -42,9 +42,23 @@ def train_config(iters: int):
     from attnlab.train.trainer import TrainConfig
 
     return TrainConfig(
-        batch_size=BATCH, max_iters=iters, lr=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=iters,
-        beta1=0.9, beta2=0.99, weight_decay=0.1, grad_clip=1.0, eval_interval=250, eval_iters=200,
-        log_interval=50, seed=1337, device="cpu", precision="fp32", progress=False,
+        batch_size=BATCH,
+        max_iters=iters,
+        lr=1e-3,
+        min_lr=1e-4,
+        warmup_iters=100,
+        lr_decay_iters=iters,
+        beta1=0.9,
+        beta2=0.99,
+        weight_decay=0.1,
+        grad_clip=1.0,
+        eval_interval=250,
+        eval_iters=200,
+        log_interval=50,
+        seed=1337,
+        device="cpu",
+        precision="fp32",
+        progress=False,
     )
 
 
@@ -70,8 +84,11 @@ def part_train_attnlab(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         results = train_language_model(
-            Path(tmp) / "run", data=DataConfig(source=args.data), model=GPTConfig.from_name("baby"),
-            train=train_config(args.iters), write_plots=False,
+            Path(tmp) / "run",
+            data=DataConfig(source=args.data),
+            model=GPTConfig.from_name("baby"),
+            train=train_config(args.iters),
+            write_plots=False,
         )
         wall = time.perf_counter() - t0
         from attnlab.train.trainer import read_metrics
@@ -91,21 +108,25 @@ def part_train_attnlab(args) -> dict:
 def part_train_reference(args) -> dict:
     import numpy as np
     import torch
+    from reference_gpt import ReferenceGPT
 
     from attnlab.train.engine import decay_groups
-    from reference_gpt import ReferenceGPT
 
     cfg = train_config(args.iters)
     tok, data = load_data(args.data)
     torch.manual_seed(cfg.seed)
     model = ReferenceGPT(tok.vocab_size)
-    opt = torch.optim.AdamW(decay_groups(list(model.named_parameters()), cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt = torch.optim.AdamW(
+        decay_groups(list(model.named_parameters()), cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)
+    )
     eval_batches = data.eval_batches(cfg.batch_size, cfg.eval_iters, "val", cfg.seed)
 
     def evaluate() -> float:
         model.eval()
         with torch.no_grad():
-            losses = [float(model(torch.from_numpy(b["input_ids"]), torch.from_numpy(b["targets"]))[1]) for b in eval_batches]
+            losses = [
+                float(model(torch.from_numpy(b["input_ids"]), torch.from_numpy(b["targets"]))[1]) for b in eval_batches
+            ]
         model.train()
         return float(np.mean(losses))
 
@@ -138,15 +159,23 @@ def part_train_reference(args) -> dict:
 def part_speed(args) -> dict:
     import numpy as np
     import torch
+    from reference_gpt import ReferenceGPT
 
     from attnlab.models.gpt import GPT, GPTConfig
     from attnlab.train.engine import TorchEngine, decay_groups
-    from reference_gpt import ReferenceGPT
 
     tok, data = load_data(args.data)
     torch.manual_seed(0)
-    ours = TorchEngine(GPT(GPTConfig.from_name("baby", vocab_size=tok.vocab_size)), lr=1e-3, betas=(0.9, 0.99),
-                       weight_decay=0.1, grad_clip=1.0, device="cpu", precision="fp32", distributed=False)
+    ours = TorchEngine(
+        GPT(GPTConfig.from_name("baby", vocab_size=tok.vocab_size)),
+        lr=1e-3,
+        betas=(0.9, 0.99),
+        weight_decay=0.1,
+        grad_clip=1.0,
+        device="cpu",
+        precision="fp32",
+        distributed=False,
+    )
     ref = ReferenceGPT(tok.vocab_size)
     ref_opt = torch.optim.AdamW(decay_groups(list(ref.named_parameters()), 0.1), lr=1e-3, betas=(0.9, 0.99))
 
@@ -185,8 +214,22 @@ PARTS = {"train-attnlab": part_train_attnlab, "train-reference": part_train_refe
 
 
 def run_part(part: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--part", part, "--data", args.data, "--iters", str(args.iters),
-           "--threads", str(args.threads), "--rounds", str(args.rounds), "--steps-per-round", str(args.steps_per_round)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--part",
+        part,
+        "--data",
+        args.data,
+        "--iters",
+        str(args.iters),
+        "--threads",
+        str(args.threads),
+        "--rounds",
+        str(args.rounds),
+        "--steps-per-round",
+        str(args.steps_per_round),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE)
     if done.returncode != 0:
         raise SystemExit(f"part {part} failed:\n{done.stderr[-4000:]}")
@@ -220,7 +263,9 @@ def report(args, a: dict, r: dict, s: dict) -> str:
         "| iteration | " + " | ".join(str(k) for k in sorted(a["val_curve"], key=int)) + " |",
         "|---|" + "---|" * len(a["val_curve"]),
         "| attnlab GPT | " + " | ".join(f"{a['val_curve'][k]:.4f}" for k in sorted(a["val_curve"], key=int)) + " |",
-        "| straightforward PyTorch | " + " | ".join(f"{r['val_curve'][k]:.4f}" for k in sorted(r["val_curve"], key=int)) + " |",
+        "| straightforward PyTorch | "
+        + " | ".join(f"{r['val_curve'][k]:.4f}" for k in sorted(r["val_curve"], key=int))
+        + " |",
         "",
         "| model | parameters | ms/iteration (full training) | tokens/s (full training) | peak RSS |",
         "|---|---|---|---|---|",

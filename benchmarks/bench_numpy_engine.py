@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the NumPy step")
     parser.add_argument("--train-iters", type=int, default=0, help="also train both engines this long on --data")
-    parser.add_argument("--data", default=None, help="text for --train-iters (default ../shared/data/tinyshakespeare.txt)")
+    parser.add_argument(
+        "--data", default=None, help="text for --train-iters (default ../shared/data/tinyshakespeare.txt)"
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -56,7 +58,9 @@ def main() -> None:
     config = GPTConfig.from_name(args.preset, vocab_size=args.vocab_size, dropout=0.0)
     rng = np.random.default_rng(0)
     B, T = args.batch_size, config.max_seq_len
-    batches = [(rng.integers(0, config.vocab_size, (B, T)), rng.integers(0, config.vocab_size, (B, T))) for _ in range(8)]
+    batches = [
+        (rng.integers(0, config.vocab_size, (B, T)), rng.integers(0, config.vocab_size, (B, T))) for _ in range(8)
+    ]
 
     ours = NumpyGPT(config)
     n_opt = AdamW(ours.param_groups(0.1), lr=1e-3, betas=(0.9, 0.99))
@@ -101,8 +105,10 @@ def main() -> None:
         np_ms.append(timed(numpy_step, args.iters))
         t_ms.append(timed(torch_step, args.iters))
     np_med, t_med = statistics.median(np_ms), statistics.median(t_ms)
-    print(f"preset {args.preset}, batch {B}, context {T}, {ours.num_parameters():,} parameters, "
-          f"{args.threads} threads, CPU count {os.cpu_count()}, {args.rounds} alternating rounds of {args.iters} steps")
+    print(
+        f"preset {args.preset}, batch {B}, context {T}, {ours.num_parameters():,} parameters, "
+        f"{args.threads} threads, CPU count {os.cpu_count()}, {args.rounds} alternating rounds of {args.iters} steps"
+    )
     print()
     print("| engine | ms/iteration (median of rounds) | rounds |")
     print("|---|---|---|")
@@ -131,8 +137,14 @@ def train_both(args) -> None:
     curves, seconds = {}, {}
     for engine in ("torch", "numpy"):
         with tempfile.TemporaryDirectory() as tmp:
-            results = train_language_model(Path(tmp) / "run", data=data, model=GPTConfig.from_name(args.preset),
-                                           train=train_config(args.train_iters), engine=engine, write_plots=False)
+            results = train_language_model(
+                Path(tmp) / "run",
+                data=data,
+                model=GPTConfig.from_name(args.preset),
+                train=train_config(args.train_iters),
+                engine=engine,
+                write_plots=False,
+            )
             curves[engine] = {r["step"]: r["val_loss"] for r in read_metrics(Path(tmp) / "run") if "val_loss" in r}
             seconds[engine] = results["train_seconds"]
     steps = sorted(curves["torch"])

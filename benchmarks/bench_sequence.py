@@ -30,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="epochs of 100 steps (default 15)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", default=str(REPO / "runs" / "bench-sequence"), help="folder for figures and models (default runs/bench-sequence)")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "runs" / "bench-sequence"),
+        help="folder for figures and models (default runs/bench-sequence)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -38,22 +42,29 @@ def main(argv: list[str] | None = None) -> int:
     from attnlab.compare.sequence import SequenceCompareConfig, compare_sequence
 
     torch.set_num_threads(args.threads)
-    config = SequenceCompareConfig(models=args.models, seq_len=args.seq_len, epochs=args.epochs, seed=args.seed,
-                                   device="cpu", progress=False)
+    config = SequenceCompareConfig(
+        models=args.models, seq_len=args.seq_len, epochs=args.epochs, seed=args.seed, device="cpu", progress=False
+    )
     start = time.perf_counter()
     result = compare_sequence(config, args.out)
     wall = time.perf_counter() - start
-    print(f"# Sequence benchmark: recall, seq_len {args.seq_len}, {args.threads} torch threads, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')} ({wall:.0f} s wall clock in all)\n")
-    print("| model | parameters | s / epoch | ms / step | mean accuracy | min over k = 1..5 | solves k <= 5 | first k below 90% |")
+    print(
+        f"# Sequence benchmark: recall, seq_len {args.seq_len}, {args.threads} torch threads, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')} ({wall:.0f} s wall clock in all)\n"
+    )
+    print(
+        "| model | parameters | s / epoch | ms / step | mean accuracy | min over k = 1..5 | solves k <= 5 | first k below 90% |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|---:|")
     for name, r in result["models"].items():
         by_k = {int(k): v for k, v in r["accuracy_by_distance"].items()}
         short = min(by_k[k] for k in SHORT if k in by_k)
         first = r["first_distance_below_90"]
-        print(f"| {name} | {r['parameters']:,} | {r['seconds_per_epoch']:.2f} | {r['ms_per_step']:.1f} | "
-              f"{100 * r['mean_accuracy']:.1f}% | {100 * short:.1f}% | {'yes' if short >= 0.9 else 'no'} | "
-              f"{first if first is not None else f'never (>= 90% up to {max(by_k)})'} |")
+        print(
+            f"| {name} | {r['parameters']:,} | {r['seconds_per_epoch']:.2f} | {r['ms_per_step']:.1f} | "
+            f"{100 * r['mean_accuracy']:.1f}% | {100 * short:.1f}% | {'yes' if short >= 0.9 else 'no'} | "
+            f"{first if first is not None else f'never (>= 90% up to {max(by_k)})'} |"
+        )
     lengths = sorted({int(t) for r in result["models"].values() for t in r["step_ms_by_length"]})
     if lengths:
         print("\nms per training step (batch 64) by sequence length:\n")

@@ -41,12 +41,18 @@ def _cpu_name() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(SHARED_MNIST), help="folder with the t10k-* IDX files (default ../shared/data/mnist)")
+    parser.add_argument(
+        "--data", default=str(SHARED_MNIST), help="folder with the t10k-* IDX files (default ../shared/data/mnist)"
+    )
     parser.add_argument("--only", choices=["t10k", "mnist5k"], default=None, help="run one data set only")
     parser.add_argument("--models", default="vit,cnn,mlp", help="models to train (default vit,cnn,mlp)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", default=str(REPO / "runs" / "bench-vision"), help="folder for figures and models (default runs/bench-vision)")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "runs" / "bench-vision"),
+        help="folder for figures and models (default runs/bench-vision)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -63,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "mnist5k"):
         runs.append(("mnist5k", "mnist5k"))
 
-    print(f"# Vision benchmark: {args.threads} torch threads, torch {torch.__version__}, {_cpu_name()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}\n")
+    print(
+        f"# Vision benchmark: {args.threads} torch threads, torch {torch.__version__}, {_cpu_name()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}\n"
+    )
     for label, data in runs:
         config = MnistCompareConfig(models=args.models, data=data, seed=args.seed, device="cpu", progress=False)
         start = time.perf_counter()
@@ -81,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         print(head)
         print(rule)
         for name, r in result["models"].items():
-            row = (f"| {name} | {r['parameters']:,} | {r['epochs']} | {r['train_seconds']:.1f} | "
-                   f"{100 * r['test_accuracy']:.2f}% | {r['inference_ms_per_image']:.3g} |")
+            row = (
+                f"| {name} | {r['parameters']:,} | {r['epochs']} | {r['train_seconds']:.1f} | "
+                f"{100 * r['test_accuracy']:.2f}% | {r['inference_ms_per_image']:.3g} |"
+            )
             if goals:
                 met = r["test_accuracy"] >= GOALS[name] and r["train_seconds"] <= TIME_LIMIT_SECONDS
                 row += f" >= {100 * GOALS[name]:.1f}% in <= {TIME_LIMIT_SECONDS:.0f} s | {'yes' if met else 'NO'} |"

@@ -71,7 +71,9 @@ def main() -> None:
         return embed_texts(ours, tokenizer, sentences, pool="mean", normalize=True, batch_size=args.batch_size)
 
     def run_reference() -> torch.Tensor:
-        return reference.encode(sentences, batch_size=args.batch_size, convert_to_tensor=True, normalize_embeddings=True)
+        return reference.encode(
+            sentences, batch_size=args.batch_size, convert_to_tensor=True, normalize_embeddings=True
+        )
 
     runners = {"attnlab (imported MiniLM)": run_ours, "sentence-transformers": run_reference}
     outputs = {name: fn() for name, fn in runners.items()}  # warm-up, and the outputs to compare
@@ -86,8 +88,10 @@ def main() -> None:
     cosine = torch.nn.functional.cosine_similarity(a, b, dim=-1)
     medians = {name: statistics.median(t) for name, t in times.items()}
     reference_time = medians["sentence-transformers"]
-    print(f"## MiniLM sentence embeddings: {len(sentences)} sentences, batch {args.batch_size}, "
-          f"{args.threads} threads, median of {args.repeats}")
+    print(
+        f"## MiniLM sentence embeddings: {len(sentences)} sentences, batch {args.batch_size}, "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
     print()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible")
     print()

@@ -52,7 +52,9 @@ class Head(nn.Module):
 class MultiHead(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, max_seq_len: int, rotary: bool = True):
         super().__init__()
-        self.heads = nn.ModuleList(Head(embed_dim, embed_dim // num_heads, max_seq_len, rotary) for _ in range(num_heads))
+        self.heads = nn.ModuleList(
+            Head(embed_dim, embed_dim // num_heads, max_seq_len, rotary) for _ in range(num_heads)
+        )
         self.proj = nn.Linear(embed_dim, embed_dim, bias=False)
 
     def forward(self, x):
@@ -75,8 +77,15 @@ class Block(nn.Module):
 
 
 class ReferenceGPT(nn.Module):
-    def __init__(self, vocab_size: int, embed_dim: int = 128, num_heads: int = 4, num_layers: int = 4, max_seq_len: int = 64,
-                 rotary: bool = True):
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 4,
+        max_seq_len: int = 64,
+        rotary: bool = True,
+    ):
         super().__init__()
         self.tok = nn.Embedding(vocab_size, embed_dim)
         self.pos = None if rotary else nn.Embedding(max_seq_len, embed_dim)

@@ -72,8 +72,14 @@ def test_round_trip_writes_a_manifest(tmp_path):
     model = _save_step(tmp_path / "run", 3)
     folder = tmp_path / "run"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["attnlab_tokenizer.json", "checkpoint.json", "config.json", "model.safetensors",
-         "training_state.json", "training_state.safetensors"]
+        [
+            "attnlab_tokenizer.json",
+            "checkpoint.json",
+            "config.json",
+            "model.safetensors",
+            "training_state.json",
+            "training_state.safetensors",
+        ]
     )  # no staging or ready folder is left behind
     manifest = json.loads((folder / "checkpoint.json").read_text())
     assert manifest["format"] == "attnlab-checkpoint-manifest" and manifest["version"] == 1 and manifest["step"] == 3
@@ -118,7 +124,9 @@ def test_a_folder_without_manifest_still_loads(tmp_path):
     _make_legacy(tmp_path / "newer")
     for name in (ckpt.STATE_FILE, ckpt.STATE_TENSORS_FILE):
         shutil.copy(tmp_path / "newer" / name, tmp_path / "mixed" / name)
-    with pytest.raises(CheckpointError, match=r"mixed: its training state is from step 5 but the model \(config.json\) from step 4"):
+    with pytest.raises(
+        CheckpointError, match=r"mixed: its training state is from step 5 but the model \(config.json\) from step 4"
+    ):
         ckpt.load_training_state(tmp_path / "mixed")
 
 
@@ -226,7 +234,9 @@ def test_a_first_checkpoint_still_in_ready_is_a_checkpoint(tmp_path):
 def test_stale_staging_folders_are_ignored_and_removed(tmp_path):
     folder = tmp_path / "run"
     _save_step(folder, 1)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     for pid in (int(dead.stdout), os.getpid()):
         stale = folder / f"{ckpt.STAGING_PREFIX}{pid}-0badc0de"
         stale.mkdir()
@@ -276,9 +286,14 @@ def test_a_full_disk_names_the_unwritten_files_and_keeps_the_previous_checkpoint
 def test_a_full_disk_reported_by_safetensors_is_a_checkpoint_error(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
-    error = SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+    error = SafetensorError(
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+    )
     _fail_saving(monkeypatch, "model.safetensors", error)
-    with pytest.raises(CheckpointError, match=r"No space left on device\): model.safetensors, config.json were not written.*no earlier checkpoint"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"No space left on device\): model.safetensors, config.json were not written.*no earlier checkpoint",
+    ):
         _model(seed=0).save(tmp_path / "fresh")
     assert list((tmp_path / "fresh").iterdir()) == []
 

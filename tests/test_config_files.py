@@ -26,8 +26,23 @@ def corpus(tmp_path) -> Path:
 
 def train_with_config(config_path, corpus, out, capsys, *extra: str) -> str:
     """Run `attnlab train --config F`; assert exit 2 and one stderr line; return that line."""
-    rc = main(["train", "--config", str(config_path), "--data", str(corpus), "--out", str(out), "--preset", "nano",
-               "--max-iters", "1", "--train.device=cpu", *extra])
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(config_path),
+            "--data",
+            str(corpus),
+            "--out",
+            str(out),
+            "--preset",
+            "nano",
+            "--max-iters",
+            "1",
+            "--train.device=cpu",
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2, err
     assert len(err) == 1, err  # one line, never a traceback
@@ -52,8 +67,23 @@ def test_latin1_file_names_line_and_column(tmp_path, corpus, capsys):
 def test_utf8_with_a_byte_order_mark_is_fine(tmp_path, corpus, capsys):
     f = tmp_path / "run.yaml"
     f.write_bytes("\ufefftrain:\n  eval_interval: 0\n  progress: false\n".encode("utf-8"))
-    rc = main(["train", "--config", str(f), "--data", str(corpus), "--out", str(tmp_path / "o"), "--preset", "nano",
-               "--max-iters", "1", "--train.device=cpu", "--train.eval_iters=1"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(f),
+            "--data",
+            str(corpus),
+            "--out",
+            str(tmp_path / "o"),
+            "--preset",
+            "nano",
+            "--max-iters",
+            "1",
+            "--train.device=cpu",
+            "--train.eval_iters=1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
 
 
@@ -131,27 +161,32 @@ def test_unknown_suffix(tmp_path, corpus, capsys):
     assert "use a .yaml, .yml or .toml file" in train_with_config(f, corpus, tmp_path / "o", capsys)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("- model\n- train\n", "must hold a table of sections (model:, train:), not a list"),
-    ("just a string\n", "must hold a table of sections (model:, train:), not a str"),
-    ("model: 5\n", "section 'model' must be a table of settings"),
-    ("train: [1, 2]\n", "section 'train' must be a table of settings"),
-    ("data: text\n", "section 'data' must be a table of settings"),
-    ("1: 2\n", "section names must be text, got 1"),
-    ("model:\n  1: 2\n", "unknown GPTConfig key(s): model.1"),
-    ("model:\n  [a, b]: 2\n", "is not valid YAML at line 2, column 3: found unhashable key"),
-    ("model:\n  null: 2\n", "unknown GPTConfig key(s): model.None"),
-    ("train:\n  true: 1\n", "unknown TrainConfig key(s): train.True"),
-    ("train:\n  lr: .nan\n", "train.lr: NaN is not a valid value"),
-    ("train:\n  lr: .inf\n", "train.lr: inf is not a valid value; give a finite number"),
-    ("train:\n  max_time: -.inf\n", "train.max_time: -inf is not a valid value"),
-    ("model:\n  dropout: .nan\n", "model.dropout: NaN is not a valid value"),
-    ("preset: [nano]\n", "preset must be a name such as nano"),
-    ("optimizer:\n  lr: 1\n", "unknown section(s) optimizer"),
-    ("train:\n  seed: -1\n", "train.seed must be from 0 to 4,294,967,295"),
-    ("train:\n  max_iters: 100000000000000000000000000000000000000000000000\n",
-     "train.max_iters must be from 0 to 10,000,000, got a 48-digit number"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("- model\n- train\n", "must hold a table of sections (model:, train:), not a list"),
+        ("just a string\n", "must hold a table of sections (model:, train:), not a str"),
+        ("model: 5\n", "section 'model' must be a table of settings"),
+        ("train: [1, 2]\n", "section 'train' must be a table of settings"),
+        ("data: text\n", "section 'data' must be a table of settings"),
+        ("1: 2\n", "section names must be text, got 1"),
+        ("model:\n  1: 2\n", "unknown GPTConfig key(s): model.1"),
+        ("model:\n  [a, b]: 2\n", "is not valid YAML at line 2, column 3: found unhashable key"),
+        ("model:\n  null: 2\n", "unknown GPTConfig key(s): model.None"),
+        ("train:\n  true: 1\n", "unknown TrainConfig key(s): train.True"),
+        ("train:\n  lr: .nan\n", "train.lr: NaN is not a valid value"),
+        ("train:\n  lr: .inf\n", "train.lr: inf is not a valid value; give a finite number"),
+        ("train:\n  max_time: -.inf\n", "train.max_time: -inf is not a valid value"),
+        ("model:\n  dropout: .nan\n", "model.dropout: NaN is not a valid value"),
+        ("preset: [nano]\n", "preset must be a name such as nano"),
+        ("optimizer:\n  lr: 1\n", "unknown section(s) optimizer"),
+        ("train:\n  seed: -1\n", "train.seed must be from 0 to 4,294,967,295"),
+        (
+            "train:\n  max_iters: 100000000000000000000000000000000000000000000000\n",
+            "train.max_iters must be from 0 to 10,000,000, got a 48-digit number",
+        ),
+    ],
+)
 def test_bad_structure_and_values(tmp_path, corpus, capsys, text, expected):
     f = tmp_path / "run.yaml"
     f.write_text(text, encoding="utf-8")
@@ -190,8 +225,23 @@ def test_other_objectives_read_config_files_as_strictly(tmp_path, corpus, capsys
 
 
 def _train(out, corpus, capsys, *extra) -> tuple[int, list[str]]:
-    rc = main(["train", "--data", str(corpus), "--out", str(out), "--preset", "nano", "--max-iters", "1",
-               "--train.device=cpu", "--train.eval_iters=1", "--train.progress=false", *extra])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(corpus),
+            "--out",
+            str(out),
+            "--preset",
+            "nano",
+            "--max-iters",
+            "1",
+            "--train.device=cpu",
+            "--train.eval_iters=1",
+            "--train.progress=false",
+            *extra,
+        ]
+    )
     return rc, capsys.readouterr().err.strip().splitlines()
 
 
@@ -252,8 +302,10 @@ def test_an_os_error_from_any_command_is_one_line_with_its_errno_name(tmp_path, 
     rc = main(["viz", "positions", "--out", str(tmp_path / "p.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert err[0] == (f"attnlab: error: {str(tmp_path / 'p.png')!r}: Read-only file system (EROFS); "
-                      "choose a folder on a writable disk")
+    assert err[0] == (
+        f"attnlab: error: {str(tmp_path / 'p.png')!r}: Read-only file system (EROFS); "
+        "choose a folder on a writable disk"
+    )
 
 
 # --- seeds ------------------------------------------------------------------------------------
@@ -276,14 +328,17 @@ def test_train_seed_override_out_of_range(tmp_path, corpus, capsys, flag):
     assert "train.seed must be from 0 to 4,294,967,295" in err[0]
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "--checkpoint", "CKPT", "--seed", "-5"],
-    ["generate", "--checkpoint", "CKPT", "--seed", str(2**40)],
-    ["demo", "--seed", "-1", "--out", "OUT"],
-    ["compare", "sequence", "--seed", "-1", "--out", "OUT"],
-    ["viz", "embeddings", "--random-dims", "2", "--seed", str(2**33), "--out", "OUT.png"],
-    ["probe", "--data", "amp", "--task", "seq-class", "--embedder", "onehot", "--out", "OUT", "--split-seed", "-2"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--checkpoint", "CKPT", "--seed", "-5"],
+        ["generate", "--checkpoint", "CKPT", "--seed", str(2**40)],
+        ["demo", "--seed", "-1", "--out", "OUT"],
+        ["compare", "sequence", "--seed", "-1", "--out", "OUT"],
+        ["viz", "embeddings", "--random-dims", "2", "--seed", str(2**33), "--out", "OUT.png"],
+        ["probe", "--data", "amp", "--task", "seq-class", "--embedder", "onehot", "--out", "OUT", "--split-seed", "-2"],
+    ],
+)
 def test_other_commands_refuse_bad_seeds(tmp_path, capsys, argv):
     argv = [a.replace("CKPT", str(tmp_path / "none")).replace("OUT", str(tmp_path / "out")) for a in argv]
     rc = main(argv)

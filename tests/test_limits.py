@@ -8,7 +8,6 @@ import pytest
 from attnlab import limits
 from attnlab.errors import ConfigError
 
-
 # --- check_int -------------------------------------------------------------------------------
 
 
@@ -158,19 +157,22 @@ def test_argparse_types_convert_good_values():
     assert (args.n, args.x, args.seed) == (10, 1.0, 2**32 - 1)
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--n", "0"], "argument --n: the value must be from 1 to 10, got 0"),
-    (["--n", "11"], "argument --n: the value must be from 1 to 10, got 11"),
-    (["--n", "2.5"], "argument --n: the value expects a whole number, got '2.5'"),
-    (["--n", "True"], "argument --n: the value expects a whole number, got 'True'"),
-    (["--n", "1" * 45], "argument --n: the value expects a whole number, got a 45-character value"),
-    (["--x=nan"], "argument --x: the value must be a finite number, got 'nan'"),
-    (["--x=inf"], "argument --x: the value must be a finite number, got 'inf'"),
-    (["--x", "0"], "argument --x: the value must be greater than 0 and at most 1, got 0"),
-    (["--x", "1e308"], "argument --x: the value must be greater than 0 and at most 1, got 1e+308"),
-    (["--seed", "-5"], "argument --seed: the seed must be from 0 to 4,294,967,295, got -5"),
-    (["--seed", str(2**40)], "argument --seed: the seed must be from 0 to 4,294,967,295, got 1,099,511,627,776"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--n", "0"], "argument --n: the value must be from 1 to 10, got 0"),
+        (["--n", "11"], "argument --n: the value must be from 1 to 10, got 11"),
+        (["--n", "2.5"], "argument --n: the value expects a whole number, got '2.5'"),
+        (["--n", "True"], "argument --n: the value expects a whole number, got 'True'"),
+        (["--n", "1" * 45], "argument --n: the value expects a whole number, got a 45-character value"),
+        (["--x=nan"], "argument --x: the value must be a finite number, got 'nan'"),
+        (["--x=inf"], "argument --x: the value must be a finite number, got 'inf'"),
+        (["--x", "0"], "argument --x: the value must be greater than 0 and at most 1, got 0"),
+        (["--x", "1e308"], "argument --x: the value must be greater than 0 and at most 1, got 1e+308"),
+        (["--seed", "-5"], "argument --seed: the seed must be from 0 to 4,294,967,295, got -5"),
+        (["--seed", str(2**40)], "argument --seed: the seed must be from 0 to 4,294,967,295, got 1,099,511,627,776"),
+    ],
+)
 def test_argparse_types_refuse_bad_values_in_one_line(argv, expected):
     with pytest.raises(ValueError) as e:
         _parser().parse_args(argv)

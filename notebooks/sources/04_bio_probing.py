@@ -77,8 +77,10 @@ print(amp.describe())
 dataset = prepare_dataset(amp, "seq-class", max_sequences=labs.pick(normal=None, fast=600), split_seed=0)
 label_encoder, parts, y, masks = encode_splits(dataset)
 print({s: len(p) for s, p in parts.items()}, "classes:", label_encoder.classes, dataset.label_names)
-lengths = {name: [len(s) for s, label in zip(dataset.sequences, dataset.labels) if label == k]
-           for k, name in dataset.label_names.items()}  # fmt: skip
+lengths = {
+    name: [len(s) for s, label in zip(dataset.sequences, dataset.labels) if label == k]
+    for k, name in dataset.label_names.items()
+}
 print({name: int(np.median(v)) for name, v in lengths.items()}, "median length per class")
 
 # %% [markdown]
@@ -123,13 +125,23 @@ fasta.write_text(
 )
 plm_dir = run_dir / "plm"
 pretraining = train_masked_lm(
-    plm_dir, data=DataConfig(source=str(fasta), tokenizer="protein"),
+    plm_dir,
+    data=DataConfig(source=str(fasta), tokenizer="protein"),
     model=EncoderConfig.from_name("protein-small", max_seq_len=64),
-    train=TrainConfig(batch_size=64, lr=2e-3, min_lr=2e-4, warmup_iters=labs.pick(normal=50, fast=5),
-                      max_iters=labs.pick(normal=600, fast=10), max_time=labs.pick(normal=90, fast=10),
-                      eval_interval=labs.pick(normal=200, fast=10), eval_iters=3, device="cpu", seed=0),
+    train=TrainConfig(
+        batch_size=64,
+        lr=2e-3,
+        min_lr=2e-4,
+        warmup_iters=labs.pick(normal=50, fast=5),
+        max_iters=labs.pick(normal=600, fast=10),
+        max_time=labs.pick(normal=90, fast=10),
+        eval_interval=labs.pick(normal=200, fast=10),
+        eval_iters=3,
+        device="cpu",
+        seed=0,
+    ),
     masking=MaskingConfig(mask_prob=0.15),
-)  # fmt: skip
+)
 print(
     f"{pretraining['step']} steps, validation loss {pretraining['val_loss']:.3f}, "
     f"masked-token accuracy {pretraining['val_masked_accuracy']:.1%} (guessing the commonest residue: about 9%)"
@@ -221,9 +233,18 @@ for name in ("PLM", "random", "composition"):
 settings = ProbeConfig(max_epochs=labs.pick(normal=50, fast=5), patience=labs.pick(normal=6, fast=3))
 results = {}
 for name, embedder in embedders.items():
-    config = ProbeRunConfig(data="amp", task="seq-class", embedder=name, probe="mlp", pool="mean",
-                            seeds=labs.pick(normal=3, fast=1), out=str(run_dir / f"probe-{name}"), progress=False,
-                            cache_dir=str(cache.root), probe_config=settings)  # fmt: skip
+    config = ProbeRunConfig(
+        data="amp",
+        task="seq-class",
+        embedder=name,
+        probe="mlp",
+        pool="mean",
+        seeds=labs.pick(normal=3, fast=1),
+        out=str(run_dir / f"probe-{name}"),
+        progress=False,
+        cache_dir=str(cache.root),
+        probe_config=settings,
+    )
     results[name] = run_probe_experiment(config, embedder=embedder, dataset=dataset)
 print(comparison_table(list(results.values()), labels=list(results)))
 
@@ -253,8 +274,14 @@ toy = ["".join(rng.choice(list("KKKLAGVSER"), rng.integers(10, 25))) for _ in ra
 X = [one_hot(s) for s in toy]
 labels = [np.array([int(j > 0 and s[j - 1] == "K") for j in range(len(s))]) for s in toy]
 train, valid = slice(0, len(toy) * 3 // 4), slice(len(toy) * 3 // 4, None)
-quick = ProbeConfig(max_epochs=labs.pick(normal=80, fast=25), patience=10, learning_rate=3e-3,
-                    transformer_dim=32, transformer_layers=1, transformer_heads=2)  # fmt: skip
+quick = ProbeConfig(
+    max_epochs=labs.pick(normal=80, fast=25),
+    patience=10,
+    learning_rate=3e-3,
+    transformer_dim=32,
+    transformer_layers=1,
+    transformer_heads=2,
+)
 for kind in ("linear", "transformer"):
     probe = fit_probe(kind, X[train], labels[train], X[valid], labels[valid], "residue", seed=0, config=quick)
     print(

@@ -48,9 +48,10 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -155,8 +156,14 @@ def save_model(
     return folder
 
 
-def _write_model(folder: Path, model_type: str, config: Mapping[str, Any], tensors: Mapping[str, Any],
-                 tokenizer: Any | None, metadata: Mapping[str, Any] | None) -> None:
+def _write_model(
+    folder: Path,
+    model_type: str,
+    config: Mapping[str, Any],
+    tensors: Mapping[str, Any],
+    tokenizer: Any | None,
+    metadata: Mapping[str, Any] | None,
+) -> None:
     from safetensors.numpy import save_file
 
     from attnlab.tokenizers.base import TOKENIZER_FILE
@@ -181,7 +188,10 @@ def _write_model(folder: Path, model_type: str, config: Mapping[str, Any], tenso
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **(dict(metadata) if metadata else {}),
         # what these weights were saved with: an edited config or swapped weights are refused on load
-        "integrity": {"config_sha256": _config_digest(model_type, config), "weights_sha256": sha256_file(folder / WEIGHTS_FILE)},
+        "integrity": {
+            "config_sha256": _config_digest(model_type, config),
+            "weights_sha256": sha256_file(folder / WEIGHTS_FILE),
+        },
     }
     write_json_atomic(folder / CONFIG_FILE, meta)
 
@@ -205,7 +215,7 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
     return _consistent_read(folder, _read_meta)
 
 
-def _read_meta(view: "_View") -> dict[str, Any]:
+def _read_meta(view: _View) -> dict[str, Any]:
     folder = view.folder
     path = folder / CONFIG_FILE
     if view.manifest is not None:
@@ -245,22 +255,30 @@ def _read_meta(view: "_View") -> dict[str, Any]:
         )
     step = meta.get("step")
     if view.manifest is not None and _is_int(step) and _is_int(view.step) and step != view.step:
-        raise CheckpointError(_mixed(folder, f"{CONFIG_FILE} is from step {step}", f"its manifest from step {view.step}"))
+        raise CheckpointError(
+            _mixed(folder, f"{CONFIG_FILE} is from step {step}", f"its manifest from step {view.step}")
+        )
     return meta
 
 
-def _explain_config(view: "_View", data: bytes) -> str | None:
+def _explain_config(view: _View, data: bytes) -> str | None:
     """Why a config.json differs from its manifest, when it was edited (None: it is torn or corrupt)."""
     try:
         meta = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     manifest = view.manifest or {}
-    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or not isinstance(manifest.get("config"), dict):
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("config"), dict)
+        or not isinstance(manifest.get("config"), dict)
+    ):
         return None
     diffs = []
     if meta.get("model_type") != manifest.get("model_type"):
-        diffs.append(f"model_type is {meta.get('model_type')!r} there but the checkpoint was saved with {manifest.get('model_type')!r}")
+        diffs.append(
+            f"model_type is {meta.get('model_type')!r} there but the checkpoint was saved with {manifest.get('model_type')!r}"
+        )
     missing = object()
     now, saved = meta["config"], manifest["config"]
     for key in sorted(set(now) | set(saved)):
@@ -294,11 +312,12 @@ def read_model(folder: str | Path, *, load_tokenizer: bool = True) -> SavedModel
     return saved
 
 
-def _read_model(view: "_View", load_tokenizer: bool) -> SavedModel:
+def _read_model(view: _View, load_tokenizer: bool) -> SavedModel:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    from attnlab.tokenizers.base import TOKENIZER_FILE, load_tokenizer as _load_tok
+    from attnlab.tokenizers.base import TOKENIZER_FILE
+    from attnlab.tokenizers.base import load_tokenizer as _load_tok
 
     folder = view.folder
     meta = _read_meta(view)
@@ -367,7 +386,12 @@ def _check_vocabulary(saved: SavedModel) -> None:
 
 def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> Any:
     if isinstance(obj, Mapping):
-        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", out), _flatten(v, f"{prefix}.{i}", out)] for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [_flatten(k, f"{prefix}.k{i}", out), _flatten(v, f"{prefix}.{i}", out)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
         items = [_flatten(v, f"{prefix}.{i}", out) for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
@@ -434,7 +458,9 @@ def _write_state(folder: Path, state: Mapping[str, Any]) -> None:
     with atomic_path(folder / STATE_TENSORS_FILE) as tmp:
         save_file(tensors, str(tmp))
     step = state.get("step")
-    write_json_atomic(folder / STATE_FILE, {"format": FORMAT, "step": step if _is_int(step) else None, "state": skeleton})
+    write_json_atomic(
+        folder / STATE_FILE, {"format": FORMAT, "step": step if _is_int(step) else None, "state": skeleton}
+    )
 
 
 def has_training_state(folder: str | Path) -> bool:
@@ -465,7 +491,7 @@ def load_training_state(folder: str | Path, *, as_torch: bool = True) -> dict[st
     return _consistent_read(folder, lambda view: _read_state(view, as_torch))
 
 
-def _read_state(view: "_View", as_torch: bool) -> dict[str, Any]:
+def _read_state(view: _View, as_torch: bool) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -505,7 +531,9 @@ def _read_state(view: "_View", as_torch: bool) -> dict[str, Any]:
     step = state.get("step") if isinstance(state, dict) else None
     if _is_int(step) and _is_int(model_step) and step != model_step:
         where = "its manifest" if view.manifest is not None else f"the model ({CONFIG_FILE})"
-        raise CheckpointError(_mixed(folder, f"its training state is from step {step}", f"{where} from step {model_step}"))
+        raise CheckpointError(
+            _mixed(folder, f"its training state is from step {step}", f"{where} from step {model_step}")
+        )
     return state
 
 
@@ -537,10 +565,10 @@ def _mixed(folder: Path, one: str, other: str) -> str:
 # Writing: one checkpoint, one transaction.
 # ---------------------------------------------------------------------------
 
-_ACTIVE: dict[str, "CheckpointWriter"] = {}  # staging folder -> its open writer, in this process
+_ACTIVE: dict[str, CheckpointWriter] = {}  # staging folder -> its open writer, in this process
 
 
-def _writer_of(folder: Path) -> "CheckpointWriter | None":
+def _writer_of(folder: Path) -> CheckpointWriter | None:
     return _ACTIVE.get(os.path.abspath(folder))
 
 
@@ -578,7 +606,9 @@ class CheckpointWriter:
             the previous checkpoint is intact.
     """
 
-    def __init__(self, folder: str | Path, *, step: int | None = None, expect: Iterable[str] = (), carry_over: bool = False):
+    def __init__(
+        self, folder: str | Path, *, step: int | None = None, expect: Iterable[str] = (), carry_over: bool = False
+    ):
         self.folder = Path(folder)
         self.step = step
         self.carry_over = carry_over
@@ -757,7 +787,9 @@ def _roll_forward(folder: Path) -> None:
     try:
         new = _parse_manifest(source_manifest.read_bytes(), source_manifest)
     except CheckpointError as e:  # only a disk that lost fsynced data gets here
-        raise CheckpointError(f"{e} (delete the folder {READY_DIR} in {str(folder)!r} to go back to the previous checkpoint)") from None
+        raise CheckpointError(
+            f"{e} (delete the folder {READY_DIR} in {str(folder)!r} to go back to the previous checkpoint)"
+        ) from None
     old_found = None
     try:
         old_found = _manifest_now(folder, include_ready=False)
@@ -906,9 +938,13 @@ def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{str(where)!r} is corrupt (not valid JSON: {e}); restore the folder from one save, or save it again") from None
+        raise CheckpointError(
+            f"{str(where)!r} is corrupt (not valid JSON: {e}); restore the folder from one save, or save it again"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise CheckpointError(f"{str(where)!r} is not an attnlab checkpoint manifest; remove it, or restore the folder from one save")
+        raise CheckpointError(
+            f"{str(where)!r} is not an attnlab checkpoint manifest; remove it, or restore the folder from one save"
+        )
     version = manifest.get("version")
     if not _is_int(version) or version > MANIFEST_VERSION:
         raise CheckpointError(
@@ -916,11 +952,16 @@ def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
         )
     files = manifest.get("files")
     ok = isinstance(files, dict) and all(
-        _safe_name(name) and isinstance(entry, dict) and _is_int(entry.get("size")) and isinstance(entry.get("sha256"), str)
+        _safe_name(name)
+        and isinstance(entry, dict)
+        and _is_int(entry.get("size"))
+        and isinstance(entry.get("sha256"), str)
         for name, entry in files.items()
     )
     if not ok:
-        raise CheckpointError(f"{str(where)!r} is corrupt (its file list is malformed); restore the folder from one save, or save it again")
+        raise CheckpointError(
+            f"{str(where)!r} is corrupt (its file list is malformed); restore the folder from one save, or save it again"
+        )
     return manifest
 
 
@@ -969,19 +1010,28 @@ class _View:
             "incomplete or was modified; restore the file, or save the checkpoint again"
         )
 
-    def _check(self, name: str, size: int, digest: str, explain: Callable[["_View", bytes], str | None] | None = None,
-               data: bytes | None = None) -> None:
+    def _check(
+        self,
+        name: str,
+        size: int,
+        digest: str,
+        explain: Callable[[_View, bytes], str | None] | None = None,
+        data: bytes | None = None,
+    ) -> None:
         entry = self.files[name]
         if size == entry["size"] and digest == entry["sha256"]:
             return
         special = explain(self, data) if explain is not None and data is not None else None
         what = "size" if size != entry["size"] else "sha256"
-        raise _Torn(special or (
-            f"{name} in {str(self.folder)!r} does not match the checkpoint manifest ({what} differs): the checkpoint is "
-            f"corrupt, torn or was modified after saving; restore the file, or save the checkpoint again"
-        ))
+        raise _Torn(
+            special
+            or (
+                f"{name} in {str(self.folder)!r} does not match the checkpoint manifest ({what} differs): the checkpoint is "
+                f"corrupt, torn or was modified after saving; restore the file, or save the checkpoint again"
+            )
+        )
 
-    def read_bytes(self, name: str, explain: Callable[["_View", bytes], str | None] | None = None) -> bytes:
+    def read_bytes(self, name: str, explain: Callable[[_View, bytes], str | None] | None = None) -> bytes:
         """The content of listed file `name`, verified."""
         with self._open(name) as f:
             data = f.read()
@@ -1061,7 +1111,11 @@ def verify_checkpoint(folder: str | Path) -> dict[str, Any]:
         if STATE_FILE in view.files:
             state_step = json.loads(view.read_bytes(STATE_FILE).decode("utf-8")).get("step")
             if _is_int(state_step) and _is_int(view.step) and state_step != view.step:
-                raise CheckpointError(_mixed(folder, f"its training state is from step {state_step}", f"its manifest from step {view.step}"))
+                raise CheckpointError(
+                    _mixed(
+                        folder, f"its training state is from step {state_step}", f"its manifest from step {view.step}"
+                    )
+                )
         return {"step": view.step, "files": sorted(view.files), "manifest": True}
 
     return _consistent_read(folder, read)

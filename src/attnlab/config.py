@@ -13,8 +13,9 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from attnlab.errors import ConfigError
 
@@ -223,16 +224,21 @@ def read_config_text(path: str | Path, *, what: str = "config file") -> str:
         info = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise ConfigError(f"{what} {shown} is a broken symbolic link: it points to "
-                              f"{os.readlink(path)!r}, which does not exist") from None
+            raise ConfigError(
+                f"{what} {shown} is a broken symbolic link: it points to {os.readlink(path)!r}, which does not exist"
+            ) from None
         parent = Path(path).parent
         if not parent.exists():
-            raise ConfigError(f"{what} {shown} does not exist: its folder {str(parent)!r} does not exist either") from None
+            raise ConfigError(
+                f"{what} {shown} does not exist: its folder {str(parent)!r} does not exist either"
+            ) from None
         raise ConfigError(f"{what} {shown} does not exist; check the name (e.g. configs/run.yaml)") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise ConfigError(f"{what} {shown} cannot be opened: the path goes through a symbolic link loop "
-                              "(a link that points back to itself); fix or remove the link") from None
+            raise ConfigError(
+                f"{what} {shown} cannot be opened: the path goes through a symbolic link loop "
+                "(a link that points back to itself); fix or remove the link"
+            ) from None
         if e.errno == errno.ENOTDIR:
             raise ConfigError(f"{what} {shown} cannot exist: a part of the path is a file, not a folder") from None
         raise ConfigError(f"cannot read {what} {describe_os_error(e)}") from None
@@ -241,11 +247,14 @@ def read_config_text(path: str | Path, *, what: str = "config file") -> str:
     if stat_module.S_ISDIR(info.st_mode):
         raise ConfigError(f"{what} {shown} is a folder, not a file; pass the .yaml or .toml file inside it")
     if not stat_module.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {shown} is not a regular file (it is a device, pipe or socket); "
-                          "pass a .yaml or .toml file")
+        raise ConfigError(
+            f"{what} {shown} is not a regular file (it is a device, pipe or socket); pass a .yaml or .toml file"
+        )
     if info.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{what} {shown} is {info.st_size / 2**20:.1f} MiB; config files are text of a few "
-                          f"lines (at most {MAX_CONFIG_BYTES // 2**20} MiB): is it the right file?")
+        raise ConfigError(
+            f"{what} {shown} is {info.st_size / 2**20:.1f} MiB; config files are text of a few "
+            f"lines (at most {MAX_CONFIG_BYTES // 2**20} MiB): is it the right file?"
+        )
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
@@ -334,7 +343,9 @@ def check_sections(data: Mapping[str, Any], allowed: set[str], *, where: str) ->
     """Raise `ConfigError` when `data` has top-level sections outside `allowed`."""
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}; valid sections are: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; valid sections are: {', '.join(sorted(allowed))}"
+        )
 
 
 def parse_dotted_overrides(args: list[str], sections: set[str]) -> tuple[dict[str, dict[str, str]], list[str]]:

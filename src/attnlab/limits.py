@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from attnlab.errors import ConfigError
 
@@ -97,8 +98,16 @@ def check_int(value: Any, name: str, low: int | None = None, high: int | None = 
     return value
 
 
-def check_float(value: Any, name: str, low: float | None = None, high: float | None = None, *,
-                low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+def check_float(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    hint: str = "",
+) -> float:
     """Return `value` as a float when it is finite and within the bounds; else raise `ConfigError`.
 
     Args:
@@ -127,8 +136,13 @@ def check_float(value: Any, name: str, low: float | None = None, high: float | N
 
 def check_seed(value: Any, name: str = "seed") -> int:
     """A seed: a whole number from 0 to `SEED_MAX` (2**32 - 1); see the module docstring for why."""
-    return check_int(value, name, 0, SEED_MAX,
-                     hint="seeds are 0 .. 4,294,967,295 (2**32 - 1), the range every random generator accepts")
+    return check_int(
+        value,
+        name,
+        0,
+        SEED_MAX,
+        hint="seeds are 0 .. 4,294,967,295 (2**32 - 1), the range every random generator accepts",
+    )
 
 
 def parse_int(text: str, name: str) -> int:
@@ -172,8 +186,14 @@ def int_arg(low: int | None = None, high: int | None = None, *, name: str = "the
     return _argparse_type(lambda t: check_int(parse_int(t, name), name, low, high), "whole number")
 
 
-def float_arg(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-              high_open: bool = False, name: str = "the value") -> Callable[[str], float]:
+def float_arg(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    name: str = "the value",
+) -> Callable[[str], float]:
     """An argparse `type=` for a finite number within the bounds (nan and inf are refused)."""
     return _argparse_type(
         lambda t: check_float(parse_float(t, name), name, low, high, low_open=low_open, high_open=high_open),

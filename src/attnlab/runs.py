@@ -38,8 +38,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from attnlab.errors import AttnlabError, ConfigError
 
@@ -147,8 +148,9 @@ def check_output_dir(folder: str | os.PathLike, *, force: bool = False, flag: st
     return entries
 
 
-def write_marker(folder: str | os.PathLike, *, command: str, foreign: list[str] | None = None,
-                 info: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_marker(
+    folder: str | os.PathLike, *, command: str, foreign: list[str] | None = None, info: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write (or update) the folder's `run.json` marker; keeps what an earlier command recorded.
 
     Args:
@@ -263,7 +265,9 @@ def check_output_file(path: str | os.PathLike, *, force: bool = False, flag: str
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputFolderError(f"{flag} {str(path)!r} is a folder; give a file name such as {str(path / 'figure.png')!r}")
+        raise OutputFolderError(
+            f"{flag} {str(path)!r} is a folder; give a file name such as {str(path / 'figure.png')!r}"
+        )
     if not path.exists() or is_our_file(path):
         return
     if not force:
@@ -383,8 +387,14 @@ def lock_holder(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def open_run(folder: str | os.PathLike, *, command: str, force: bool = False,
-             info: dict[str, Any] | None = None, flag: str = "--out") -> Iterator[Path]:
+def open_run(
+    folder: str | os.PathLike,
+    *,
+    command: str,
+    force: bool = False,
+    info: dict[str, Any] | None = None,
+    flag: str = "--out",
+) -> Iterator[Path]:
     """Claim `folder` as an attnlab run folder and hold its writer's lock for the block.
 
     Order: check ownership (writes nothing), create the folder, take the lock, write the
@@ -420,8 +430,15 @@ def _tidy_unused(folder: Path, created: bool) -> None:
 
 
 @contextlib.contextmanager
-def _claimed(folder: Path, command: str, foreign: list[str], info: dict[str, Any] | None, flag: str,
-             already: bool, tidy: bool | None) -> Iterator[Path]:
+def _claimed(
+    folder: Path,
+    command: str,
+    foreign: list[str],
+    info: dict[str, Any] | None,
+    flag: str,
+    already: bool,
+    tidy: bool | None,
+) -> Iterator[Path]:
     """open_run's work once ownership is checked; `tidy` (None = never) says whether we created the folder."""
     with contextlib.ExitStack() as stack:
         try:

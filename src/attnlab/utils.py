@@ -9,8 +9,9 @@ import logging
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 logger = logging.getLogger("attnlab")
 
@@ -45,7 +46,9 @@ def select_device(requested: str = "auto") -> str:
             return "mps"
         return "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {requested!r} was requested but CUDA is not available; use --train.device=cpu or auto")
+        raise ConfigError(
+            f"device {requested!r} was requested but CUDA is not available; use --train.device=cpu or auto"
+        )
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' was requested but MPS is not available; use --train.device=cpu or auto")
     if requested not in ("cpu", "mps") and not requested.startswith("cuda"):

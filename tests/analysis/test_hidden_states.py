@@ -123,7 +123,9 @@ def test_figures_are_written(tmp_path):
     torch.manual_seed(2)
     hidden = [torch.randn(1, 6, 8) * (i + 1) for i in range(4)]
     stats = hidden_state_stats(hidden)
-    path = plot_hidden_state_stats({"trained": stats, "random": hidden_state_stats(hidden[::-1])}, tmp_path / "stats.png")
+    path = plot_hidden_state_stats(
+        {"trained": stats, "random": hidden_state_stats(hidden[::-1])}, tmp_path / "stats.png"
+    )
     assert path.is_file() and path.stat().st_size > 1000
     path = plot_token_similarity(hidden, list("abcdef"), tmp_path / "sim.png", layers=[0, 3])
     assert path.is_file() and path.stat().st_size > 1000

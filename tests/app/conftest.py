@@ -44,8 +44,13 @@ def llama_runs(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("llama-runs")
     train = TrainConfig(max_iters=30, batch_size=8, warmup_iters=5, eval_interval=0, eval_iters=2, progress=False)
-    train_language_model(root / LLAMA_FOLDER, data=DataConfig(), model=llama.Llama.config_class.from_name("nano"),
-                         train=train, write_plots=False)
+    train_language_model(
+        root / LLAMA_FOLDER,
+        data=DataConfig(),
+        model=llama.Llama.config_class.from_name("nano"),
+        train=train,
+        write_plots=False,
+    )
     return root
 
 
@@ -62,17 +67,42 @@ def tiny_vit(tmp_path_factory) -> Path:
     for p in model.head.parameters():  # the zero-initialised head would give flat probabilities
         torch.nn.init.normal_(p, std=0.5)
     folder = tmp_path_factory.mktemp("vit") / "vit"
-    save_model(model, folder, metadata={
-        "task": "image-classification", "data": "mnist5k", "class_names": [str(i) for i in range(10)],
-        "image_shape": [1, 28, 28], "normalize_mean": 0.1312, "normalize_std": 0.3085, "test_accuracy": 0.1,
-    })  # fmt: skip
+    save_model(
+        model,
+        folder,
+        metadata={
+            "task": "image-classification",
+            "data": "mnist5k",
+            "class_names": [str(i) for i in range(10)],
+            "image_shape": [1, 28, 28],
+            "normalize_mean": 0.1312,
+            "normalize_std": 0.3085,
+            "test_accuracy": 0.1,
+        },
+    )
     return folder
 
 
-PEPTIDES_POSITIVE = ["GIGKFLHSAKKFGKAFVGEIMNS", "KWKLFKKIGAVLKVL", "GLFDIVKKVVGALGSL", "FLPLIGRVLSGIL",
-                     "RRWQWRMKKLG", "KKLLKKLLKKLLKK", "ILPWKWPWWPWRR", "GWGSFFKKAAHVGKHVGKAALTHYL"]
-PEPTIDES_NEGATIVE = ["MSTEDQLAAEVTAE", "MDSEQTLPEAGDVE", "MAEEPQSDQSVEAS", "MTDNEQLPETADSE",
-                     "MSEAQDLTEVPDSG", "MADTQEVNDSELPA", "MPEDSTAEQLDVSE", "MEQSTDAPELGDNT"]
+PEPTIDES_POSITIVE = [
+    "GIGKFLHSAKKFGKAFVGEIMNS",
+    "KWKLFKKIGAVLKVL",
+    "GLFDIVKKVVGALGSL",
+    "FLPLIGRVLSGIL",
+    "RRWQWRMKKLG",
+    "KKLLKKLLKKLLKK",
+    "ILPWKWPWWPWRR",
+    "GWGSFFKKAAHVGKHVGKAALTHYL",
+]
+PEPTIDES_NEGATIVE = [
+    "MSTEDQLAAEVTAE",
+    "MDSEQTLPEAGDVE",
+    "MAEEPQSDQSVEAS",
+    "MTDNEQLPETADSE",
+    "MSEAQDLTEVPDSG",
+    "MADTQEVNDSELPA",
+    "MPEDSTAEQLDVSE",
+    "MEQSTDAPELGDNT",
+]
 
 
 @pytest.fixture(scope="session")

@@ -135,9 +135,12 @@ def test_sigterm_to_attnlab_app_frees_the_port(tmp_path):
     with open(log, "wb") as out:
         launcher = subprocess.Popen(
             [sys.executable, "-m", "attnlab", "app", "--port", str(port), "--runs-dir", str(tmp_path / "runs")],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     try:
+
         def healthy() -> bool:
             assert launcher.poll() is None, log.read_text(errors="replace")
             try:

@@ -36,8 +36,12 @@ def _in_ci() -> bool:
 def _chromium(candidates: list[str | None] | None = None) -> str:
     """Path of the system Chromium; skips (fails under CI) when it or Playwright is missing."""
     if candidates is None:
-        candidates = [os.environ.get("ATTNLAB_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")]
+        candidates = [
+            os.environ.get("ATTNLAB_CHROMIUM"),
+            "/usr/bin/chromium",
+            shutil.which("chromium"),
+            shutil.which("chromium-browser"),
+        ]
     executable = next((c for c in candidates if c and Path(c).is_file()), None)
     missing = []
     if executable is None:
@@ -90,7 +94,10 @@ def server(chromium, full_runs, tmp_path):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "attnlab", "app", "--port", str(port), "--runs-dir", str(full_runs)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,  # its own process group
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group
         )
     url = f"http://127.0.0.1:{port}"
     try:

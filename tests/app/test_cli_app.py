@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from attnlab.app import RUNS_ENV, main_script
-from attnlab.cli import main
 from attnlab.cli import app as cli_app
+from attnlab.cli import main
 
 
 def test_help_lists_the_options(capsys):

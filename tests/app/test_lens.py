@@ -34,6 +34,7 @@ def _hooked(model: GPT, ids: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         def hook(module, inputs, output):
             value = inputs[0] if take_input else output
             seen[name].append((value[0] if isinstance(value, tuple) else value).detach())
+
         return hook
 
     for block in model.blocks:

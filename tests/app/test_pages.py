@@ -201,7 +201,9 @@ def test_the_language_model_pages_show_a_llama(app, llama_runs):
     at.button(key=GENERATE).click().run()
     _ok(at)
     model, tokenizer = load_model(llama_runs / "nano-llama", expect="llama")
-    assert at.code[0].value == generate_text(model, tokenizer, "def ", SamplingConfig(max_new_tokens=8, temperature=0.0))
+    assert at.code[0].value == generate_text(
+        model, tokenizer, "def ", SamplingConfig(max_new_tokens=8, temperature=0.0)
+    )
     at = app(llama_runs, "inside")
     _ok(at)
     assert _images(at) == 2

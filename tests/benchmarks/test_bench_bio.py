@@ -53,6 +53,10 @@ def test_masking_recipes_and_overrides():
     assert flip == {"mask_prob": 0.3, "mask_token_share": 0.5, "random_token_share": 0.3}
     assert describe_masking(flip) == "30% masking (50% <mask>, 30% random, 20% unchanged)"
     amp = masking_recipe("amp", {"mask_prob": 0.2, "mask_token_share": None, "random_token_share": None})
-    assert amp == {"mask_prob": 0.2, "mask_token_share": 0.8, "random_token_share": 0.1}  # BERT's split, rate overridden
+    assert amp == {
+        "mask_prob": 0.2,
+        "mask_token_share": 0.8,
+        "random_token_share": 0.1,
+    }  # BERT's split, rate overridden
     with pytest.raises(SystemExit, match="mask_token_share"):
         masking_recipe("flip", {"mask_prob": None, "mask_token_share": 0.9, "random_token_share": None})

@@ -23,7 +23,9 @@ def test_reference_equals_attnlab_gpt_with_copied_weights():
             mine.norm1.weight.copy_(theirs.ln1.weight)
             mine.norm2.weight.copy_(theirs.ln2.weight)
             heads = theirs.sa.heads
-            mine.attn.qkv.weight.copy_(torch.cat([torch.cat([getattr(h, n).weight for h in heads]) for n in ("query", "key", "value")]))
+            mine.attn.qkv.weight.copy_(
+                torch.cat([torch.cat([getattr(h, n).weight for h in heads]) for n in ("query", "key", "value")])
+            )
             mine.attn.out.weight.copy_(theirs.sa.proj.weight)
             mine.ff.fc1.weight.copy_(theirs.ff[0].weight)
             mine.ff.fc2.weight.copy_(theirs.ff[2].weight)

@@ -21,7 +21,9 @@ IN_CI = __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def tiny_protein_config(**overrides) -> EncoderConfig:
     """An ESM-2-style encoder: 2 layers, 16 wide, context 16 tokens (14 residues)."""
-    return EncoderConfig.from_name("protein-small", max_seq_len=16, num_layers=2, num_heads=2, embed_dim=16, **overrides)
+    return EncoderConfig.from_name(
+        "protein-small", max_seq_len=16, num_layers=2, num_heads=2, embed_dim=16, **overrides
+    )
 
 
 def save_tiny_encoder(folder: Path, seed: int = 0, **overrides) -> Path:

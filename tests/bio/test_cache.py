@@ -57,7 +57,10 @@ def test_keys_separate_pooling_data_and_embedder(tmp_path):
     compute_embeddings(embedder, SEQS[::-1], "mean", cache=cache)
     compute_embeddings(CountingEmbedder("other"), SEQS, "mean", cache=cache)
     assert embedder.calls == 3 and cache.misses == 4
-    keys = {cache_key(i, p, s) for i, p, s in [("a", "mean", SEQS), ("a", "max", SEQS), ("b", "mean", SEQS), ("a", "mean", SEQS[:2])]}
+    keys = {
+        cache_key(i, p, s)
+        for i, p, s in [("a", "mean", SEQS), ("a", "max", SEQS), ("b", "mean", SEQS), ("a", "mean", SEQS[:2])]
+    }
     assert len(keys) == 4
 
 

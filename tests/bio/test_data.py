@@ -39,7 +39,9 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
 
 
 def test_fasta_header_labels_and_wrapped_sequences(tmp_path):
-    path = write(tmp_path, "a.fasta", ">p1 label=1 split=train some words\nMKT\nAYI\n\n>p2 label=0 split=test\nmkw\n; comment\n")
+    path = write(
+        tmp_path, "a.fasta", ">p1 label=1 split=train some words\nMKT\nAYI\n\n>p2 label=0 split=test\nmkw\n; comment\n"
+    )
     ds = read_fasta(path)
     assert ds.ids == ["p1", "p2"]
     assert ds.sequences == ["MKTAYI", "MKW"]
@@ -124,7 +126,11 @@ def test_csv_explicit_columns_tsv_and_multilabel(tmp_path):
         ("sequence,label\nMKT,1\nMKJ,0\n", {}, r"line 3 \(id 'line3'\).*'J'"),
         ("id,sequence,label\na,MKT,1\nb,,0\n", {}, r"line 3 \(id 'b'\).*empty"),
         ("id,sequence,label\na,MKT,1\nb,MKW,\n", {}, r"line 3 \(id 'b'\): the label column 'label' is empty"),
-        ("id,sequence,ss3\na,MKTA,CHHE\nb,MKW,CC\n", {"task": "residue"}, r"line 3 \(id 'b'\): 2 residue labels for a sequence of length 3"),
+        (
+            "id,sequence,ss3\na,MKTA,CHHE\nb,MKW,CC\n",
+            {"task": "residue"},
+            r"line 3 \(id 'b'\): 2 residue labels for a sequence of length 3",
+        ),
         ("id,sequence,ss3,mask\na,MKT,CHH,01\n", {"task": "residue"}, r"line 2 \(id 'a'\): the mask has 2 characters"),
         ("id,sequence,ss3,mask\na,MKT,CHH,0x1\n", {"task": "residue"}, r"mask may only contain 0 and 1"),
         ("id,sequence,label\na,MKT,1,extra\n", {}, r"line 2: 4 fields where the header has 3"),

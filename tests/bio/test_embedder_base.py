@@ -22,7 +22,9 @@ def table():
 
 
 def embedder(table, **kw):
-    return ModelEmbedder(lambda ids, mask: table(ids), ProteinTokenizer(), f"table:{module_fingerprint(table)}", 4, progress=False, **kw)
+    return ModelEmbedder(
+        lambda ids, mask: table(ids), ProteinTokenizer(), f"table:{module_fingerprint(table)}", 4, progress=False, **kw
+    )
 
 
 def test_pooled_and_per_residue_vectors_by_hand(table):
@@ -32,8 +34,12 @@ def test_pooled_and_per_residue_vectors_by_hand(table):
     residues = emb.embed(SEQS, "none")
     for seq, got in zip(SEQS, residues):
         np.testing.assert_allclose(got, weight[tok.encode(seq)], rtol=1e-6)
-    np.testing.assert_allclose(emb.embed(SEQS, "mean"), np.stack([weight[tok.encode(s)].mean(0) for s in SEQS]), rtol=1e-5)
-    np.testing.assert_allclose(emb.embed(SEQS, "max"), np.stack([weight[tok.encode(s)].max(0) for s in SEQS]), rtol=1e-6)
+    np.testing.assert_allclose(
+        emb.embed(SEQS, "mean"), np.stack([weight[tok.encode(s)].mean(0) for s in SEQS]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        emb.embed(SEQS, "max"), np.stack([weight[tok.encode(s)].max(0) for s in SEQS]), rtol=1e-6
+    )
     np.testing.assert_allclose(emb.embed(SEQS, "cls"), np.repeat(weight[[tok.cls_id]], len(SEQS), 0), rtol=1e-6)
 
 

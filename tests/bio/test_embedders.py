@@ -8,8 +8,8 @@ import torch
 
 from attnlab.bio.cache import EmbeddingCache
 from attnlab.bio.controls import CompositionEmbedder, OneHotEmbedder
-from attnlab.bio.embedders import EncoderEmbedder, embedder_kind, make_embedder
 from attnlab.bio.embedder_base import compute_embeddings, module_fingerprint
+from attnlab.bio.embedders import EncoderEmbedder, embedder_kind, make_embedder
 from attnlab.bio.tokenizers import ESM2_VOCAB, ProteinTokenizer
 from attnlab.errors import CheckpointError, ConfigError, DataError
 from attnlab.models.encoder import Encoder
@@ -35,12 +35,15 @@ def test_controls_by_name():
     assert embedder_kind(make_embedder("onehot")) == "onehot"
 
 
-@pytest.mark.parametrize("spec, pool, words", [
-    ("word2vec", None, "unknown embedder 'word2vec'"),
-    ("", None, "empty"),
-    ("composition", "max", "pool 'max' is not supported by the composition embedder; choose one of: mean"),
-    ("onehot", "cls", "choose one of: mean, max, attn"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec, pool, words",
+    [
+        ("word2vec", None, "unknown embedder 'word2vec'"),
+        ("", None, "empty"),
+        ("composition", "max", "pool 'max' is not supported by the composition embedder; choose one of: mean"),
+        ("onehot", "cls", "choose one of: mean, max, attn"),
+    ],
+)
 def test_bad_names_and_pools(spec, pool, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
         make_embedder(spec, pool=pool)
@@ -65,7 +68,9 @@ def test_layers(tiny_protein_checkpoint):
     model = Encoder.from_checkpoint(tiny_protein_checkpoint)
     for layer in (0, 1):
         emb = make_embedder(tiny_protein_checkpoint, layer=layer, progress=False)
-        np.testing.assert_allclose(emb.embed(["MKTAYW"], "none")[0], direct_states(model, "MKTAYW", layer), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            emb.embed(["MKTAYW"], "none")[0], direct_states(model, "MKTAYW", layer), rtol=1e-5, atol=1e-5
+        )
     last = make_embedder(tiny_protein_checkpoint, layer=-1, progress=False)
     assert last.layer is None and last.identity == make_embedder(tiny_protein_checkpoint, progress=False).identity
     assert make_embedder(tiny_protein_checkpoint, layer=0, progress=False).identity != last.identity
@@ -83,7 +88,9 @@ def test_long_sequences_are_windowed_one_vector_per_residue(tiny_protein_checkpo
     # The centre rule by hand: centres 6.5, 13.5, 20.5, 25.5; ties (residues 10, 17, 23) go to the earlier window.
     owner = [0] * 11 + [1] * 7 + [2] * 6 + [3] * 9
     windows = emb.windows(33)
-    expected = np.stack([direct_states(model, seq[s:e])[i - s] for i, (s, e) in ((i, windows[w]) for i, w in enumerate(owner))])
+    expected = np.stack(
+        [direct_states(model, seq[s:e])[i - s] for i, (s, e) in ((i, windows[w]) for i, w in enumerate(owner))]
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # Pooled vectors come from the stitched residues; cls is the mean of the windows' <cls> states.
     np.testing.assert_allclose(emb.embed([seq], "mean")[0], expected.mean(0), rtol=1e-5, atol=1e-6)
@@ -135,9 +142,8 @@ def test_random_preset_default_is_protein_small():
 
 def test_not_a_protein_encoder(tmp_path):
     from attnlab.models.gpt import GPT, GPTConfig
-    from attnlab.tokenizers.char import CharTokenizer
-
     from attnlab.models.registry import save_model
+    from attnlab.tokenizers.char import CharTokenizer
 
     gpt_dir = tmp_path / "gpt"
     save_model(GPT(GPTConfig.from_name("nano", vocab_size=10)), gpt_dir)
@@ -157,10 +163,20 @@ def test_esm2_hugging_face_folder(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(3)
     config = transformers.EsmConfig(
-        vocab_size=33, pad_token_id=1, mask_token_id=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, position_embedding_type="rotary", token_dropout=True, emb_layer_norm_before=False,
-        layer_norm_eps=1e-5, max_position_embeddings=40, attn_implementation="eager",
-    )  # fmt: skip
+        vocab_size=33,
+        pad_token_id=1,
+        mask_token_id=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        position_embedding_type="rotary",
+        token_dropout=True,
+        emb_layer_norm_before=False,
+        layer_norm_eps=1e-5,
+        max_position_embeddings=40,
+        attn_implementation="eager",
+    )
     hf = transformers.EsmForMaskedLM(config).eval()
     hf.save_pretrained(tmp_path)
     (tmp_path / "vocab.txt").write_text("\n".join(ESM2_VOCAB) + "\n")
@@ -185,7 +201,9 @@ def test_cache_hits_across_embedder_instances(tiny_protein_checkpoint, tmp_path)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     compute_embeddings(make_embedder(f"random:{tiny_protein_checkpoint}", progress=False), seqs, "none", cache=cache)
-    compute_embeddings(make_embedder(tiny_protein_checkpoint, window_overlap=3, progress=False), seqs, "none", cache=cache)
+    compute_embeddings(
+        make_embedder(tiny_protein_checkpoint, window_overlap=3, progress=False), seqs, "none", cache=cache
+    )
     assert (cache.hits, cache.misses) == (1, 3)  # other weights, other windows: new keys
 
 

@@ -34,8 +34,12 @@ def test_sequence_task_trains_encoder_and_head(tiny_protein_checkpoint, tmp_path
     head = Probe.load(tmp_path)
     again = make_embedder(tmp_path / "encoder", progress=False)
     assert again.fingerprint == tuned.embedder.fingerprint
-    np.testing.assert_allclose(head.predict_proba(again.embed(seqs, "mean")), tuned.probe.predict_proba(tuned.embed(seqs)),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        head.predict_proba(again.embed(seqs, "mean")),
+        tuned.probe.predict_proba(tuned.embed(seqs)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert reloaded.config == emb.model.config
 
 

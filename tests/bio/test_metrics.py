@@ -139,8 +139,18 @@ def test_per_residue_accuracy_by_hand():
 
 def test_compute_metrics_keys():
     y, p = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])
-    assert set(M.compute_metrics("binary", y, p, scores=[0.1, 0.9, 0.4, 0.3])) == {"accuracy", "macro_f1", "mcc", "roc_auc"}
-    assert set(M.compute_metrics("regression", [1.0, 2.0, 3.0], [1.0, 2.5, 2.0])) == {"spearman", "pearson", "r2", "rmse"}
+    assert set(M.compute_metrics("binary", y, p, scores=[0.1, 0.9, 0.4, 0.3])) == {
+        "accuracy",
+        "macro_f1",
+        "mcc",
+        "roc_auc",
+    }
+    assert set(M.compute_metrics("regression", [1.0, 2.0, 3.0], [1.0, 2.5, 2.0])) == {
+        "spearman",
+        "pearson",
+        "r2",
+        "rmse",
+    }
     with pytest.raises(DataError, match="shape"):
         M.accuracy([0, 1], [0, 1, 1])
     with pytest.raises(DataError, match="unknown task"):

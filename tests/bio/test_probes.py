@@ -50,7 +50,9 @@ def test_kinds_are_named_without_importing_their_modules():
 
 def test_transformer_probe_imports_first_without_a_cycle():
     """Importing the transformer probe on its own (before probes) works: no module imports it back."""
-    code = "import attnlab.bio.transformer_probe as T; import attnlab.bio.probes as P; print(T.TransformerProbe.__name__)"
+    code = (
+        "import attnlab.bio.transformer_probe as T; import attnlab.bio.probes as P; print(T.TransformerProbe.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
     assert out.strip() == "TransformerProbe"
 
@@ -87,7 +89,15 @@ def test_ridge_probe_matches_sklearn():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 5)).astype(np.float32) * [1, 2, 3, 4, 5]
     y = (X @ rng.normal(size=5) + rng.normal(size=80) + 3).astype(np.float32)
-    raw = fit_probe("linear", X[:60], y[:60], X[60:], y[60:], "regression", config=ProbeConfig(standardize=False, ridge_alphas=(0.5,)))
+    raw = fit_probe(
+        "linear",
+        X[:60],
+        y[:60],
+        X[60:],
+        y[60:],
+        "regression",
+        config=ProbeConfig(standardize=False, ridge_alphas=(0.5,)),
+    )
     reference = Ridge(alpha=0.5).fit(X[:60].astype(np.float64), y[:60])
     np.testing.assert_allclose(raw.model.weight.detach().numpy()[0], reference.coef_, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(raw.predict(X[60:]), reference.predict(X[60:]), rtol=1e-4, atol=1e-4)
@@ -117,7 +127,9 @@ def test_early_stopping_keeps_the_best_epoch():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 20)).astype(np.float32)
     y = rng.integers(0, 2, 60)  # pure noise: the validation loss soon rises
-    probe = fit_probe("mlp", X[:40], y[:40], X[40:], y[40:], "binary", seed=0, config=ProbeConfig(patience=3, max_epochs=100))
+    probe = fit_probe(
+        "mlp", X[:40], y[:40], X[40:], y[40:], "binary", seed=0, config=ProbeConfig(patience=3, max_epochs=100)
+    )
     losses = [h["valid_loss"] for h in probe.history]
     assert len(losses) < 100
     assert probe.best_epoch == 1 + int(np.argmin(losses))
@@ -146,8 +158,18 @@ def test_residue_probe_trains_only_on_masked_residues():
     pred = probe.predict(Xv)
     assert [len(p) for p in pred] == [len(x) for x in Xv]
     assert probe.evaluate(Xv, yv, mask=mv)["accuracy"] > 0.95
-    sub = fit_probe("mlp", X, y, Xv, yv, "residue", seed=0, train_mask=m, valid_mask=mv,
-                    config=ProbeConfig(max_train_residues=50, max_epochs=20))  # fmt: skip
+    sub = fit_probe(
+        "mlp",
+        X,
+        y,
+        Xv,
+        yv,
+        "residue",
+        seed=0,
+        train_mask=m,
+        valid_mask=mv,
+        config=ProbeConfig(max_train_residues=50, max_epochs=20),
+    )
     assert len(sub.predict_proba(Xv)) == 20
 
 
@@ -166,7 +188,9 @@ def motif_data(n: int, seed: int):
 def test_attention_probe_finds_a_motif_and_round_trips(tmp_path):
     X, y = motif_data(120, 0)
     Xt, yt = motif_data(40, 1)
-    probe = fit_probe("attention", X, y, None, None, "binary", seed=0, config=ProbeConfig(learning_rate=1e-2, max_epochs=60))
+    probe = fit_probe(
+        "attention", X, y, None, None, "binary", seed=0, config=ProbeConfig(learning_rate=1e-2, max_epochs=60)
+    )
     assert probe.takes_residues
     assert probe.evaluate(Xt, yt)["accuracy"] >= 0.9
     probe.save(tmp_path / "probe")

@@ -42,8 +42,12 @@ def test_protein_matches_hugging_face_esm_tokenizer(tmp_path):
     for seq in ["MKTAYIAKQRQISFVKSHFSRQ", "XBUZO", "A"]:
         assert tok.encode_with_specials(seq) == hf(seq)["input_ids"]
     assert (hf.cls_token_id, hf.pad_token_id, hf.eos_token_id, hf.unk_token_id, hf.mask_token_id) == (
-        tok.cls_id, tok.pad_id, tok.eos_id, tok.unk_id, tok.mask_id,
-    )  # fmt: skip
+        tok.cls_id,
+        tok.pad_id,
+        tok.eos_id,
+        tok.unk_id,
+        tok.mask_id,
+    )
 
 
 def test_protein_round_trip_and_lowercase():
@@ -126,14 +130,21 @@ def test_dna_errors_and_rna():
 
 @pytest.mark.parametrize(
     "tok",
-    [ProteinTokenizer(), ProteinTokenizer(uppercase=False, allow_gaps=True), DNATokenizer(k=3, overlapping=True), RNATokenizer(k=2)],
+    [
+        ProteinTokenizer(),
+        ProteinTokenizer(uppercase=False, allow_gaps=True),
+        DNATokenizer(k=3, overlapping=True),
+        RNATokenizer(k=2),
+    ],
 )
 def test_save_and_load(tok, tmp_path):
     tok.save(tmp_path)
     loaded = load_tokenizer(tmp_path)
     assert type(loaded) is type(tok)
     assert loaded.to_dict() == tok.to_dict()
-    seq = "ACGA" if isinstance(tok, DNATokenizer) and not tok.rna else "ACGU" if isinstance(tok, DNATokenizer) else "MKTA"
+    seq = (
+        "ACGA" if isinstance(tok, DNATokenizer) and not tok.rna else "ACGU" if isinstance(tok, DNATokenizer) else "MKTA"
+    )
     assert loaded.encode(seq) == tok.encode(seq)
 
 

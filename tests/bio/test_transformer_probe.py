@@ -14,8 +14,17 @@ from attnlab.errors import ConfigError
 
 from .conftest import random_sequences
 
-FAST = ProbeConfig(max_epochs=120, patience=120, dropout=0.0, weight_decay=0.0, batch_size=8, learning_rate=3e-3,
-                   transformer_dim=32, transformer_layers=1, transformer_heads=2)  # fmt: skip
+FAST = ProbeConfig(
+    max_epochs=120,
+    patience=120,
+    dropout=0.0,
+    weight_decay=0.0,
+    batch_size=8,
+    learning_rate=3e-3,
+    transformer_dim=32,
+    transformer_layers=1,
+    transformer_heads=2,
+)
 
 
 def previous_is_k(sequences):
@@ -58,8 +67,17 @@ def test_padding_does_not_change_outputs():
 def test_save_load_same_predictions(tmp_path):
     seqs = random_sequences(10, 5, 12, seed=13)
     X, y = [one_hot(s) for s in seqs], previous_is_k(seqs)
-    probe = fit_probe("transformer", X, y, X, y, "residue", seed=1, config=ProbeConfig(max_epochs=3, transformer_dim=16,
-                      transformer_layers=1, transformer_heads=2), num_classes=2)  # fmt: skip
+    probe = fit_probe(
+        "transformer",
+        X,
+        y,
+        X,
+        y,
+        "residue",
+        seed=1,
+        config=ProbeConfig(max_epochs=3, transformer_dim=16, transformer_layers=1, transformer_heads=2),
+        num_classes=2,
+    )
     probe.save(tmp_path)
     loaded = Probe.load(tmp_path)
     for a, b in zip(probe.predict_proba(X), loaded.predict_proba(X)):
@@ -67,10 +85,20 @@ def test_save_load_same_predictions(tmp_path):
 
 
 def test_crop_windows_keep_labels_aligned():
-    probe = Probe("transformer", "residue", torch.nn.Linear(1, 2), ProbeConfig(), 1, 2, np.zeros(1, np.float32),
-                  np.ones(1, np.float32))  # fmt: skip
+    probe = Probe(
+        "transformer",
+        "residue",
+        torch.nn.Linear(1, 2),
+        ProbeConfig(),
+        1,
+        2,
+        np.zeros(1, np.float32),
+        np.ones(1, np.float32),
+    )
     values = [np.arange(20, dtype=np.float32)[:, None], np.arange(5, dtype=np.float32)[:, None]]
-    split = _Split(residues=values, targets=[np.arange(20) % 2, np.arange(5) % 2], masks=[np.arange(20) % 3 > 0, np.ones(5, bool)])
+    split = _Split(
+        residues=values, targets=[np.arange(20) % 2, np.arange(5) % 2], masks=[np.arange(20) % 3 > 0, np.ones(5, bool)]
+    )
     batcher = _Batcher(probe, split, crop_length=8, rng=np.random.default_rng(0))
     (x, mask), y, score = batcher.batch(np.array([0, 1]))
     assert x.shape == (2, 8, 1) and mask[1].sum() == 5

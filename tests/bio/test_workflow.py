@@ -10,21 +10,38 @@ import pytest
 
 from attnlab.bio.data import load_dataset
 from attnlab.bio.probes import Probe, ProbeConfig
-from attnlab.bio.workflow import ProbeRunConfig, comparison_table, input_pooling, prepare_dataset, probe_kind, run_probe_experiment
+from attnlab.bio.workflow import (
+    ProbeRunConfig,
+    comparison_table,
+    input_pooling,
+    prepare_dataset,
+    probe_kind,
+    run_probe_experiment,
+)
 from attnlab.errors import ConfigError, DataError
 
 QUICK = ProbeConfig(max_epochs=15, patience=5)
 
 
 def config(tmp_path, data, **overrides) -> ProbeRunConfig:
-    base = dict(data=str(data), task="seq-class", embedder="onehot", out=str(tmp_path / "out"), seeds=2, progress=False,
-                probe_config=QUICK, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    base = dict(
+        data=str(data),
+        task="seq-class",
+        embedder="onehot",
+        out=str(tmp_path / "out"),
+        seeds=2,
+        progress=False,
+        probe_config=QUICK,
+        cache_dir=str(tmp_path / "cache"),
+    )
     base.update(overrides)
     return ProbeRunConfig(**base)
 
 
 def test_task_must_fit_the_data(class_csv, residue_csv):
-    with pytest.raises(DataError, match="--task residue-class does not fit .* binary class labels .* use --task seq-class"):
+    with pytest.raises(
+        DataError, match="--task residue-class does not fit .* binary class labels .* use --task seq-class"
+    ):
         prepare_dataset(str(class_csv), "residue-class")
     with pytest.raises(DataError, match="it has per-residue labels .* use --task residue-class"):
         prepare_dataset(str(residue_csv), "seq-class")
@@ -80,7 +97,9 @@ def test_the_app_reads_the_probe_folders(class_csv, tmp_path):
     from attnlab.bio.controls import one_hot
 
     run_probe_experiment(config(tmp_path, class_csv, out=str(tmp_path / "runs" / "kr"), pool="max", seeds=1))
-    run_probe_experiment(config(tmp_path, class_csv, out=str(tmp_path / "runs" / "comp"), embedder="composition", seeds=1))
+    run_probe_experiment(
+        config(tmp_path, class_csv, out=str(tmp_path / "runs" / "comp"), embedder="composition", seeds=1)
+    )
     entries = {e.relative: e for e in protein_probes.find_probes(tmp_path / "runs")}
     assert set(entries) == {"kr/probes/seed0", "comp/probes/seed0"}
     onehot, comp = entries["kr/probes/seed0"], entries["comp/probes/seed0"]
@@ -95,19 +114,28 @@ def test_the_app_reads_the_probe_folders(class_csv, tmp_path):
 
 def test_embedding_cache_is_shared_by_probes(class_csv, tmp_path, tiny_protein_checkpoint):
     first = run_probe_experiment(config(tmp_path, class_csv, embedder=str(tiny_protein_checkpoint), probe="linear"))
-    second = run_probe_experiment(config(tmp_path, class_csv, embedder=str(tiny_protein_checkpoint), probe="mlp",
-                                         out=str(tmp_path / "out2")))  # fmt: skip
+    second = run_probe_experiment(
+        config(tmp_path, class_csv, embedder=str(tiny_protein_checkpoint), probe="mlp", out=str(tmp_path / "out2"))
+    )
     assert (first["cache"]["hits"], first["cache"]["misses"]) == (0, 3)  # train, valid, test
     assert (second["cache"]["hits"], second["cache"]["misses"]) == (3, 0)
     assert first["embedder"]["kind"] == "model" and first["embedder"]["embedding_dim"] == 16
 
 
 def test_residue_task_with_windows_and_the_transformer_probe(residue_csv, tmp_path, tiny_protein_checkpoint):
-    probe_config = dataclasses.replace(QUICK, transformer_dim=16, transformer_layers=1, transformer_heads=2, crop_length=12)
-    results = run_probe_experiment(config(
-        tmp_path, residue_csv, task="residue-class", embedder=f"random:{tiny_protein_checkpoint}", probe="transformer",
-        probe_config=probe_config,
-    ))  # fmt: skip
+    probe_config = dataclasses.replace(
+        QUICK, transformer_dim=16, transformer_layers=1, transformer_heads=2, crop_length=12
+    )
+    results = run_probe_experiment(
+        config(
+            tmp_path,
+            residue_csv,
+            task="residue-class",
+            embedder=f"random:{tiny_protein_checkpoint}",
+            probe="transformer",
+            probe_config=probe_config,
+        )
+    )
     assert results["task"] == "residue" and results["embedder"]["kind"] == "random"
     assert set(results["summary"]) == {"accuracy", "macro_f1", "mcc"}
     assert results["classes"] == ["A", "B"]
@@ -117,22 +145,33 @@ def test_residue_task_with_windows_and_the_transformer_probe(residue_csv, tmp_pa
 def test_finetune_through_the_workflow(class_csv, tmp_path, tiny_protein_checkpoint):
     from attnlab.bio.finetune import FineTuneConfig
 
-    results = run_probe_experiment(config(tmp_path, class_csv, embedder=str(tiny_protein_checkpoint), finetune=True, seeds=1,
-                                          finetune_config=FineTuneConfig(max_epochs=1, batch_size=8)))  # fmt: skip
+    results = run_probe_experiment(
+        config(
+            tmp_path,
+            class_csv,
+            embedder=str(tiny_protein_checkpoint),
+            finetune=True,
+            seeds=1,
+            finetune_config=FineTuneConfig(max_epochs=1, batch_size=8),
+        )
+    )
     assert results["probe"]["label"].startswith("fine-tuned") and results["runs"][0]["epochs"] == 1
     assert (tmp_path / "out" / "finetuned" / "seed0" / "encoder" / "model.safetensors").is_file()
     assert (tmp_path / "out" / "finetuned" / "seed0" / "embedder.json").is_file()
 
 
-@pytest.mark.parametrize("overrides, error, words", [
-    (dict(seeds=0), ConfigError, "--seeds must be a whole number from 1 to 100"),
-    (dict(task="residue-class", pool="mean"), ConfigError, "--pool does not apply to residue-class"),
-    (dict(embedder="composition", probe="transformer"), ConfigError, "need per-residue embeddings"),
-    (dict(embedder="composition", pool="attn"), ConfigError, "need per-residue embeddings"),
-    (dict(embedder="onehot", finetune=True), ConfigError, "no model to tune"),
-    (dict(probe="svm"), ConfigError, "unknown probe 'svm'"),
-    (dict(max_sequences=3), ConfigError, "--max-sequences must be at least 10"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, error, words",
+    [
+        (dict(seeds=0), ConfigError, "--seeds must be a whole number from 1 to 100"),
+        (dict(task="residue-class", pool="mean"), ConfigError, "--pool does not apply to residue-class"),
+        (dict(embedder="composition", probe="transformer"), ConfigError, "need per-residue embeddings"),
+        (dict(embedder="composition", pool="attn"), ConfigError, "need per-residue embeddings"),
+        (dict(embedder="onehot", finetune=True), ConfigError, "no model to tune"),
+        (dict(probe="svm"), ConfigError, "unknown probe 'svm'"),
+        (dict(max_sequences=3), ConfigError, "--max-sequences must be at least 10"),
+    ],
+)
 def test_bad_settings(class_csv, tmp_path, overrides, error, words):
     with pytest.raises(error, match=words):
         run_probe_experiment(config(tmp_path, class_csv, **overrides))
@@ -149,7 +188,9 @@ def test_regression_task(tmp_path):
         prepare_dataset(str(path), "seq-class")
     results = run_probe_experiment(config(tmp_path, path, task="seq-reg", embedder="composition", probe="linear"))
     assert results["task"] == "regression" and set(results["summary"]) == {"spearman", "pearson", "r2", "rmse"}
-    assert results["summary"]["spearman"]["mean"] > 0.9  # the composition's length column makes it easy for ridge regression
+    assert (
+        results["summary"]["spearman"]["mean"] > 0.9
+    )  # the composition's length column makes it easy for ridge regression
     assert (tmp_path / "out" / "pca.png").is_file() and not (tmp_path / "out" / "confusion_matrix.png").exists()
 
 

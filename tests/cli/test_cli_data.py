@@ -22,7 +22,9 @@ def test_fetch_shakespeare_into_the_cache(monkeypatch, capsys, shared_data):
     from attnlab.data import text
 
     local = shared_data / "tinyshakespeare.txt"
-    monkeypatch.setitem(text.CORPORA, "shakespeare", dataclasses.replace(text.CORPORA["shakespeare"], url=local.as_uri()))
+    monkeypatch.setitem(
+        text.CORPORA, "shakespeare", dataclasses.replace(text.CORPORA["shakespeare"], url=local.as_uri())
+    )
     assert catalog.status(catalog.get("shakespeare")).startswith("not downloaded")
     assert main(["data", "fetch", "shakespeare"]) == 0
     assert "shakespeare: ready (cached)" in capsys.readouterr().out
@@ -30,7 +32,12 @@ def test_fetch_shakespeare_into_the_cache(monkeypatch, capsys, shared_data):
 
 def test_import_checks_digests(tmp_path, capsys, shared_data):
     src = shared_data / "mnist"
-    assert main(["data", "import", "mnist", str(src / "t10k-images-idx3-ubyte.gz"), str(src / "t10k-labels-idx1-ubyte.gz")]) == 0
+    assert (
+        main(
+            ["data", "import", "mnist", str(src / "t10k-images-idx3-ubyte.gz"), str(src / "t10k-labels-idx1-ubyte.gz")]
+        )
+        == 0
+    )
     assert "2 of 4 files missing" in capsys.readouterr().out
     bad = tmp_path / "train-images-idx3-ubyte.gz"
     shutil.copy(src / "t10k-images-idx3-ubyte.gz", bad)  # right name, wrong content
@@ -40,10 +47,13 @@ def test_import_checks_digests(tmp_path, capsys, shared_data):
     assert "is not a file" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["data", "fetch", "imagenet"], "unknown data set"),
-    (["data", "import", "pydoc", __file__], "nothing to import"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "fetch", "imagenet"], "unknown data set"),
+        (["data", "import", "pydoc", __file__], "nothing to import"),
+    ],
+)
 def test_bad_names(capsys, args, message):
     assert main(args) == 2
     assert message in capsys.readouterr().err

@@ -15,8 +15,23 @@ def trained(tmp_path_factory):
     corpus = d / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
     out = d / "run"
-    rc = main(["train", "--data", str(corpus), "--out", str(out), "--preset", "nano", "--max-iters", "30",
-               "--train.eval_interval=15", "--train.progress=false", "--seed", "1"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(corpus),
+            "--out",
+            str(out),
+            "--preset",
+            "nano",
+            "--max-iters",
+            "30",
+            "--train.eval_interval=15",
+            "--train.progress=false",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     return corpus, out
 
@@ -38,12 +53,35 @@ def test_train_writes_a_checkpoint_and_prints_results(trained):
 
 def test_generate(trained, capsys):
     _, out = trained
-    assert main(["generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "20", "--seed", "0"]) == 0
+    assert (
+        main(["generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "20", "--seed", "0"]) == 0
+    )
     text = capsys.readouterr().out
     assert text.startswith("the ") and len(text.rstrip("\n")) == 24
-    assert main(["generate", "--checkpoint", str(out), "--prompt", "the ", "--max-new-tokens", "20", "--seed", "0", "--no-kv-cache"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(out),
+                "--prompt",
+                "the ",
+                "--max-new-tokens",
+                "20",
+                "--seed",
+                "0",
+                "--no-kv-cache",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == text  # same tokens with or without the cache
-    assert main(["generate", "--checkpoint", str(out), "--max-new-tokens", "5", "--temperature", "0", "--num-samples", "2"]) == 0
+    assert (
+        main(
+            ["generate", "--checkpoint", str(out), "--max-new-tokens", "5", "--temperature", "0", "--num-samples", "2"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("--- sample") == 2
 
 
@@ -51,7 +89,9 @@ def test_eval(trained, capsys):
     corpus, out = trained
     assert main(["eval", "--checkpoint", str(out), "--data", str(corpus), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["split"] == "val" and r["loss"] > 0 and r["perplexity"] == pytest.approx(2.718281828 ** r["loss"], rel=1e-6)
+    assert (
+        r["split"] == "val" and r["loss"] > 0 and r["perplexity"] == pytest.approx(2.718281828 ** r["loss"], rel=1e-6)
+    )
     assert main(["eval", "--checkpoint", str(out), "--data", str(corpus)]) == 0
     assert "perplexity" in capsys.readouterr().out
 
@@ -59,14 +99,19 @@ def test_eval(trained, capsys):
 def test_config_file_and_overrides(tmp_path, trained, capsys):
     corpus, _ = trained
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("preset: nano\nmodel:\n  num_layers: 1\ntrain:\n  max_iters: 4\n  eval_interval: 0\n  progress: false\n")
+    cfg.write_text(
+        "preset: nano\nmodel:\n  num_layers: 1\ntrain:\n  max_iters: 4\n  eval_interval: 0\n  progress: false\n"
+    )
     out = tmp_path / "run"
     assert main(["train", "--data", str(corpus), "--out", str(out), "--config", str(cfg), "--model.embed_dim=16"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["model"]["num_layers"] == 1 and run["model"]["embed_dim"] == 16 and run["train"]["max_iters"] == 4
     toml = tmp_path / "c.toml"
     toml.write_text('preset = "nano"\n[train]\nmax_iters = 3\nprogress = false\neval_interval = 0\n')
-    assert main(["train", "--data", str(corpus), "--out", str(tmp_path / "t"), "--config", str(toml), "--max-iters", "2"]) == 0
+    assert (
+        main(["train", "--data", str(corpus), "--out", str(tmp_path / "t"), "--config", str(toml), "--max-iters", "2"])
+        == 0
+    )
     assert json.loads((tmp_path / "t" / "results.json").read_text())["step"] == 2  # the flag wins over the file
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings  # the test extra installs it (pyproject.toml)
 from hypothesis import strategies as st
 
@@ -47,9 +46,17 @@ def examples(n: int) -> int:
 
 COUNTS: collections.Counter = collections.Counter()  # outcome -> examples, over the whole module
 PER_TEST: collections.Counter = collections.Counter()  # test -> examples
-SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.filter_too_much, HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
 
 CORPUS = "the quick brown fox jumps over the lazy dog.\n" * 30
 
@@ -69,11 +76,51 @@ INTS = st.one_of(
     st.sampled_from([0, -1, 1, 2**31, 2**32 - 1, 2**32, 2**53 + 1, 2**63, 2**64, -(2**63), 10**40, 10**200]),
 )
 FLOATS = st.one_of(st.floats(), st.sampled_from([1e308, -1e308, 5e-324, 0.0, -0.0, 1e-300, 0.5, 1e6]))
-SPECIAL = st.sampled_from([
-    "", " ", "\n", "nan", "-nan", "inf", "-inf", "NaN", "Infinity", "1e400", "-1e400", "1_000", "0x10", "٣",
-    "None", "null", "true", "false", "[]", "{}", "[1, 2]", "1,2", "2,,3", "-", "--", "=", "a=b", "~", "/", ".", "..",
-    "/dev/null", "/proc/self", "\U0001f4a5", "\t3\t", "3.0", "-0", "+7", "9" * 45, "1" * 5000, "x" * 300,
-])
+SPECIAL = st.sampled_from(
+    [
+        "",
+        " ",
+        "\n",
+        "nan",
+        "-nan",
+        "inf",
+        "-inf",
+        "NaN",
+        "Infinity",
+        "1e400",
+        "-1e400",
+        "1_000",
+        "0x10",
+        "٣",
+        "None",
+        "null",
+        "true",
+        "false",
+        "[]",
+        "{}",
+        "[1, 2]",
+        "1,2",
+        "2,,3",
+        "-",
+        "--",
+        "=",
+        "a=b",
+        "~",
+        "/",
+        ".",
+        "..",
+        "/dev/null",
+        "/proc/self",
+        "\U0001f4a5",
+        "\t3\t",
+        "3.0",
+        "-0",
+        "+7",
+        "9" * 45,
+        "1" * 5000,
+        "x" * 300,
+    ]
+)
 VALUES = st.one_of(INTS.map(str), FLOATS.map(repr), TEXT, SPECIAL)
 # For a number field or flag: mostly numbers (still some text), so its ranges are probed.
 NUMBERS = st.one_of(INTS.map(str), INTS.map(str), FLOATS.map(repr), FLOATS.map(repr), SPECIAL, TEXT)
@@ -84,7 +131,13 @@ def values_for(tp: Any):
     import typing
 
     args = set(typing.get_args(tp)) | {tp}
-    numeric = bool(args & {int, float}) or getattr(tp, "__name__", "") in ("whole number", "number", "seed", "int", "float")
+    numeric = bool(args & {int, float}) or getattr(tp, "__name__", "") in (
+        "whole number",
+        "number",
+        "seed",
+        "int",
+        "float",
+    )
     return NUMBERS if numeric else VALUES
 
 
@@ -103,26 +156,94 @@ def world(tmp_path_factory):
     mp.setenv("TRANSFORMERS_OFFLINE", "1")
     corpus = root / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
-    small = ["--max-iters", "2", "--train.device=cpu", "--train.eval_iters=1", "--train.progress=false",
-             "--train.batch_size=2"]
-    assert main(["train", "--data", str(corpus), "--out", str(root / "gpt"), "--preset", "nano", *small,
-                 "--model.embed_dim=16", "--model.num_layers=1"]) == 0
-    assert main(["train", "--objective", "mlm", "--data", str(corpus), "--out", str(root / "enc"), "--preset", "mini",
-                 *small, "--model.embed_dim=16", "--model.num_layers=1"]) == 0
-    assert main(["train", "--task", "reverse", "--out", str(root / "s2s"), *small, "--model.embed_dim=16",
-                 "--model.num_heads=2", "--model.num_encoder_layers=1", "--model.num_decoder_layers=1",
-                 "--task.num_eval_examples=4"]) == 0
+    small = [
+        "--max-iters",
+        "2",
+        "--train.device=cpu",
+        "--train.eval_iters=1",
+        "--train.progress=false",
+        "--train.batch_size=2",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(corpus),
+                "--out",
+                str(root / "gpt"),
+                "--preset",
+                "nano",
+                *small,
+                "--model.embed_dim=16",
+                "--model.num_layers=1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--objective",
+                "mlm",
+                "--data",
+                str(corpus),
+                "--out",
+                str(root / "enc"),
+                "--preset",
+                "mini",
+                *small,
+                "--model.embed_dim=16",
+                "--model.num_layers=1",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "reverse",
+                "--out",
+                str(root / "s2s"),
+                *small,
+                "--model.embed_dim=16",
+                "--model.num_heads=2",
+                "--model.num_encoder_layers=1",
+                "--model.num_decoder_layers=1",
+                "--task.num_eval_examples=4",
+            ]
+        )
+        == 0
+    )
     with _work_budget(mp):
-        yield {"root": root, "corpus": str(corpus), "gpt": str(root / "gpt"), "enc": str(root / "enc"),
-               "s2s": str(root / "s2s")}
+        yield {
+            "root": root,
+            "corpus": str(corpus),
+            "gpt": str(root / "gpt"),
+            "enc": str(root / "enc"),
+            "s2s": str(root / "s2s"),
+        }
     mp.undo()
 
 
-BUDGET = {"optimizer_steps": 6, "module_calls": 30_000, "numpy_steps": 6, "numpy_batches": 40, "numpy_tokens": 64,
-          "pixels": 12_000_000}
+BUDGET = {
+    "optimizer_steps": 6,
+    "module_calls": 30_000,
+    "numpy_steps": 6,
+    "numpy_batches": 40,
+    "numpy_tokens": 64,
+    "pixels": 12_000_000,
+}
 # Commands whose valid runs are slow (several models, many figures): a smaller budget for them.
-HEAVY = {("compare", "mnist"): {"optimizer_steps": 1}, ("compare", "sequence"): {"optimizer_steps": 1},
-         ("demo",): {"optimizer_steps": 1}, ("figures", "foundations"): {"pixels": 200_000}}
+HEAVY = {
+    ("compare", "mnist"): {"optimizer_steps": 1},
+    ("compare", "sequence"): {"optimizer_steps": 1},
+    ("demo",): {"optimizer_steps": 1},
+    ("figures", "foundations"): {"pixels": 200_000},
+}
 _used: collections.Counter = collections.Counter()
 _budget: dict[str, int] = dict(BUDGET)
 
@@ -188,8 +309,11 @@ def _work_budget(mp: pytest.MonkeyPatch):
 def _report(request):
     yield
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["", f"cli properties: {sum(PER_TEST.values())} examples in all; "
-             + ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items()))]
+    lines = [
+        "",
+        f"cli properties: {sum(PER_TEST.values())} examples in all; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(COUNTS.items())),
+    ]
     lines += [f"  {name}: {n}" for name, n in sorted(PER_TEST.items())]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
@@ -219,7 +343,9 @@ def run_cli(argv: list[str], capsys, test: str, budget: dict[str, int] | None = 
     assert "Traceback" not in out.err, f"{argv!r}: {out.err[-3000:]}"
     if rc == 2:
         last = out.err.strip().splitlines()[-1] if out.err.strip() else ""
-        assert last.startswith(("attnlab", "usage:")), f"{argv!r}: the error is not one attnlab line: {out.err[-2000:]!r}"
+        assert last.startswith(("attnlab", "usage:")), (
+            f"{argv!r}: the error is not one attnlab line: {out.err[-2000:]!r}"
+        )
     COUNTS[f"exit {rc}"] += 1
 
 
@@ -246,13 +372,21 @@ def _exclusive_with(parser: argparse.ArgumentParser, action: argparse.Action) ->
 
 
 def _arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    return [a for a in parser._actions
-            if not isinstance(a, (argparse._SubParsersAction, argparse._HelpAction, argparse._VersionAction))]
+    return [
+        a
+        for a in parser._actions
+        if not isinstance(a, (argparse._SubParsersAction, argparse._HelpAction, argparse._VersionAction))
+    ]
 
 
 PARSERS = dict(_walk(build_parser()))
-FAST_TRAIN = ["--train.device=cpu", "--train.eval_iters=1", "--train.progress=false", "--train.batch_size=2",
-              "--train.eval_interval=0"]
+FAST_TRAIN = [
+    "--train.device=cpu",
+    "--train.eval_iters=1",
+    "--train.progress=false",
+    "--train.batch_size=2",
+    "--train.eval_interval=0",
+]
 
 
 def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -274,21 +408,65 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
         ("figures",): ({}, [], []),
         ("figures", "foundations"): ({"--out": o, "--only": ["activations"], "--dpi": tiny}, [], []),
         ("compare",): ({}, [], []),
-        ("compare", "mnist"): ({"--out": o, "--quick": True, "--models": "mlp", "--device": "cpu", "--epochs": "1",
-                                "--no-progress": True, "--data": "digits", "--num-train": "50", "--num-test": "20",
-                                "--no-save-models": True}, [], []),
-        ("compare", "sequence"): ({"--out": o, "--quick": True, "--models": "rnn", "--device": "cpu", "--epochs": "1",
-                                   "--steps-per-epoch": "1", "--timing-lengths": "none", "--no-progress": True,
-                                   "--seq-len": "8", "--no-save-models": True}, [], []),
-        ("probe",): ({"--data": "amp", "--task": "seq-class", "--embedder": "onehot", "--out": o, "--seeds": "1",
-                      "--max-sequences": "30", "--no-cache": True, "--no-save-probes": True, "--no-progress": True},
-                     [], []),
+        ("compare", "mnist"): (
+            {
+                "--out": o,
+                "--quick": True,
+                "--models": "mlp",
+                "--device": "cpu",
+                "--epochs": "1",
+                "--no-progress": True,
+                "--data": "digits",
+                "--num-train": "50",
+                "--num-test": "20",
+                "--no-save-models": True,
+            },
+            [],
+            [],
+        ),
+        ("compare", "sequence"): (
+            {
+                "--out": o,
+                "--quick": True,
+                "--models": "rnn",
+                "--device": "cpu",
+                "--epochs": "1",
+                "--steps-per-epoch": "1",
+                "--timing-lengths": "none",
+                "--no-progress": True,
+                "--seq-len": "8",
+                "--no-save-models": True,
+            },
+            [],
+            [],
+        ),
+        ("probe",): (
+            {
+                "--data": "amp",
+                "--task": "seq-class",
+                "--embedder": "onehot",
+                "--out": o,
+                "--seeds": "1",
+                "--max-sequences": "30",
+                "--no-cache": True,
+                "--no-save-probes": True,
+                "--no-progress": True,
+            },
+            [],
+            [],
+        ),
         ("viz",): ({}, [], []),
-        ("viz", "attention"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o + ".png", "--dpi": tiny},
-                               [], []),
+        ("viz", "attention"): (
+            {"--checkpoint": w["gpt"], "--text": "the fox", "--out": o + ".png", "--dpi": tiny},
+            [],
+            [],
+        ),
         ("viz", "positions"): ({"--out": o + ".png", "--positions": "16", "--dim": "8", "--dpi": tiny}, [], []),
-        ("viz", "embeddings"): ({"--random-dims": ["2", "8"], "--model": w["enc"], "--out": o + ".png",
-                                 "--dpi": tiny}, [], []),
+        ("viz", "embeddings"): (
+            {"--random-dims": ["2", "8"], "--model": w["enc"], "--out": o + ".png", "--dpi": tiny},
+            [],
+            [],
+        ),
         ("viz", "activations"): ({"--out": o + ".png", "--dpi": tiny}, [], []),
         ("viz", "curves"): ({"--out": o + ".png", "--dpi": tiny}, [w["gpt"]], []),
         ("app",): ({"--runs-dir": o}, [], []),
@@ -336,8 +514,9 @@ def _draw_value(action: argparse.Action, data, values=VALUES) -> Any:
     if action.nargs in ("*", "+") or isinstance(action.nargs, int) and action.nargs > 1:
         return data.draw(st.lists(one, min_size=0 if action.nargs == "*" else 1, max_size=4), label=action.dest)
     if action.nargs == 0:  # store_true / store_false: given, or given a value it cannot take
-        return data.draw(st.one_of(st.just(True), VALUES) if values is not PLAUSIBLE else st.just(True),
-                         label=action.dest)
+        return data.draw(
+            st.one_of(st.just(True), VALUES) if values is not PLAUSIBLE else st.just(True), label=action.dest
+        )
     return data.draw(one, label=action.dest)
 
 
@@ -346,7 +525,7 @@ def _set(parser, flags: dict[str, Any], positionals: list[str], action: argparse
     if not action.option_strings:  # a positional argument: replace the base's
         index = [a for a in _arguments(parser) if not a.option_strings].index(action)
         values = [str(v) for v in (value if isinstance(value, list) else [value])]
-        return positionals[:index] + values + positionals[index + 1:]
+        return positionals[:index] + values + positionals[index + 1 :]
     for other in set(action.option_strings) | _exclusive_with(parser, action):
         flags.pop(other, None)
     flags[max(action.option_strings, key=len)] = value
@@ -408,8 +587,12 @@ def _config_sections() -> dict[str, dict[str, type]]:
 
 
 SECTIONS = _config_sections()
-CONFIG_CASES = [(objective, section, f.name) for objective, classes in SECTIONS.items()
-                for section, cls in classes.items() for f in dataclasses.fields(cls)]
+CONFIG_CASES = [
+    (objective, section, f.name)
+    for objective, classes in SECTIONS.items()
+    for section, cls in classes.items()
+    for f in dataclasses.fields(cls)
+]
 
 
 def _plausible_field_value(cls: type, name: str):
@@ -419,21 +602,30 @@ def _plausible_field_value(cls: type, name: str):
     from attnlab.config import field_types
 
     tp = field_types(cls)[name]
-    choices = [str(c) for arg in (typing.get_args(tp) or (tp,)) for c in typing.get_args(arg)
-               if typing.get_origin(arg) is typing.Literal]
+    choices = [
+        str(c)
+        for arg in (typing.get_args(tp) or (tp,))
+        for c in typing.get_args(arg)
+        if typing.get_origin(arg) is typing.Literal
+    ]
     if typing.get_origin(tp) is typing.Literal:
         choices = [str(c) for c in typing.get_args(tp)]
     return st.sampled_from(choices) if choices else PLAUSIBLE
 
 
-@pytest.mark.parametrize("objective, section, field", CONFIG_CASES,
-                         ids=[f"{o}:{s}.{f}" for o, s, f in CONFIG_CASES])
+@pytest.mark.parametrize("objective, section, field", CONFIG_CASES, ids=[f"{o}:{s}.{f}" for o, s, f in CONFIG_CASES])
 @settings(max_examples=examples(3), **SETTINGS)
 @given(data=st.data())
 def test_every_config_field_takes_any_value_without_a_traceback(world, capsys, objective, section, field, data):
     out = tempfile.mkdtemp(dir=world["root"]) + "/out"
-    fast = {"train.device": "cpu", "train.eval_iters": "1", "train.progress": "false", "train.batch_size": "2",
-            "train.eval_interval": "0", "train.max_iters": "1"}
+    fast = {
+        "train.device": "cpu",
+        "train.eval_iters": "1",
+        "train.progress": "false",
+        "train.batch_size": "2",
+        "train.eval_interval": "0",
+        "train.max_iters": "1",
+    }
     head = ["train", "--out", out]
     if objective == "gpt":  # baby: rotary positions, so rope_base and head sizes matter
         head += ["--data", world["corpus"], "--preset", "baby"]
@@ -443,20 +635,31 @@ def test_every_config_field_takes_any_value_without_a_traceback(world, capsys, o
         fast.update({"model.embed_dim": "16", "model.num_layers": "1"})
     else:
         head += ["--task", "reverse"]
-        fast.update({"model.embed_dim": "16", "model.num_heads": "2", "model.num_encoder_layers": "1",
-                     "model.num_decoder_layers": "1", "task.num_eval_examples": "4"})
+        fast.update(
+            {
+                "model.embed_dim": "16",
+                "model.num_heads": "2",
+                "model.num_encoder_layers": "1",
+                "model.num_decoder_layers": "1",
+                "task.num_eval_examples": "4",
+            }
+        )
     if section == "data" and field in ("source", "tokenizer"):
         head = [a for i, a in enumerate(head) if a != "--data" and head[i - 1] != "--data"]
     settings_ = dict(fast)
     # Sometimes a second field of the same objective, with a plausible value: combinations fail too.
     if data.draw(st.booleans(), label="second field"):
-        o_section, o_field = data.draw(st.sampled_from([(s, f) for o, s, f in CONFIG_CASES if o == objective]),
-                                       label="other field")
-        settings_[f"{o_section}.{o_field}"] = data.draw(_plausible_field_value(SECTIONS[objective][o_section], o_field),
-                                                        label="other value")
+        o_section, o_field = data.draw(
+            st.sampled_from([(s, f) for o, s, f in CONFIG_CASES if o == objective]), label="other field"
+        )
+        settings_[f"{o_section}.{o_field}"] = data.draw(
+            _plausible_field_value(SECTIONS[objective][o_section], o_field), label="other value"
+        )
     from attnlab.config import field_types
 
-    settings_[f"{section}.{field}"] = data.draw(values_for(field_types(SECTIONS[objective][section])[field]), label="value")
+    settings_[f"{section}.{field}"] = data.draw(
+        values_for(field_types(SECTIONS[objective][section])[field]), label="value"
+    )
     run_cli(head + [f"--{k}={v}" for k, v in settings_.items()], capsys, "config fields")
 
 
@@ -464,8 +667,11 @@ def test_every_config_field_takes_any_value_without_a_traceback(world, capsys, o
 
 _FILE_TEXT = st.text(_CHARS, max_size=12)
 _SCALARS = st.one_of(st.none(), st.booleans(), INTS, FLOATS, _FILE_TEXT)
-_NESTED = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                         st.dictionaries(_FILE_TEXT, inner, max_size=3)), max_leaves=6)
+_NESTED = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_FILE_TEXT, inner, max_size=3)),
+    max_leaves=6,
+)
 
 
 def _section(objective: str, name: str):
@@ -483,9 +689,13 @@ def config_documents(draw, objective: str):
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(max_size=64))
     names = ["model", "train", "data", "task", "mask", "preset", "optimizer"]
-    doc = draw(st.dictionaries(st.one_of(st.sampled_from(names), INTS, _FILE_TEXT),
-                               st.deferred(lambda: st.one_of(_SCALARS, _section(objective, "model"),
-                                                             _section(objective, "train"))), max_size=4))
+    doc = draw(
+        st.dictionaries(
+            st.one_of(st.sampled_from(names), INTS, _FILE_TEXT),
+            st.deferred(lambda: st.one_of(_SCALARS, _section(objective, "model"), _section(objective, "train"))),
+            max_size=4,
+        )
+    )
     for name in names[:5]:  # and sections with fields of the right names, with anything in them
         if draw(st.booleans()):
             doc[name] = draw(_section(objective, name))
@@ -503,11 +713,16 @@ def test_any_config_file(world, capsys, data):
     folder = Path(tempfile.mkdtemp(dir=world["root"]))
     path = folder / f"run{suffix}"
     path.write_bytes(data.draw(config_documents(objective), label="file"))
-    head = {"gpt": ["--data", world["corpus"], "--preset", "nano"],
-            "mlm": ["--objective", "mlm", "--data", world["corpus"], "--preset", "mini"],
-            "task": ["--task", "reverse"]}[objective]
-    run_cli(["train", "--config", str(path), "--out", str(folder / "out"), *head, *FAST_TRAIN, "--max-iters", "1"],
-            capsys, "config files")
+    head = {
+        "gpt": ["--data", world["corpus"], "--preset", "nano"],
+        "mlm": ["--objective", "mlm", "--data", world["corpus"], "--preset", "mini"],
+        "task": ["--task", "reverse"],
+    }[objective]
+    run_cli(
+        ["train", "--config", str(path), "--out", str(folder / "out"), *head, *FAST_TRAIN, "--max-iters", "1"],
+        capsys,
+        "config files",
+    )
 
 
 # --------------------------------------------------------------------------- anything at all

@@ -39,8 +39,20 @@ def _users_folder(tmp_path):
 
 
 def _train(corpus, out, *extra):
-    return ["train", "--data", str(corpus), "--out", str(out), "--preset", "nano", "--max-iters", "2",
-            "--train.eval_interval=0", "--train.progress=false", *extra]
+    return [
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+        "--preset",
+        "nano",
+        "--max-iters",
+        "2",
+        "--train.eval_interval=0",
+        "--train.progress=false",
+        *extra,
+    ]
 
 
 def test_train_refuses_a_folder_of_the_users(tmp_path, corpus, capsys):
@@ -73,7 +85,19 @@ def test_train_force_keeps_the_users_files(tmp_path, corpus, capsys):
         ["figures", "foundations", "--only", "activations", "--out", "{out}"],
         ["train", "--task", "reverse", "--max-iters", "1", "--out", "{out}"],
         ["train", "--objective", "mlm", "--preset", "mini", "--max-iters", "1", "--out", "{out}"],
-        ["probe", "--data", "amp", "--task", "seq-class", "--embedder", "onehot", "--probe", "linear", "--out", "{out}"],
+        [
+            "probe",
+            "--data",
+            "amp",
+            "--task",
+            "seq-class",
+            "--embedder",
+            "onehot",
+            "--probe",
+            "linear",
+            "--out",
+            "{out}",
+        ],
     ],
     ids=["demo", "compare", "figures", "seq2seq", "mlm", "probe"],
 )
@@ -107,8 +131,9 @@ def test_convert_refuses_the_users_folder(tmp_path, capsys):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     hf = tmp_path / "hf"
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=16, vocab_size=50,
-                               bos_token_id=0, eos_token_id=0)).save_pretrained(hf)
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=16, vocab_size=50, bos_token_id=0, eos_token_id=0)
+    ).save_pretrained(hf)
     capsys.readouterr()
     folder = _users_folder(tmp_path)
     assert main(["convert", "--from-hf", str(hf), "--out", str(folder)]) == 2
@@ -126,9 +151,20 @@ sys.exit(main(sys.argv[1:]))
 def test_two_trainings_on_one_folder(tmp_path, corpus, capsys):
     out = tmp_path / "run"
     first = subprocess.Popen(
-        [sys.executable, "-c", HOLD_TRAINING, *_train(corpus, out)[:-4], "--max-iters", "100000",
-         "--train.eval_interval=0", "--train.progress=false", "--train.max_time=120"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-c",
+            HOLD_TRAINING,
+            *_train(corpus, out)[:-4],
+            "--max-iters",
+            "100000",
+            "--train.eval_interval=0",
+            "--train.progress=false",
+            "--train.max_time=120",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
         deadline = time.monotonic() + 60
@@ -139,7 +175,7 @@ def test_two_trainings_on_one_folder(tmp_path, corpus, capsys):
         line = error_line(capsys)
         assert f"PID {first.pid}" in line and "being written" in line
         metrics = (out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").exists() else ""
-        assert all(json.loads(l) for l in metrics.splitlines())  # one writer: no interleaved lines
+        assert all(json.loads(rec) for rec in metrics.splitlines())  # one writer: no interleaved lines
     finally:
         first.kill()
         first.wait()

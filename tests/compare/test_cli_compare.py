@@ -18,8 +18,22 @@ def error_line(capsys) -> str:
 
 def test_compare_mnist_cli(idx_folder, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["compare", "mnist", "--models", "mlp", "--data", str(idx_folder), "--quick", "--epochs", "2",
-               "--no-progress", "--out", str(out)])
+    rc = main(
+        [
+            "compare",
+            "mnist",
+            "--models",
+            "mlp",
+            "--data",
+            str(idx_folder),
+            "--quick",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| model | parameters |" in printed and "| mlp |" in printed
@@ -31,8 +45,23 @@ def test_compare_mnist_cli(idx_folder, tmp_path, capsys):
 
 def test_compare_sequence_cli(tmp_path, capsys):
     out = tmp_path / "seq"
-    rc = main(["compare", "sequence", "--models", "gru,transformer", "--seq-len", "8", "--quick", "--timing-lengths", "none",
-               "--no-progress", "--no-save-models", "--out", str(out)])
+    rc = main(
+        [
+            "compare",
+            "sequence",
+            "--models",
+            "gru,transformer",
+            "--seq-len",
+            "8",
+            "--quick",
+            "--timing-lengths",
+            "none",
+            "--no-progress",
+            "--no-save-models",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| gru |" in printed and "| transformer |" in printed and "first k below 90%" in printed

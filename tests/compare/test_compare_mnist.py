@@ -66,7 +66,9 @@ def test_batch_source_visits_every_image_once_per_epoch():
 
 def test_batch_source_tops_up_a_short_last_batch():
     labels = np.arange(5, dtype=np.int64)
-    source = ImageBatchSource(np.zeros((5, 1, 2, 2), np.float32), labels, np.zeros((1, 1, 2, 2), np.float32), labels[:1])
+    source = ImageBatchSource(
+        np.zeros((5, 1, 2, 2), np.float32), labels, np.zeros((1, 1, 2, 2), np.float32), labels[:1]
+    )
     rng = np.random.default_rng(1)
     batches = [source.train_batch(3, rng)["targets"] for _ in range(2)]
     assert all(len(b) == 3 for b in batches)
@@ -105,15 +107,26 @@ def test_config_overrides_and_validation():
     assert vit.batch_size == DEFAULT_IMAGE_RECIPES["vit"].batch_size
     assert MnistCompareConfig(quick=True).recipe("cnn").epochs == 1
     assert MnistCompareConfig().recipe("vit").shift_pixels == 2
-    for bad, message in [(dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"), (dict(lr=0.0), "lr"),
-                         (dict(lr=float("nan")), "lr"), (dict(num_train=3), "num_train"), (dict(models="vit,rnn"), "valid models")]:
+    for bad, message in [
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr=0.0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(num_train=3), "num_train"),
+        (dict(models="vit,rnn"), "valid models"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             MnistCompareConfig(**bad)
 
 
 def test_results_table():
-    table = format_results_table({"vit": dict(parameters=139018, epochs=2, train_seconds=12.345, test_accuracy=0.9612,
-                                              inference_ms_per_image=0.1234)})
+    table = format_results_table(
+        {
+            "vit": dict(
+                parameters=139018, epochs=2, train_seconds=12.345, test_accuracy=0.9612, inference_ms_per_image=0.1234
+            )
+        }
+    )
     assert "| vit | 139,018 | 2 | 12.3 | 96.12% | 0.123 |" in table
 
 
@@ -193,8 +206,15 @@ def test_compare_mnist_learns_on_digits(tmp_path):
     """The small 8x8 data set trains real (digits preset) models in a few seconds; the
     ConvNet and MLP must beat chance by far after 3 epochs."""
     result = compare_mnist(
-        MnistCompareConfig(models=("cnn", "mlp"), data="digits", epochs=3, num_train=600, num_test=200,
-                           save_models=False, progress=False),
+        MnistCompareConfig(
+            models=("cnn", "mlp"),
+            data="digits",
+            epochs=3,
+            num_train=600,
+            num_test=200,
+            save_models=False,
+            progress=False,
+        ),
         tmp_path,
     )
     for name in ("cnn", "mlp"):

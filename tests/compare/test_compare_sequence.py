@@ -34,7 +34,9 @@ from attnlab.models.sequence_transformer import SequenceTransformer, SequenceTra
 
 def small(**overrides) -> SequenceTransformer:
     torch.manual_seed(0)
-    return SequenceTransformer(SequenceTransformerConfig.from_name("tiny", vocab_size=9, num_classes=4, max_seq_len=12, **overrides))
+    return SequenceTransformer(
+        SequenceTransformerConfig.from_name("tiny", vocab_size=9, num_classes=4, max_seq_len=12, **overrides)
+    )
 
 
 def test_shapes_and_parameter_count_by_formula():
@@ -71,8 +73,12 @@ def test_sinusoidal_positions_and_bad_configs():
     assert not any("pos_emb" in name for name, _ in model.named_parameters())  # a fixed table
     with pytest.raises(ConfigError, match="max_seq_len"):
         small()(torch.randint(0, 9, (1, 13)))
-    for bad, message in [(dict(embed_dim=10, num_heads=4), "divisible"), (dict(positional="rotary"), "positional"),
-                         (dict(dropout=1.0), "dropout"), (dict(num_layers=0), "num_layers")]:
+    for bad, message in [
+        (dict(embed_dim=10, num_heads=4), "divisible"),
+        (dict(positional="rotary"), "positional"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(num_layers=0), "num_layers"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             SequenceTransformerConfig(**bad)
     with pytest.raises(ConfigError, match="tiny, small"):
@@ -158,8 +164,14 @@ def test_task_batch_source():
 
 def test_time_training_steps_reports_every_length():
     task = RecallTask(num_symbols=4, seq_len=8)
-    times = time_training_steps(lambda T: build_sequence_model("gru", task, quick=True), [4, 8], batch_size=4,
-                                vocab_size=task.vocab_size, steps=2, warmup=1)
+    times = time_training_steps(
+        lambda T: build_sequence_model("gru", task, quick=True),
+        [4, 8],
+        batch_size=4,
+        vocab_size=task.vocab_size,
+        steps=2,
+        warmup=1,
+    )
     assert sorted(times) == [4, 8] and all(v > 0 for v in times.values())
 
 
@@ -167,9 +179,15 @@ def test_model_names_and_config_validation():
     assert parse_sequence_model_names("LSTM, gpt") == ["lstm", "transformer"]
     with pytest.raises(ConfigError, match="valid models: rnn, lstm, gru, transformer"):
         parse_sequence_model_names("lstm,mamba")
-    for bad, message in [(dict(task="copy"), "valid tasks: recall"), (dict(seq_len=2), "seq_len"), (dict(epochs=0), "epochs"),
-                         (dict(lr=-1.0), "lr"), (dict(num_symbols=1), "num_symbols"), (dict(timing_lengths=(1,)), "timing_lengths"),
-                         (dict(batch_size=0), "batch_size")]:
+    for bad, message in [
+        (dict(task="copy"), "valid tasks: recall"),
+        (dict(seq_len=2), "seq_len"),
+        (dict(epochs=0), "epochs"),
+        (dict(lr=-1.0), "lr"),
+        (dict(num_symbols=1), "num_symbols"),
+        (dict(timing_lengths=(1,)), "timing_lengths"),
+        (dict(batch_size=0), "batch_size"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             SequenceCompareConfig(**bad)
     config = SequenceCompareConfig(quick=True)
@@ -179,8 +197,13 @@ def test_model_names_and_config_validation():
 
 
 def test_sequence_table():
-    r = {"parameters": 26152, "seconds_per_epoch": 1.234, "mean_accuracy": 0.5,
-         "accuracy_by_distance": {"1": 1.0, "2": 0.5, "3": 0.0}, "first_distance_below_90": 2}
+    r = {
+        "parameters": 26152,
+        "seconds_per_epoch": 1.234,
+        "mean_accuracy": 0.5,
+        "accuracy_by_distance": {"1": 1.0, "2": 0.5, "3": 0.0},
+        "first_distance_below_90": 2,
+    }
     assert "| lstm | 26,152 | 1.23 | 50.0% | 100.0% | 0.0% | 2 |" in format_sequence_table({"lstm": r})
 
 
@@ -191,8 +214,17 @@ def test_sequence_table():
 
 def test_transformer_solves_short_distances_in_a_quick_run(tmp_path):
     result = compare_sequence(
-        SequenceCompareConfig(models=("transformer",), seq_len=8, num_symbols=4, epochs=4, steps_per_epoch=25,
-                              batch_size=32, timing_lengths=(), save_models=False, progress=False),
+        SequenceCompareConfig(
+            models=("transformer",),
+            seq_len=8,
+            num_symbols=4,
+            epochs=4,
+            steps_per_epoch=25,
+            batch_size=32,
+            timing_lengths=(),
+            save_models=False,
+            progress=False,
+        ),
         tmp_path,
     )
     by_k = {int(k): v for k, v in result["models"]["transformer"]["accuracy_by_distance"].items()}
@@ -204,7 +236,9 @@ def test_compare_sequence_end_to_end(tmp_path):
 
     done = []
     result = compare_sequence(
-        SequenceCompareConfig(seq_len=12, quick=True, progress=False), tmp_path, on_model_done=lambda n, r: done.append(n)
+        SequenceCompareConfig(seq_len=12, quick=True, progress=False),
+        tmp_path,
+        on_model_done=lambda n, r: done.append(n),
     )
     assert done == ["rnn", "lstm", "gru", "transformer"]
     saved = json.loads((tmp_path / "results.json").read_text())

@@ -213,7 +213,7 @@ def test_unwritable_cache_falls_back_to_memory(token_cache, monkeypatch, caplog)
 
 def test_read_text_file_bom_crlf_errors_and_blank_files(tmp_path):
     f = tmp_path / "t.txt"
-    f.write_bytes(b"\xef\xbb\xbf" + "é line\r\nsecond\r\n".encode("utf-8"))
+    f.write_bytes(b"\xef\xbb\xbf" + "é line\r\nsecond\r\n".encode())
     assert read_text_file(f) == "é line\nsecond\n"
     f.write_bytes(b"\xef\xbb\xbfok\nbad \xff here")
     with pytest.raises(DataError, match=r"invalid byte 0xff at byte 10 \(line 2\)"):

@@ -268,8 +268,13 @@ def test_dataset_helpers(mnist5k):
         mnist5k.subset(num_train=10**6)
     with pytest.raises(DataError, match="class names"):
         ImageDataset(
-            np.zeros((2, 1, 2, 2), np.float32), np.array([0, 5]), np.zeros((1, 1, 2, 2), np.float32),
-            np.array([0]), ("a", "b"), "x", "test",
+            np.zeros((2, 1, 2, 2), np.float32),
+            np.array([0, 5]),
+            np.zeros((1, 1, 2, 2), np.float32),
+            np.array([0]),
+            ("a", "b"),
+            "x",
+            "test",
         )
 
 

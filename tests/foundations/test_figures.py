@@ -72,7 +72,23 @@ def test_cli_writes_every_figure(tmp_path, capsys):
 
 
 def test_cli_options_only_no_svg_dpi(tmp_path, capsys):
-    assert main(["figures", "foundations", "--out", str(tmp_path), "--only", "activations", "lr_schedule", "--no-svg", "--dpi", "50"]) == 0
+    assert (
+        main(
+            [
+                "figures",
+                "foundations",
+                "--out",
+                str(tmp_path),
+                "--only",
+                "activations",
+                "lr_schedule",
+                "--no-svg",
+                "--dpi",
+                "50",
+            ]
+        )
+        == 0
+    )
     figures = sorted(p.name for p in tmp_path.iterdir() if p.name != "run.json" and not p.name.startswith("."))
     assert figures == ["activations.png", "lr_schedule.png"]
     small_width, _ = _png_size(tmp_path / "activations.png")

@@ -16,7 +16,9 @@ TIGHT = dict(tol=1e-14, max_iter=100_000)  # solve to the optimum so both librar
 
 @pytest.fixture(scope="module")
 def data():
-    X, y, _ = R.make_regression_data(n_samples=60, n_features=5, n_informative=3, noise=0.7, correlation=0.4, intercept=2.5, seed=7)
+    X, y, _ = R.make_regression_data(
+        n_samples=60, n_features=5, n_informative=3, noise=0.7, correlation=0.4, intercept=2.5, seed=7
+    )
     X[:, 1] = 4.0 * X[:, 1] + 3.0  # a feature of another scale and offset, so centring matters
     return X, y
 
@@ -30,7 +32,9 @@ def _assert_same(ours, ref, atol=1e-6):
 @pytest.mark.parametrize("method", ["lstsq", "normal"])
 def test_least_squares_matches_sklearn(data, fit_intercept, method):
     X, y = data
-    _assert_same(R.least_squares(X, y, fit_intercept, method=method), LinearRegression(fit_intercept=fit_intercept).fit(X, y))
+    _assert_same(
+        R.least_squares(X, y, fit_intercept, method=method), LinearRegression(fit_intercept=fit_intercept).fit(X, y)
+    )
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])

@@ -52,7 +52,9 @@ def test_pairwise_match_references():
     torch_cos = torch.nn.functional.cosine_similarity(torch.tensor(q)[:, None, :], torch.tensor(k)[None, :, :], dim=-1)
     np.testing.assert_allclose(V.pairwise_cosine_similarity(q, k), torch_cos.numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(V.pairwise_euclidean_distance(q, k), cdist(q, k), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(V.pairwise_euclidean_distance(q, k, squared=True), cdist(q, k, "sqeuclidean"), rtol=1e-10)
+    np.testing.assert_allclose(
+        V.pairwise_euclidean_distance(q, k, squared=True), cdist(q, k, "sqeuclidean"), rtol=1e-10
+    )
     # the one-pair functions broadcast to the same matrices
     np.testing.assert_allclose(V.euclidean_distance(q[:, None], k[None]), cdist(q, k), rtol=1e-12)
     np.testing.assert_allclose(V.cosine_similarity(q[:, None], k[None]), sk_cosine(q, k), rtol=1e-12, atol=1e-14)

@@ -18,7 +18,16 @@ import torch
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "fast", "slow", "protein", "fold", "##s", "##ed", "."]
-BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz", *["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]]
+BERT_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *WORDS,
+    *"abcdefghijklmnopqrstuvwxyz",
+    *["##" + c for c in "abcdefghijklmnopqrstuvwxyz"],
+]
 
 
 def wordpiece_tokenizer(vocab: list[str] = BERT_VOCAB):
@@ -30,7 +39,9 @@ def wordpiece_tokenizer(vocab: list[str] = BERT_VOCAB):
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
     )
     tok.decoder = decoders.WordPiece()
     tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
@@ -47,9 +58,15 @@ def tiny_bert_folder(tmp_path_factory, transformers) -> Path:
     """A random BertForMaskedLM (2 layers, 32 wide) with a WordPiece tokenizer.json, saved HF style."""
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=len(BERT_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=40, type_vocab_size=2, pad_token_id=0,
-    )  # fmt: skip
+        vocab_size=len(BERT_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        pad_token_id=0,
+    )
     model = transformers.BertForMaskedLM(config).eval()
     folder = tmp_path_factory.mktemp("tiny-bert")
     model.save_pretrained(folder)
@@ -61,7 +78,9 @@ def tiny_bert_folder(tmp_path_factory, transformers) -> Path:
 def tiny_gpt2_folder(tmp_path_factory, transformers) -> Path:
     """A random GPT2LMHeadModel (2 layers, 32 wide), saved HF style (no tokenizer)."""
     torch.manual_seed(1)
-    config = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=61, n_positions=48, bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=2, n_head=4, n_embd=32, vocab_size=61, n_positions=48, bos_token_id=0, eos_token_id=0
+    )
     model = transformers.GPT2LMHeadModel(config).eval()
     folder = tmp_path_factory.mktemp("tiny-gpt2")
     model.save_pretrained(folder)

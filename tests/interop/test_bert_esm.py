@@ -45,8 +45,15 @@ def padded_batch(vocab_low, vocab_high, lengths, cls_id, sep_id, pad_id, seed=0)
 
 def random_bert(**overrides):
     torch.manual_seed(0)
-    cfg = dict(vocab_size=70, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-               max_position_embeddings=40, attn_implementation="eager")  # fmt: skip
+    cfg = dict(
+        vocab_size=70,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        attn_implementation="eager",
+    )
     cfg.update(overrides)
     return transformers.BertForMaskedLM(transformers.BertConfig(**cfg)).eval()
 
@@ -66,21 +73,40 @@ def test_bert_masked_lm_parity_with_padding_and_token_types():
 
 def test_bert_base_model_imports_without_head():
     torch.manual_seed(1)
-    cfg = transformers.BertConfig(vocab_size=50, hidden_size=24, num_hidden_layers=3, num_attention_heads=3, intermediate_size=48,
-                                  max_position_embeddings=20, hidden_act="gelu_new", attn_implementation="eager")  # fmt: skip
+    cfg = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=48,
+        max_position_embeddings=20,
+        hidden_act="gelu_new",
+        attn_implementation="eager",
+    )
     hf = transformers.BertModel(cfg).eval()
     ours = from_transformers(hf)
     assert ours.config.head == "none" and ours.config.activation == "gelu_tanh"
     ids, mask = padded_batch(5, 50, [9, 4], cls_id=1, sep_id=2, pad_id=0)
     compare(ours, hf, ids, mask, logits=False)
     with torch.no_grad():
-        assert_close(ours.encode(ids, mask)[mask.bool()], hf(ids, attention_mask=mask).last_hidden_state[mask.bool()], **ATOL)
+        assert_close(
+            ours.encode(ids, mask)[mask.bool()], hf(ids, attention_mask=mask).last_hidden_state[mask.bool()], **ATOL
+        )
 
 
 def test_roberta_positions_start_after_padding_id():
     torch.manual_seed(2)
-    cfg = transformers.RobertaConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                                     max_position_embeddings=34, pad_token_id=1, type_vocab_size=1, attn_implementation="eager")  # fmt: skip
+    cfg = transformers.RobertaConfig(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=34,
+        pad_token_id=1,
+        type_vocab_size=1,
+        attn_implementation="eager",
+    )
     hf = transformers.RobertaForMaskedLM(cfg).eval()
     ours = from_transformers(hf)
     assert ours.config.max_seq_len == 32  # 34 rows minus the two before pad_token_id + 1
@@ -90,9 +116,21 @@ def test_roberta_positions_start_after_padding_id():
 
 def random_esm(position="rotary", **overrides):
     torch.manual_seed(3)
-    cfg = dict(vocab_size=33, pad_token_id=1, mask_token_id=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-               intermediate_size=64, position_embedding_type=position, token_dropout=True, emb_layer_norm_before=False,
-               layer_norm_eps=1e-5, max_position_embeddings=64, attn_implementation="eager")  # fmt: skip
+    cfg = dict(
+        vocab_size=33,
+        pad_token_id=1,
+        mask_token_id=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        position_embedding_type=position,
+        token_dropout=True,
+        emb_layer_norm_before=False,
+        layer_norm_eps=1e-5,
+        max_position_embeddings=64,
+        attn_implementation="eager",
+    )
     cfg.update(overrides)
     return transformers.EsmForMaskedLM(transformers.EsmConfig(**cfg)).eval()
 
@@ -107,15 +145,31 @@ def test_esm2_rotary_token_dropout_parity():
     hf = random_esm()
     ours = from_transformers(hf)
     c = ours.config
-    assert (c.positional, c.norm_first, c.final_norm, c.embed_norm, c.token_dropout) == ("rotary", True, True, False, True)
+    assert (c.positional, c.norm_first, c.final_norm, c.embed_norm, c.token_dropout) == (
+        "rotary",
+        True,
+        True,
+        False,
+        True,
+    )
     compare(ours, hf, *esm_batch())
 
 
 def test_esm2_base_model_without_token_dropout():
     torch.manual_seed(5)
-    cfg = transformers.EsmConfig(vocab_size=33, pad_token_id=1, mask_token_id=32, hidden_size=32, num_hidden_layers=3,
-                                 num_attention_heads=2, intermediate_size=48, position_embedding_type="rotary",
-                                 token_dropout=False, emb_layer_norm_before=False, attn_implementation="eager")  # fmt: skip
+    cfg = transformers.EsmConfig(
+        vocab_size=33,
+        pad_token_id=1,
+        mask_token_id=32,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=48,
+        position_embedding_type="rotary",
+        token_dropout=False,
+        emb_layer_norm_before=False,
+        attn_implementation="eager",
+    )
     hf = transformers.EsmModel(cfg, add_pooling_layer=False).eval()
     ours = from_transformers(hf)
     assert ours.config.head == "none" and not ours.config.token_dropout
@@ -150,7 +204,9 @@ def test_bert_folder_with_tokenizer(tiny_bert_folder):
     hf = transformers.BertForMaskedLM.from_pretrained(tiny_bert_folder, attn_implementation="eager").eval()
     ours, tokenizer = from_pretrained(tiny_bert_folder)
     assert tokenizer.mask_id == 4 and ours.config.mask_token_id == 4
-    hf_tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tiny_bert_folder / "tokenizer.json"), pad_token="[PAD]")
+    hf_tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(tiny_bert_folder / "tokenizer.json"), pad_token="[PAD]"
+    )
     text = "The cats sat on a fast mat."
     assert tokenizer.encode_with_specials(text) == hf_tokenizer(text)["input_ids"]
     batch = hf_tokenizer([text, "a dog ran"], padding=True, return_tensors="pt")

@@ -64,7 +64,9 @@ def test_convert_gpt_checkpoint_to_hf_folder(tmp_path, capsys):
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     prompt = torch.tensor([hf_tokenizer("hello")["input_ids"]])
-    theirs = hf.generate(prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt), pad_token_id=0)
+    theirs = hf.generate(
+        prompt, max_new_tokens=12, do_sample=False, attention_mask=torch.ones_like(prompt), pad_token_id=0
+    )
     assert theirs.tolist() == generate(gpt, prompt, max_new_tokens=12, temperature=0).tolist()
     # the folder already holds a model: refuse without --force
     capsys.readouterr()
@@ -94,7 +96,9 @@ def test_convert_bad_inputs(tmp_path, tiny_bert_folder, capsys):
     assert main(["convert", "--from-hf", str(tmp_path / "missing"), "--out", str(tmp_path / "o4")]) == 2
     one_line_error(capsys, "does not exist")
 
-    assert main(["convert", "--from-hf", "someone/some-model", "--out", str(tmp_path / "o5")]) == 2  # HF_HUB_OFFLINE=1 in tests
+    assert (
+        main(["convert", "--from-hf", "someone/some-model", "--out", str(tmp_path / "o5")]) == 2
+    )  # HF_HUB_OFFLINE=1 in tests
     one_line_error(capsys, "hub access is switched off")
 
     main(["convert", "--from-hf", str(tiny_bert_folder), "--out", str(tmp_path / "enc")])
@@ -107,7 +111,10 @@ def test_convert_bad_inputs(tmp_path, tiny_bert_folder, capsys):
 
 def test_embed_hf_folder_and_checkpoint(tiny_bert_folder, tmp_path, capsys):
     texts = ["the cat sat", "a dog ran fast"]
-    assert main(["embed", "--checkpoint", str(tiny_bert_folder), "--text", texts[0], "--text", texts[1], "--normalize"]) == 0
+    assert (
+        main(["embed", "--checkpoint", str(tiny_bert_folder), "--text", texts[0], "--text", texts[1], "--normalize"])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["dim"] == 32 and result["texts"] == texts and result["pool"] == "mean" and result["normalize"]
     model, tokenizer = from_pretrained(tiny_bert_folder)

@@ -22,14 +22,22 @@ def random_gpt2(seed=0, **overrides):
 
 
 def hf_greedy(model, ids, n):
-    return model.generate(ids, max_new_tokens=n, do_sample=False, attention_mask=torch.ones_like(ids), pad_token_id=0, eos_token_id=None)
+    return model.generate(
+        ids, max_new_tokens=n, do_sample=False, attention_mask=torch.ones_like(ids), pad_token_id=0, eos_token_id=None
+    )
 
 
 def test_import_gives_same_logits_and_greedy_tokens():
     hf = random_gpt2()
     ours = from_transformers(hf)
     c = ours.config
-    assert (c.bias, c.activation, c.norm_first, c.tie_weights, c.positional) == (True, "gelu_tanh", True, True, "learned")
+    assert (c.bias, c.activation, c.norm_first, c.tie_weights, c.positional) == (
+        True,
+        "gelu_tanh",
+        True,
+        True,
+        "learned",
+    )
     x = torch.randint(0, 61, (3, 17))
     with torch.no_grad():
         assert_close(ours(x).logits, hf(x).logits, atol=1e-4, rtol=1e-4)
@@ -52,7 +60,14 @@ def test_import_hidden_states_and_attentions_match():
         assert_close(wa, wb, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("flags", [dict(scale_attn_weights=False), dict(scale_attn_by_inverse_layer_idx=True), dict(activation_function="relu", n_inner=40)])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        dict(scale_attn_weights=False),
+        dict(scale_attn_by_inverse_layer_idx=True),
+        dict(activation_function="relu", n_inner=40),
+    ],
+)
 def test_unusual_gpt2_configs_import_exactly(flags):
     hf = random_gpt2(seed=1, **flags)
     ours = from_transformers(hf)
@@ -81,7 +96,10 @@ def test_import_from_a_saved_folder(tiny_gpt2_folder):
         assert_close(ours(x).logits, hf(x).logits, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs", [dict(bias=True, activation="gelu_tanh"), dict(bias=False), dict(positional="sinusoidal"), dict(tie_weights=False)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(bias=True, activation="gelu_tanh"), dict(bias=False), dict(positional="sinusoidal"), dict(tie_weights=False)],
+)
 def test_export_loads_in_transformers_with_same_logits_and_tokens(tmp_path, kwargs):
     torch.manual_seed(4)
     ours = GPT(GPTConfig.from_name("nano", vocab_size=29, **kwargs)).eval()

@@ -22,9 +22,17 @@ transformers = pytest.importorskip("transformers")
 def random_llama(seed=0, **overrides):
     torch.manual_seed(seed)
     config = dict(
-        vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=48, bos_token_id=0, eos_token_id=0, rope_theta=1000.0,
-    )  # fmt: skip
+        vocab_size=61,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=48,
+        bos_token_id=0,
+        eos_token_id=0,
+        rope_theta=1000.0,
+    )
     config.update(overrides)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).eval()
     with torch.no_grad():

@@ -36,8 +36,13 @@ def test_hidden_states_and_attentions_equal_transformers(minilm, hf_minilm, sent
     hf, hf_tokenizer = hf_minilm
     batch = hf_tokenizer(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
-        a = ours(batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"],
-                 output_hidden_states=True, output_attentions=True)  # fmt: skip
+        a = ours(
+            batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+            output_hidden_states=True,
+            output_attentions=True,
+        )
         b = hf(**batch, output_hidden_states=True, output_attentions=True)
     real = batch["attention_mask"].bool()
     assert len(a.hidden_states) == len(b.hidden_states) == 7

@@ -215,7 +215,9 @@ def test_hidden_gradient_norms_match_an_unrolled_rnn_cell():
     torch.manual_seed(0)
     task = RecallTask(num_symbols=4, seq_len=12)
     batch = task.sample(8, seed=0).to_torch()
-    model = RecurrentModel(RecurrentConfig(cell="rnn", vocab_size=task.vocab_size, num_classes=4, embed_dim=5, hidden_dim=6))
+    model = RecurrentModel(
+        RecurrentConfig(cell="rnn", vocab_size=task.vocab_size, num_classes=4, embed_dim=5, hidden_dim=6)
+    )
     ours = gradient_norms_through_time(model, batch.input_ids, batch.targets, wrt="hidden")
     reference = _reference_hidden_grad_norms(model, batch.input_ids, batch.targets)
     assert ours.shape == (12,) and ours.dtype == np.float64
@@ -225,7 +227,9 @@ def test_hidden_gradient_norms_match_an_unrolled_rnn_cell():
 @pytest.mark.parametrize("cell", CELLS)
 def test_embedding_gradient_norms_match_autograd_and_respect_causality(cell):
     torch.manual_seed(0)
-    model = RecurrentModel(RecurrentConfig(cell=cell, vocab_size=9, num_classes=9, embed_dim=4, hidden_dim=5, dropout=0.5))
+    model = RecurrentModel(
+        RecurrentConfig(cell=cell, vocab_size=9, num_classes=9, embed_dim=4, hidden_dim=5, dropout=0.5)
+    )
     ids = torch.randint(0, 9, (6, 10))
     targets = torch.full((6, 10), -100)
     targets[:, 6] = torch.randint(0, 9, (6,))  # score position 6 only

@@ -28,9 +28,15 @@ from attnlab.nn.block import TransformerBlock
 
 PINNED = json.loads((Path(__file__).with_name("pinned_config_dicts.json")).read_text(encoding="utf-8"))
 CONFIGS = [
-    GPTConfig, EncoderConfig, Seq2SeqConfig, ViTConfig, SequenceTransformerConfig,
-    baselines.MLPConfig, baselines.ConvNetConfig, baselines.RecurrentConfig,
-]  # fmt: skip
+    GPTConfig,
+    EncoderConfig,
+    Seq2SeqConfig,
+    ViTConfig,
+    SequenceTransformerConfig,
+    baselines.MLPConfig,
+    baselines.ConvNetConfig,
+    baselines.RecurrentConfig,
+]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
@@ -160,8 +166,15 @@ def test_head_dim_hidden_dim_and_block_kwargs():
     for config in (GPTConfig(), EncoderConfig(), seq2seq, ViTConfig()):
         kwargs = config.block_kwargs()
         assert set(kwargs) == {
-            "embed_dim", "num_heads", "hidden_dim", "dropout", "activation", "norm_first", "bias", "layer_norm_eps",
-        }  # fmt: skip
+            "embed_dim",
+            "num_heads",
+            "hidden_dim",
+            "dropout",
+            "activation",
+            "norm_first",
+            "bias",
+            "layer_norm_eps",
+        }
         assert set(kwargs) <= set(block_parameters)
         assert kwargs["hidden_dim"] == config.hidden_dim
     assert EncoderConfig().block_kwargs()["layer_norm_eps"] == 1e-12

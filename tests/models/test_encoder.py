@@ -30,7 +30,12 @@ def test_presets_build_and_validate():
         cfg = EncoderConfig.from_name(name)
         assert cfg.embed_dim % cfg.num_heads == 0
     protein = EncoderConfig.from_name("protein-small")
-    assert (protein.norm_first, protein.positional, protein.embed_norm, protein.final_norm) == (True, "rotary", False, True)
+    assert (protein.norm_first, protein.positional, protein.embed_norm, protein.final_norm) == (
+        True,
+        "rotary",
+        False,
+        True,
+    )
     assert (protein.vocab_size, protein.pad_token_id, protein.mask_token_id) == (33, 1, 32)  # ESM-2 alphabet ids
     small = EncoderConfig.from_name("small")
     assert (small.norm_first, small.positional, small.embed_norm) == (False, "learned", True)
@@ -122,7 +127,15 @@ def test_no_head_returns_states_only():
 
 LAYOUTS = {
     "bert": dict(),
-    "esm2": dict(norm_first=True, positional="rotary", embed_norm=False, final_norm=True, token_dropout=True, mask_token_id=22, pad_token_id=1),
+    "esm2": dict(
+        norm_first=True,
+        positional="rotary",
+        embed_norm=False,
+        final_norm=True,
+        token_dropout=True,
+        mask_token_id=22,
+        pad_token_id=1,
+    ),
     "sinusoidal-types": dict(positional="sinusoidal", type_vocab_size=2),
 }
 
@@ -140,7 +153,9 @@ def test_padding_never_changes_real_tokens(layout):
     assert_close(padded.logits[:, :7], alone.logits, atol=1e-5, rtol=1e-5)
     for a, b in zip(alone.hidden_states, padded.hidden_states):
         assert_close(b[:, :7], a, atol=1e-5, rtol=1e-5)
-    assert_close(model(padded_ids, attention_mask=attention_mask).extras["pooled"], alone.extras["pooled"], atol=1e-5, rtol=1e-5)
+    assert_close(
+        model(padded_ids, attention_mask=attention_mask).extras["pooled"], alone.extras["pooled"], atol=1e-5, rtol=1e-5
+    )
 
 
 def test_without_positions_permuting_input_permutes_output():
@@ -187,7 +202,9 @@ def test_block_stack_matches_torch_transformer_encoder_layers():
     x = torch.randint(0, 23, (2, 5))
     h = model.embed(x)
     for block in model.blocks:
-        ref = nn.TransformerEncoderLayer(32, 2, 128, dropout=0.0, activation="gelu", batch_first=True, norm_first=False).eval()
+        ref = nn.TransformerEncoderLayer(
+            32, 2, 128, dropout=0.0, activation="gelu", batch_first=True, norm_first=False
+        ).eval()
         with torch.no_grad():
             ref.self_attn.in_proj_weight.copy_(block.attn.qkv.weight)
             ref.self_attn.in_proj_bias.copy_(block.attn.qkv.bias)

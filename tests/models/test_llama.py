@@ -32,9 +32,16 @@ def tiny(**kw) -> LlamaConfig:
 def random_hf_llama(transformers, seed=0, **overrides):
     torch.manual_seed(seed)
     config = dict(
-        vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=500.0,
-    )  # fmt: skip
+        vocab_size=61,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        rope_theta=500.0,
+    )
     config.update(overrides)
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)).eval()
     with torch.no_grad():  # HF initialises norms to one: randomise them so they are tested too
@@ -47,12 +54,21 @@ def random_hf_llama(transformers, seed=0, **overrides):
 def copy_into_ours(hf) -> Llama:
     """Our Llama with HF's weights copied by hand (independent of attnlab.interop)."""
     c = hf.config
-    ours = Llama(LlamaConfig(
-        vocab_size=c.vocab_size, max_seq_len=c.max_position_embeddings, num_layers=c.num_hidden_layers,
-        num_heads=c.num_attention_heads, num_kv_heads=c.num_key_value_heads, embed_dim=c.hidden_size,
-        ff_dim=c.intermediate_size, tie_weights=c.tie_word_embeddings, layer_norm_eps=c.rms_norm_eps,
-        rope_base=500.0, bias=c.attention_bias,
-    )).eval()  # fmt: skip
+    ours = Llama(
+        LlamaConfig(
+            vocab_size=c.vocab_size,
+            max_seq_len=c.max_position_embeddings,
+            num_layers=c.num_hidden_layers,
+            num_heads=c.num_attention_heads,
+            num_kv_heads=c.num_key_value_heads,
+            embed_dim=c.hidden_size,
+            ff_dim=c.intermediate_size,
+            tie_weights=c.tie_word_embeddings,
+            layer_norm_eps=c.rms_norm_eps,
+            rope_base=500.0,
+            bias=c.attention_bias,
+        )
+    ).eval()
     hs = hf.state_dict()
     state = {"tok_emb.weight": hs["model.embed_tokens.weight"], "norm.weight": hs["model.norm.weight"]}
     if not c.tie_word_embeddings:

@@ -60,8 +60,9 @@ ENCODER_CONFIGS = [
     EncoderConfig.from_name("mini", head="sequence", num_labels=1, pooling="mean"),  # regression
     EncoderConfig.from_name("mini", head="token", num_labels=5, bias=False),
     EncoderConfig.from_name("mini", head="none"),
-    EncoderConfig.from_name("mini", positional="rotary", norm_first=True, embed_norm=False, final_norm=True,
-                            type_vocab_size=2, ff_dim=48),
+    EncoderConfig.from_name(
+        "mini", positional="rotary", norm_first=True, embed_norm=False, final_norm=True, type_vocab_size=2, ff_dim=48
+    ),
     EncoderConfig.from_name("mini", positional="sinusoidal", type_vocab_size=3, tie_weights=False, bias=False),
 ]
 
@@ -75,12 +76,21 @@ SEQ2SEQ_CONFIGS = [
     Seq2SeqConfig(),
     Seq2SeqConfig(embed_dim=32, num_heads=2, tie_weights=False, bias=False),
     Seq2SeqConfig(embed_dim=32, num_heads=2, positional="rotary", num_encoder_layers=1, num_decoder_layers=3),
-    Seq2SeqConfig(embed_dim=32, num_heads=4, positional="sinusoidal", norm_first=False, ff_dim=24,
-                  max_source_len=10, max_target_len=20),
+    Seq2SeqConfig(
+        embed_dim=32,
+        num_heads=4,
+        positional="sinusoidal",
+        norm_first=False,
+        ff_dim=24,
+        max_source_len=10,
+        max_target_len=20,
+    ),
 ]
 
 
-@pytest.mark.parametrize("config", SEQ2SEQ_CONFIGS, ids=lambda c: f"{c.positional}-tie{c.tie_weights}-norm{c.norm_first}")
+@pytest.mark.parametrize(
+    "config", SEQ2SEQ_CONFIGS, ids=lambda c: f"{c.positional}-tie{c.tie_weights}-norm{c.norm_first}"
+)
 def test_seq2seq_parameter_count_is_exact(config):
     assert memory.count_parameters(config) == memory.seq2seq_parameters(config) == built(Seq2Seq(config))
 
@@ -138,8 +148,9 @@ def test_check_counts_the_stored_evaluation_batches():
     est = memory.training_bytes(cfg, 12, eval_batches=100_000)
     assert est["eval_batches"] == 100_000 * 12 * cfg.max_seq_len * 2 * 8
     with pytest.raises(ConfigError, match=r"for 100,000 evaluation batches.*--train.eval_iters"):
-        memory.check_training_memory(cfg, 12, available=2 * small["total"] + est["eval_batches"] // 4,
-                                     eval_batches=100_000)
+        memory.check_training_memory(
+            cfg, 12, available=2 * small["total"] + est["eval_batches"] // 4, eval_batches=100_000
+        )
 
 
 def test_check_formats_absurd_sizes_without_overflowing():
@@ -170,8 +181,21 @@ def test_train_with_a_model_too_big_for_the_machine_exits_2_in_one_line(tmp_path
     out = tmp_path / "run"
     tracemalloc.start()
     try:
-        rc = main(["train", "--data", str(corpus), "--out", str(out), "--preset", "nano",
-                   "--model.embed_dim=4000000", "--max-iters", "1", "--train.device=cpu"])
+        rc = main(
+            [
+                "train",
+                "--data",
+                str(corpus),
+                "--out",
+                str(out),
+                "--preset",
+                "nano",
+                "--model.embed_dim=4000000",
+                "--max-iters",
+                "1",
+                "--train.device=cpu",
+            ]
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -189,9 +213,38 @@ def test_train_mlm_and_task_check_memory_too(tmp_path, capsys):
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("hello there, general kenobi.\n" * 40, encoding="utf-8")
-    assert main(["train", "--objective", "mlm", "--data", str(corpus), "--out", str(tmp_path / "m"), "--preset", "mini",
-                 "--model.embed_dim=4000000", "--model.num_heads=1", "--train.device=cpu"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--objective",
+                "mlm",
+                "--data",
+                str(corpus),
+                "--out",
+                str(tmp_path / "m"),
+                "--preset",
+                "mini",
+                "--model.embed_dim=4000000",
+                "--model.num_heads=1",
+                "--train.device=cpu",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.startswith("attnlab: error: the encoder has ")
-    assert main(["train", "--task", "reverse", "--out", str(tmp_path / "s"), "--model.embed_dim=4000000",
-                 "--train.device=cpu"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "reverse",
+                "--out",
+                str(tmp_path / "s"),
+                "--model.embed_dim=4000000",
+                "--train.device=cpu",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.startswith("attnlab: error: the seq2seq model has ")

@@ -115,8 +115,15 @@ def test_parity_with_torch_nn_transformer(norm_first):
     model = model_of(2, norm_first=norm_first, num_heads=4, dropout=0.0)
     c = model.config
     ref = torch.nn.Transformer(
-        d_model=c.embed_dim, nhead=c.num_heads, num_encoder_layers=1, num_decoder_layers=1,
-        dim_feedforward=c.hidden_dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=norm_first,
+        d_model=c.embed_dim,
+        nhead=c.num_heads,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        dim_feedforward=c.hidden_dim,
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=norm_first,
     ).eval()
     enc, dec = model.encoder_blocks[0], model.decoder_blocks[0]
     r_enc, r_dec = ref.encoder.layers[0], ref.decoder.layers[0]
@@ -151,8 +158,12 @@ def test_parity_with_torch_nn_transformer(norm_first):
     tgt = model.tok_emb(y) + model.decoder_pos_emb(torch.arange(T))
     pad = x == 0  # PyTorch's key padding masks use True = blocked (ours: True = may attend)
     theirs = ref(
-        src, tgt, tgt_mask=ref.generate_square_subsequent_mask(T, dtype=torch.bool),
-        src_key_padding_mask=pad, memory_key_padding_mask=pad, tgt_is_causal=True,
+        src,
+        tgt,
+        tgt_mask=ref.generate_square_subsequent_mask(T, dtype=torch.bool),
+        src_key_padding_mask=pad,
+        memory_key_padding_mask=pad,
+        tgt_is_causal=True,
     )
     assert_close(ours.hidden_states[-1], theirs, atol=1e-5, rtol=1e-5)
     enc_ref = ref.encoder(src, src_key_padding_mask=pad)
@@ -183,7 +194,9 @@ def test_source_padding_changes_nothing():
     padded = torch.cat([x, torch.zeros(1, 5, dtype=torch.long)], 1)
     plain, pad = model(x, y), model(padded, y)  # default mask: input_ids != pad_id
     assert_close(pad.logits, plain.logits, atol=1e-5, rtol=1e-5)
-    assert_close(pad.extras["encoder_last_hidden_state"][:, :6], plain.extras["encoder_last_hidden_state"], atol=1e-5, rtol=1e-5)
+    assert_close(
+        pad.extras["encoder_last_hidden_state"][:, :6], plain.extras["encoder_last_hidden_state"], atol=1e-5, rtol=1e-5
+    )
     # an explicit mask does the same, whatever the padded positions hold
     junk = padded.clone()
     junk[0, 6:] = 7
@@ -306,7 +319,7 @@ def test_greedy_picks_the_argmax_and_its_score_is_the_sequence_log_prob():
         # each token is the argmax given the tokens before it
         dec_in = torch.tensor([[1] + seq[:-1]])
         assert model(x[i : i + 1], dec_in).logits[0].argmax(-1).tolist() == seq
-        assert torch.all(gen.sequences[i, len(seq):] == 0)  # padding after <eos>
+        assert torch.all(gen.sequences[i, len(seq) :] == 0)  # padding after <eos>
     assert_close(sequence_log_probs(model, x, gen.sequences), gen.scores, atol=1e-4, rtol=1e-5)
 
 
@@ -373,7 +386,9 @@ def test_generate_dispatches_and_decodes_a_batch_like_single_rows():
     for i, n in enumerate((4, 7)):
         one = model.generate(x[i : i + 1, :n], beam_width=3, max_new_tokens=10, length_penalty=0.0)
         assert trimmed(both.sequences[i]) == trimmed(one.sequences[0])
-    assert torch.equal(model.generate(x, max_new_tokens=10).sequences, greedy_decode(model, x, max_new_tokens=10).sequences)
+    assert torch.equal(
+        model.generate(x, max_new_tokens=10).sequences, greedy_decode(model, x, max_new_tokens=10).sequences
+    )
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

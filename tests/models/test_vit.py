@@ -185,7 +185,9 @@ def test_rollout_fuses_heads_and_renormalises_rows():
     mean = attention_rollout([layer], residual_weight=0.0)
     torch.testing.assert_close(mean, torch.full((1, 2, 2), 0.5))
     # max fusion: [[0.8, 0.8], [0.6, 0.6]] -> rows renormalised to [[0.5, 0.5], [0.5, 0.5]]
-    torch.testing.assert_close(attention_rollout([layer], residual_weight=0.0, head_fusion="max"), torch.full((1, 2, 2), 0.5))
+    torch.testing.assert_close(
+        attention_rollout([layer], residual_weight=0.0, head_fusion="max"), torch.full((1, 2, 2), 0.5)
+    )
     # max fusion with the residual: 0.5 I + 0.5 [[0.8, 0.8], [0.6, 0.6]] = [[0.9, 0.4], [0.3, 0.8]], / row sums
     expected = torch.tensor([[[0.9 / 1.3, 0.4 / 1.3], [0.3 / 1.1, 0.8 / 1.1]]])
     torch.testing.assert_close(attention_rollout([layer], head_fusion="max"), expected)

@@ -64,7 +64,9 @@ def test_naive_equals_fused(use_mask):
     q, k, v = torch.randn(3, B, H, T, D).unbind(0)
     lengths = torch.tensor([5, 3])
     pad = padding_mask(lengths_to_mask(lengths, T))
-    mask = {"none": None, "causal": causal_mask(T), "padding": pad, "both": combine_masks(causal_mask(T), pad)}[use_mask]
+    mask = {"none": None, "causal": causal_mask(T), "padding": pad, "both": combine_masks(causal_mask(T), pad)}[
+        use_mask
+    ]
     naive, _ = scaled_dot_product_attention(q, k, v, mask, impl="naive")
     fused, _ = scaled_dot_product_attention(q, k, v, mask, impl="fused")
     assert_close(naive, fused, atol=1e-5, rtol=1e-5)
@@ -121,7 +123,13 @@ def test_multihead_attention_matches_torch_with_causal_and_padding_masks(impl):
     keep = lengths_to_mask(torch.tensor([7, 5, 2]), T)  # (B, T) True = real token
     causal = causal_mask(T)
     expected, expected_w = ref(
-        x, x, x, attn_mask=to_torch_mha_masks(causal), key_padding_mask=~keep, need_weights=True, average_attn_weights=False
+        x,
+        x,
+        x,
+        attn_mask=to_torch_mha_masks(causal),
+        key_padding_mask=~keep,
+        need_weights=True,
+        average_attn_weights=False,
     )
     got, w = ours(x, mask=combine_masks(causal, padding_mask(keep)), need_weights=True)
     # torch gives NaN-free rows here (every query sees key 0); compare everything

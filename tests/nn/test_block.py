@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from attnlab.nn.attention import causal_mask, combine_masks, lengths_to_mask, padding_mask
+from attnlab.nn.attention import causal_mask, lengths_to_mask, padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import FeedForward
 
@@ -29,7 +29,9 @@ def _copy(ours: TransformerBlock, ref: torch.nn.TransformerEncoderLayer) -> None
 def test_block_matches_transformer_encoder_layer(norm_first, activation):
     torch.manual_seed(0)
     C, H, F = 32, 4, 64
-    ref = torch.nn.TransformerEncoderLayer(C, H, F, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first).eval()
+    ref = torch.nn.TransformerEncoderLayer(
+        C, H, F, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    ).eval()
     ours = TransformerBlock(C, H, F, activation=activation, norm_first=norm_first).eval()
     _copy(ours, ref)
     # perturb the norms so that their parameters matter

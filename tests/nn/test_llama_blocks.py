@@ -150,17 +150,27 @@ def test_block_defaults_keep_their_weight_names_and_llama_options_change_them():
     default = TransformerBlock(16, 4, 32, bias=False)
     assert isinstance(default.norm1, torch.nn.LayerNorm) and isinstance(default.ff, FeedForward)
     assert sorted(n for n, _ in default.named_parameters()) == [
-        "attn.out.weight", "attn.qkv.weight", "ff.fc1.weight", "ff.fc2.weight", "norm1.weight", "norm2.weight",
-    ]  # fmt: skip
+        "attn.out.weight",
+        "attn.qkv.weight",
+        "ff.fc1.weight",
+        "ff.fc2.weight",
+        "norm1.weight",
+        "norm2.weight",
+    ]
     assert tuple(default.attn.qkv.weight.shape) == (48, 16)
     llama = TransformerBlock(
         16, 4, 32, bias=False, activation="silu", norm="rms", feed_forward="swiglu", num_kv_heads=2
     )
     assert isinstance(llama.norm1, RMSNorm) and isinstance(llama.norm2, RMSNorm) and isinstance(llama.ff, SwiGLU)
     assert sorted(n for n, _ in llama.named_parameters()) == [
-        "attn.out.weight", "attn.qkv.weight", "ff.w_down.weight", "ff.w_gate.weight", "ff.w_up.weight",
-        "norm1.weight", "norm2.weight",
-    ]  # fmt: skip
+        "attn.out.weight",
+        "attn.qkv.weight",
+        "ff.w_down.weight",
+        "ff.w_gate.weight",
+        "ff.w_up.weight",
+        "norm1.weight",
+        "norm2.weight",
+    ]
     assert tuple(llama.attn.qkv.weight.shape) == (32, 16)  # 4 query heads + 2 x 2 key/value heads of 4
     x = torch.randn(2, 5, 16)
     trace: dict = {}

@@ -131,7 +131,9 @@ def test_multi_head_attention_finite_differences():
 
     loss()
     dx = ours.backward(R)
-    finite_difference_check(loss, {"x": x, **dict(ours.named_parameters())}, {"x": dx, **dict(ours.named_grads())}, coords=5)
+    finite_difference_check(
+        loss, {"x": x, **dict(ours.named_parameters())}, {"x": dx, **dict(ours.named_grads())}, coords=5
+    )
 
 
 def test_heads_are_independent():
@@ -180,7 +182,9 @@ def test_block_matches_torch(norm_first, activation):
 
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_block_finite_differences_with_dropout(norm_first):
-    block = TransformerBlock(6, 2, 12, dropout=0.2, norm_first=norm_first, bias=True, dtype=F64, rng=np.random.default_rng(0))
+    block = TransformerBlock(
+        6, 2, 12, dropout=0.2, norm_first=norm_first, bias=True, dtype=F64, rng=np.random.default_rng(0)
+    )
     x = np.random.default_rng(1).normal(size=(2, 4, 6))
     R = np.random.default_rng(2).normal(size=x.shape)
     drops = [m for _, m in block.named_modules() if hasattr(m, "rng")]
@@ -194,7 +198,9 @@ def test_block_finite_differences_with_dropout(norm_first):
     block.zero_grad()
     loss()
     dx = block.backward(R)
-    finite_difference_check(loss, {"x": x, **dict(block.named_parameters())}, {"x": dx, **dict(block.named_grads())}, coords=3)
+    finite_difference_check(
+        loss, {"x": x, **dict(block.named_parameters())}, {"x": dx, **dict(block.named_grads())}, coords=3
+    )
 
 
 def test_rotary_multi_head_attention_matches_torch_and_finite_differences():
@@ -217,4 +223,6 @@ def test_rotary_multi_head_attention_matches_torch_and_finite_differences():
     ours.zero_grad()
     loss()
     dx = ours.backward(R)
-    finite_difference_check(loss, {"x": x, **dict(ours.named_parameters())}, {"x": dx, **dict(ours.named_grads())}, coords=5)
+    finite_difference_check(
+        loss, {"x": x, **dict(ours.named_parameters())}, {"x": dx, **dict(ours.named_grads())}, coords=5
+    )

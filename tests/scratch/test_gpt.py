@@ -27,7 +27,9 @@ VOCAB = 11
 
 CONFIGS = {
     "default": dict(),
-    "bias-untied-postnorm-tanh-sinusoidal": dict(bias=True, tie_weights=False, norm_first=False, activation="gelu_tanh", positional="sinusoidal"),
+    "bias-untied-postnorm-tanh-sinusoidal": dict(
+        bias=True, tie_weights=False, norm_first=False, activation="gelu_tanh", positional="sinusoidal"
+    ),
     "relu-nopos-bias": dict(activation="relu", positional="none", bias=True),
     "fourier-ffdim": dict(positional="fourier", ff_dim=24),
     "rotary": dict(positional="rotary"),
@@ -68,7 +70,9 @@ def _batch(B=3, T=20, seed=0):
 def test_parameter_names_and_shapes_equal_torch(name):
     config = _config(**CONFIGS[name])
     ref = GPT(config)
-    expected = {k: tuple(v.shape) for k, v in ref.state_dict().items() if not (config.tie_weights and k == "lm_head.weight")}
+    expected = {
+        k: tuple(v.shape) for k, v in ref.state_dict().items() if not (config.tie_weights and k == "lm_head.weight")
+    }
     ours = NumpyGPT(config)
     assert {k: v.shape for k, v in ours.params.items()} == expected
     assert ours.num_parameters() == ref.num_parameters()
@@ -273,7 +277,9 @@ def test_torch_checkpoint_loads_into_numpy_gpt(tmp_path, tie_weights):
     ours64, tokenizer = load_numpy_gpt(tmp_path / "ck", dtype=F64)
     assert tokenizer.vocab_size == VOCAB
     ref64 = GPT.from_checkpoint(tmp_path / "ck").double()
-    np.testing.assert_allclose(ours64.forward(ids)[0], ref64(torch.tensor(ids)).logits.detach().numpy(), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        ours64.forward(ids)[0], ref64(torch.tensor(ids)).logits.detach().numpy(), rtol=0, atol=1e-10
+    )
     ours32 = NumpyGPT.from_checkpoint(tmp_path / "ck")
     assert ours32.dtype == np.float32 and not ours32.training
     np.testing.assert_allclose(ours32.forward(ids)[0], ref.eval()(torch.tensor(ids)).logits.detach().numpy(), atol=1e-5)

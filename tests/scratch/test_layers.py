@@ -27,7 +27,12 @@ from attnlab.scratch.layers import (
     softmax,
     softmax_backward,
 )
-from attnlab.scratch.positional import FixedPositionalEncoding, LearnedPositionalEmbedding, fourier_table, sinusoidal_table
+from attnlab.scratch.positional import (
+    FixedPositionalEncoding,
+    LearnedPositionalEmbedding,
+    fourier_table,
+    sinusoidal_table,
+)
 
 from .gradcheck import copy_torch_to_numpy, finite_difference_check
 
@@ -70,7 +75,9 @@ def test_layer_norm_finite_differences(bias):
     _layer_fd(ln, rng.normal(size=(3, 2, 6)))
 
 
-@pytest.mark.parametrize("layer", [ReLU(), Tanh(), GELU("none"), GELU("tanh")], ids=["relu", "tanh", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize(
+    "layer", [ReLU(), Tanh(), GELU("none"), GELU("tanh")], ids=["relu", "tanh", "gelu", "gelu_tanh"]
+)
 def test_activation_finite_differences(layer):
     x = np.random.default_rng(0).normal(size=(4, 7)) * 2
     x[np.abs(x) < 1e-3] = 0.5  # keep ReLU away from its kink
@@ -334,8 +341,12 @@ def test_fixed_tables_equal_torch(num_positions, dim):
     # Both are float32 tables from the same float32 angles; only the last-bit rounding of
     # exp/sin/cos may differ, which grows with the angle (position).
     tol = 1e-7 * num_positions
-    np.testing.assert_allclose(sinusoidal_table(num_positions, dim), torch_sinusoidal_table(num_positions, dim).numpy(), rtol=0, atol=tol)
-    np.testing.assert_allclose(fourier_table(num_positions, dim), torch_fourier_table(num_positions, dim).numpy(), rtol=0, atol=tol)
+    np.testing.assert_allclose(
+        sinusoidal_table(num_positions, dim), torch_sinusoidal_table(num_positions, dim).numpy(), rtol=0, atol=tol
+    )
+    np.testing.assert_allclose(
+        fourier_table(num_positions, dim), torch_fourier_table(num_positions, dim).numpy(), rtol=0, atol=tol
+    )
 
 
 def test_sinusoidal_table_by_hand():

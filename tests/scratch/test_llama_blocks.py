@@ -117,10 +117,12 @@ def test_grouped_query_attention_matches_torch_and_finite_differences(kv_heads, 
     keep = np.array([[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]])
     mask = padding_mask(keep)
     _against_torch(
-        ours, ref, x,
+        ours,
+        ref,
+        x,
         call=lambda a: ours.forward(a, mask=mask, is_causal=True),
         ref_call=lambda a: ref(a, mask=torch.tensor(mask), is_causal=True),
-    )  # fmt: skip
+    )
     _fd(ours, x, call=lambda a: ours.forward(a, mask=mask, is_causal=True), coords=5)
 
 

@@ -33,8 +33,17 @@ def corpus():
 def _configs(tok, **train_overrides):
     model = GPTConfig.from_name("nano", vocab_size=tok.vocab_size, max_seq_len=16)
     train = TrainConfig(
-        batch_size=8, max_iters=40, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=20, eval_iters=2,
-        log_interval=5, progress=False, seed=3, **train_overrides,
+        batch_size=8,
+        max_iters=40,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_iters=5,
+        eval_interval=20,
+        eval_iters=2,
+        log_interval=5,
+        progress=False,
+        seed=3,
+        **train_overrides,
     )
     return model, train
 
@@ -83,7 +92,7 @@ def test_numpy_engine_steps_equal_torch_engine(corpus):
     t_engine = TorchEngine(ref, weight_decay=0.1, grad_clip=0.5, device="cpu", precision="fp32", distributed=False)
     n_engine = NumpyEngine(ours, weight_decay=0.1, grad_clip=0.5)
     rng = np.random.default_rng(0)
-    for step in range(4):
+    for _ in range(4):
         micro = [data.train_batch(4, rng) for _ in range(2)]
         loss_t, norm_t = t_engine.train_step(micro, 2e-3)
         loss_n, norm_n = n_engine.train_step(micro, 2e-3)

@@ -99,8 +99,13 @@ class _Helper:
     def __init__(self, log: Path):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-c", HELPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(log, "wb"), env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HELPER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "wb"),
+            env=env,
+        )
         self.buffer = b""
 
     def report(self, timeout: float) -> dict | None:
@@ -162,8 +167,16 @@ def test_sigkill_at_random_moments_leaves_one_whole_checkpoint(tmp_path):
     problems: list[str] = []
     helper = _Helper(tmp_path / "helper.log")
     job = {"text": str(text), "decay_iters": TOTAL_STEPS}
-    counts = {"kills": 0, "lives_finished": 0, "checkpoints_verified": 0, "mixed_states": 0, "no_checkpoint_yet": 0,
-              "kills_leaving_ckpt_ready": 0, "kills_leaving_staging": 0, "resumes_compared": 0}
+    counts = {
+        "kills": 0,
+        "lives_finished": 0,
+        "checkpoints_verified": 0,
+        "mixed_states": 0,
+        "no_checkpoint_yet": 0,
+        "kills_leaving_ckpt_ready": 0,
+        "kills_leaving_staging": 0,
+        "resumes_compared": 0,
+    }
     try:
         # the straight run: what every step's checkpoint and loss must be
         straight = tmp_path / "straight"

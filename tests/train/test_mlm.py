@@ -46,8 +46,9 @@ def corpus_ids(rng, rows=200, cols=500):
 def test_masking_statistics_follow_the_rule(rule):
     rng = np.random.default_rng(0)
     ids = corpus_ids(rng)
-    out, labels = mask_tokens(ids, np.random.default_rng(1), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS,
-                              masking=rule)  # fmt: skip
+    out, labels = mask_tokens(
+        ids, np.random.default_rng(1), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS, masking=rule
+    )
     maskable = ~np.isin(ids, SPECIALS)
     chosen = labels != -100
     n, k = int(maskable.sum()), int(chosen.sum())
@@ -61,8 +62,10 @@ def test_masking_statistics_follow_the_rule(rule):
     K = len(RANDOM_IDS)
     mask_share, random_share = rule.mask_token_share, rule.random_token_share
     keep_share = 1.0 - mask_share - random_share
-    assert chi_square_ok([is_mask.sum(), other.sum(), unchanged.sum()],
-                         [mask_share, random_share * (1 - 1 / K), keep_share + random_share / K])  # fmt: skip
+    assert chi_square_ok(
+        [is_mask.sum(), other.sum(), unchanged.sum()],
+        [mask_share, random_share * (1 - 1 / K), keep_share + random_share / K],
+    )
     # random replacements are uniform over the ordinary tokens
     replaced = out[chosen][other]
     counts = np.bincount(replaced - 5, minlength=K)
@@ -77,7 +80,9 @@ def test_special_and_padding_tokens_are_never_masked():
     ids = corpus_ids(rng, rows=50, cols=64)
     ids[:, 10] = MASK  # even literal [MASK] tokens in the input are left alone
     for seed in range(5):
-        out, labels = mask_tokens(ids, np.random.default_rng(seed), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS)
+        out, labels = mask_tokens(
+            ids, np.random.default_rng(seed), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS
+        )
         special = np.isin(ids, SPECIALS)
         assert np.all(labels[special] == -100)
         assert np.array_equal(out[special], ids[special])
@@ -97,7 +102,9 @@ def test_every_row_gets_at_least_one_prediction():
     ids = np.array([[CLS, 7, 8, SEP, PAD], [CLS, 9, SEP, PAD, PAD], [CLS, SEP, PAD, PAD, PAD]])
     rule = MaskingConfig(mask_prob=0.01)
     for seed in range(20):
-        _, labels = mask_tokens(ids, np.random.default_rng(seed), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS, masking=rule)
+        _, labels = mask_tokens(
+            ids, np.random.default_rng(seed), mask_id=MASK, special_ids=SPECIALS, random_ids=RANDOM_IDS, masking=rule
+        )
         chosen = (labels != -100).sum(axis=1)
         assert chosen[0] >= 1 and chosen[1] == 1 and chosen[2] == 0  # the last row has nothing to mask
 
@@ -169,7 +176,12 @@ def test_sequence_mlm_data_from_protein_strings():
     sequences = ["MKTAYIAKQR", "GLWSKIKEVG", "ACDEFGHIKL", "MNPQRSTVWY", "KKLLKKLLKK"]
     data = sequence_mlm_data(sequences, tokenizer, max_seq_len=8, val_fraction=0.2, seed=0)
     assert len(data.splits["train"]) == 4 and len(data.splits["val"]) == 1
-    assert data.specials.mask_id == 32 and data.specials.cls_id == 0 and data.specials.sep_id == 2 and data.specials.pad_id == 1
+    assert (
+        data.specials.mask_id == 32
+        and data.specials.cls_id == 0
+        and data.specials.sep_id == 2
+        and data.specials.pad_id == 1
+    )
     batch = data.train_batch(4, np.random.default_rng(0))
     assert batch["input_ids"].shape == (4, 8)  # 10 residues cropped to 6 + <cls> + <eos>
     assert set(np.unique(data.random_ids)) <= set(range(4, 29))  # only residues seen in training
@@ -191,14 +203,19 @@ def test_masked_lm_training_end_to_end(tmp_path):
         out,
         data=DataConfig(source=str(tiny_text(tmp_path)), tokenizer="char"),
         model=EncoderConfig.from_name("mini", max_seq_len=24),
-        train=TrainConfig(max_iters=60, batch_size=16, lr=3e-3, warmup_iters=5, eval_interval=30, eval_iters=4, progress=False, seed=0),
+        train=TrainConfig(
+            max_iters=60, batch_size=16, lr=3e-3, warmup_iters=5, eval_interval=30, eval_iters=4, progress=False, seed=0
+        ),
         write_plots=False,
     )
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "val_loss" in r]
     assert evals[0]["step"] == 0 and evals[-1]["step"] == 60
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.5  # it learns
-    assert 0.0 <= results["val_masked_accuracy"] <= 1.0 and results["val_masked_accuracy"] > evals[0]["val_masked_accuracy"]
+    assert (
+        0.0 <= results["val_masked_accuracy"] <= 1.0
+        and results["val_masked_accuracy"] > evals[0]["val_masked_accuracy"]
+    )
     saved = json.loads((out / "results.json").read_text())
     assert saved["val_loss"] == results["val_loss"]
     model, tokenizer = load_model(out, expect="encoder")
@@ -209,9 +226,23 @@ def test_masked_lm_training_end_to_end(tmp_path):
 def test_train_mlm_cli_with_resume(tmp_path, capsys):
     data = str(tiny_text(tmp_path))
     out = str(tmp_path / "run")
-    common = ["train", "--objective", "mlm", "--data", data, "--out", out, "--tokenizer", "word",
-              "--train.batch_size=8", "--train.eval_iters=2", "--train.progress=false"]  # fmt: skip
-    assert main([*common, "--preset", "mini", "--max-iters", "6", "--train.eval_interval=3", "--mask.mask_prob=0.2"]) == 0
+    common = [
+        "train",
+        "--objective",
+        "mlm",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--tokenizer",
+        "word",
+        "--train.batch_size=8",
+        "--train.eval_iters=2",
+        "--train.progress=false",
+    ]
+    assert (
+        main([*common, "--preset", "mini", "--max-iters", "6", "--train.eval_interval=3", "--mask.mask_prob=0.2"]) == 0
+    )
     assert "masked-token accuracy" in capsys.readouterr().out
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["objective"] == "mlm" and run["mask"]["mask_prob"] == 0.2 and run["model"]["num_layers"] == 2
@@ -230,9 +261,26 @@ def test_train_mlm_cli_on_protein_fasta(tmp_path):
     fasta = tmp_path / "proteins.fasta"
     fasta.write_text("".join(f">p{i}\n{''.join(rng.choice(letters, size=rng.integers(8, 40)))}\n" for i in range(40)))
     out = tmp_path / "prot"
-    code = main(["train", "--objective", "mlm", "--data", str(fasta), "--tokenizer", "protein", "--out", str(out),
-                 "--max-iters", "4", "--model.num_layers=1", "--model.max_seq_len=24", "--train.batch_size=4",
-                 "--train.eval_iters=2", "--train.progress=false"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--objective",
+            "mlm",
+            "--data",
+            str(fasta),
+            "--tokenizer",
+            "protein",
+            "--out",
+            str(out),
+            "--max-iters",
+            "4",
+            "--model.num_layers=1",
+            "--model.max_seq_len=24",
+            "--train.batch_size=4",
+            "--train.eval_iters=2",
+            "--train.progress=false",
+        ]
+    )
     assert code == 0
     model, tokenizer = load_model(out, expect="encoder")
     assert tokenizer.kind == "protein"

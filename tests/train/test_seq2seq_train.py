@@ -26,8 +26,17 @@ from attnlab.train.seq2seq import (
 )
 from attnlab.train.trainer import TrainConfig
 
-TRAIN_ARGS = ["--preset", "tiny", "--task.max_length=5", "--task.num_eval_examples=20",
-              "--train.eval_interval=15", "--train.progress=false", "--train.device=cpu", "--seed", "1"]
+TRAIN_ARGS = [
+    "--preset",
+    "tiny",
+    "--task.max_length=5",
+    "--task.num_eval_examples=20",
+    "--train.eval_interval=15",
+    "--train.progress=false",
+    "--train.device=cpu",
+    "--seed",
+    "1",
+]
 
 
 def test_translate_is_a_registered_command():
@@ -136,8 +145,9 @@ def test_train_task_writes_results_with_exact_match(trained, capsys):
     run = json.loads((trained / "run.json").read_text())
     assert run["task"]["max_length"] == 5 and run["model"]["num_encoder_layers"] == 1
     # the CLI trains with the task's recipe, changed only where flags say so
-    expected = dataclasses.replace(recipe("reverse").train, max_iters=30, eval_interval=15, progress=False,
-                                   device="cpu", seed=1)
+    expected = dataclasses.replace(
+        recipe("reverse").train, max_iters=30, eval_interval=15, progress=False, device="cpu", seed=1
+    )
     assert run["train"] == to_dict(expected)
     predictions = (trained / "predictions.txt").read_text().splitlines()
     assert predictions[0].startswith("held-out examples of the reverse task") and len(predictions) == 21
@@ -159,8 +169,12 @@ def test_cli_prints_exact_match(tmp_path, capsys):
 def test_resume_continues_to_more_steps(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--task", "reverse", "--out", str(out), "--max-iters", "10", *TRAIN_ARGS]) == 0
-    assert main(["train", "--task", "reverse", "--out", str(out), "--max-iters", "20", "--resume",
-                 "--train.progress=false"]) == 0
+    assert (
+        main(
+            ["train", "--task", "reverse", "--out", str(out), "--max-iters", "20", "--resume", "--train.progress=false"]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["step"] == 20
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -172,8 +186,19 @@ def test_a_small_model_learns_to_reverse(tmp_path):
     """150 steps on strings of 1-4 letters a-d: held-out exact match close to 100%."""
     task = TaskConfig(name="reverse", symbols="abcd", min_length=1, max_length=4, num_eval_examples=30)
     model = Seq2SeqConfig.from_name("tiny", embed_dim=64)
-    train = TrainConfig(batch_size=64, max_iters=150, lr=3e-3, min_lr=3e-4, warmup_iters=30, weight_decay=0.01,
-                        eval_interval=0, eval_iters=2, progress=False, device="cpu", seed=0)
+    train = TrainConfig(
+        batch_size=64,
+        max_iters=150,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_iters=30,
+        weight_decay=0.01,
+        eval_interval=0,
+        eval_iters=2,
+        progress=False,
+        device="cpu",
+        seed=0,
+    )
     results = train_task(tmp_path / "run", task=task, model=model, train=train, beam_width=2)
     assert results["num_eval_examples"] == 30
     assert results["exact_match"] >= 0.9
@@ -236,14 +261,20 @@ def test_translate_needs_a_seq2seq_checkpoint(tmp_path, capsys):
         (["--task", "reverse", "--task.min_length=0"], "task.min_length must be at least 1"),
         (["--task", "reverse", "--task.max_length=abc"], "task.max_length: expected int, got 'abc'"),
         (["--task", "reverse", "--task.max_length=100000"], "task.max_length must be from 1 to 1,000, got 100,000"),
-        (["--task", "reverse", "--task.num_eval_examples=10000000"], "task.num_eval_examples must be from 1 to 100,000"),
+        (
+            ["--task", "reverse", "--task.num_eval_examples=10000000"],
+            "task.num_eval_examples must be from 1 to 100,000",
+        ),
         (["--task", "numbers", "--task.max_length=12"], "at most 9"),
         (["--task", "reverse", "--task.bogus=1"], "unknown TaskConfig key(s): task.bogus"),
         (["--task", "reverse", "--task.name=sort"], "choose the task with --task"),
         (["--task", "reverse", "--data", "pydoc"], "--data and --tokenizer do not apply to --task"),
         (["--task", "reverse", "--engine", "numpy"], "--engine numpy trains GPT language models only"),
         (["--task", "reverse", "--preset", "huge"], "unknown seq2seq preset 'huge'"),
-        (["--task", "reverse", "--data.source=x"], "dotted overrides must start with one of --model., --task., --train."),
+        (
+            ["--task", "reverse", "--data.source=x"],
+            "dotted overrides must start with one of --model., --task., --train.",
+        ),
         (["--task", "reverse", "--model.max_source_len=5"], "--model.max_source_len=13"),
         (["--task", "reverse", "--task.max_length=40"], "--model.max_target_len=41"),
         (["--task", "reverse", "--train.batch_size=0"], "train.batch_size must be at least 1"),
@@ -264,7 +295,9 @@ def test_existing_checkpoint_needs_resume(trained, capsys):
 
 def test_config_file_task_section(tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("preset: tiny\ntask:\n  max_length: 4\n  num_eval_examples: 10\ntrain:\n  max_iters: 3\n  progress: false\n")
+    cfg.write_text(
+        "preset: tiny\ntask:\n  max_length: 4\n  num_eval_examples: 10\ntrain:\n  max_iters: 3\n  progress: false\n"
+    )
     out = tmp_path / "run"
     assert main(["train", "--task", "reverse", "--out", str(out), "--config", str(cfg), "--train.eval_interval=0"]) == 0
     run = json.loads((out / "run.json").read_text())

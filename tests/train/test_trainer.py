@@ -9,7 +9,6 @@ import torch
 from attnlab.data.text import LMData
 from attnlab.errors import CheckpointError, ConfigError
 from attnlab.models.gpt import GPT, GPTConfig
-from attnlab.tokenizers import CharTokenizer
 from attnlab.train import TorchEngine, TrainConfig, Trainer, read_metrics
 from attnlab.train.recipes import DataConfig, train_language_model
 
@@ -24,8 +23,17 @@ def corpus(tmp_path):
 
 
 def small_run(out, corpus, resume=False, **train_kw):
-    cfg = dict(batch_size=4, max_iters=40, eval_interval=10, eval_iters=2, log_interval=1, warmup_iters=5,
-               lr_decay_iters=40, progress=False, seed=3)
+    cfg = dict(
+        batch_size=4,
+        max_iters=40,
+        eval_interval=10,
+        eval_iters=2,
+        log_interval=1,
+        warmup_iters=5,
+        lr_decay_iters=40,
+        progress=False,
+        seed=3,
+    )
     cfg.update(train_kw)
     return train_language_model(
         out,
@@ -40,12 +48,12 @@ def small_run(out, corpus, resume=False, **train_kw):
 def test_metrics_and_results_files(tmp_path, corpus):
     out = tmp_path / "run"
     results = small_run(out, corpus, max_iters=12, eval_interval=5)
-    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    train_lines = [l for l in lines if "train_loss" in l]
-    assert [l["step"] for l in train_lines] == list(range(1, 13))
-    for l in train_lines:
-        assert {"step", "train_loss", "lr"} <= set(l)
-    evals = [l["step"] for l in lines if "val_loss" in l]
+    lines = [json.loads(rec) for rec in (out / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [rec for rec in lines if "train_loss" in rec]
+    assert [rec["step"] for rec in train_lines] == list(range(1, 13))
+    for rec in train_lines:
+        assert {"step", "train_loss", "lr"} <= set(rec)
+    evals = [rec["step"] for rec in lines if "val_loss" in rec]
     assert evals == [0, 5, 10, 12]
     saved = json.loads((out / "results.json").read_text())
     assert saved["step"] == 12 and saved == json.loads(json.dumps(results))
@@ -57,7 +65,7 @@ def test_metrics_and_results_files(tmp_path, corpus):
 def test_learning_rate_schedule_in_metrics(tmp_path, corpus):
     out = tmp_path / "run"
     small_run(out, corpus, max_iters=40)
-    lrs = {l["step"]: l["lr"] for l in read_metrics(out) if "train_loss" in l}
+    lrs = {rec["step"]: rec["lr"] for rec in read_metrics(out) if "train_loss" in rec}
     cfg = TrainConfig(warmup_iters=5, lr_decay_iters=40)
     assert lrs[1] == pytest.approx(cfg.lr / 6)  # step 0 of warmup: lr * 1/(5+1)
     assert lrs[6] == pytest.approx(cfg.lr)  # first step after warmup
@@ -67,8 +75,8 @@ def test_learning_rate_schedule_in_metrics(tmp_path, corpus):
 def test_same_seed_same_losses(tmp_path, corpus):
     a = small_run(tmp_path / "a", corpus, max_iters=8)
     b = small_run(tmp_path / "b", corpus, max_iters=8)
-    la = [l.get("train_loss") for l in read_metrics(tmp_path / "a")]
-    lb = [l.get("train_loss") for l in read_metrics(tmp_path / "b")]
+    la = [rec.get("train_loss") for rec in read_metrics(tmp_path / "a")]
+    lb = [rec.get("train_loss") for rec in read_metrics(tmp_path / "b")]
     assert la == lb and a["val_loss"] == b["val_loss"]
 
 
@@ -76,8 +84,10 @@ def test_resume_20_plus_20_equals_40_straight(tmp_path, corpus):
     small_run(tmp_path / "straight", corpus, max_iters=40)
     small_run(tmp_path / "split", corpus, max_iters=20)
     small_run(tmp_path / "split", corpus, resume=True, max_iters=40)
-    straight = {l["step"]: l.get("train_loss") for l in read_metrics(tmp_path / "straight") if "train_loss" in l}
-    split = {l["step"]: l.get("train_loss") for l in read_metrics(tmp_path / "split") if "train_loss" in l}
+    straight = {
+        rec["step"]: rec.get("train_loss") for rec in read_metrics(tmp_path / "straight") if "train_loss" in rec
+    }
+    split = {rec["step"]: rec.get("train_loss") for rec in read_metrics(tmp_path / "split") if "train_loss" in rec}
     assert sorted(split) == list(range(1, 41))
     assert [split[s] for s in range(1, 41)] == [straight[s] for s in range(1, 41)]  # bit for bit
     a = json.loads((tmp_path / "straight" / "results.json").read_text())
@@ -138,7 +148,10 @@ def test_tiny_model_learns_the_corpus(tmp_path, corpus):
     assert results["val_loss"] < first_val - 1.0
 
 
-@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(lr=-1.0), dict(min_lr=1.0), dict(beta2=1.0), dict(val_fraction=1.0), dict(max_time=0.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(batch_size=0), dict(lr=-1.0), dict(min_lr=1.0), dict(beta2=1.0), dict(val_fraction=1.0), dict(max_time=0.0)],
+)
 def test_train_config_validation(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)
@@ -162,12 +175,28 @@ def test_nan_loss_is_reported(tmp_path, corpus, monkeypatch, capsys):
     # A real divergence through the command line (weights initialised far too large): one line, exit 2.
     from attnlab.cli import main
 
-    rc = main(["train", "--data", str(corpus), "--out", str(tmp_path / "cli"), "--preset", "nano", "--max-iters", "5",
-               "--model.init_std=1e300", "--train.progress=false", "--train.device=cpu", "--train.eval_iters=1"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(corpus),
+            "--out",
+            str(tmp_path / "cli"),
+            "--preset",
+            "nano",
+            "--max-iters",
+            "5",
+            "--model.init_std=1e300",
+            "--train.progress=false",
+            "--train.device=cpu",
+            "--train.eval_iters=1",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert err[-1] == ("attnlab: error: the training loss became nan at step 1; lower train.lr or raise "
-                       "train.warmup_iters"), err
+    assert err[-1] == (
+        "attnlab: error: the training loss became nan at step 1; lower train.lr or raise train.warmup_iters"
+    ), err
     assert not any(line.startswith("Traceback") for line in err)
 
 

@@ -75,8 +75,14 @@ def write_run(folder: Path, steps: int = 20, scale: float = 1.0, *, val_every: i
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for step in range(1, steps + 1):
-        record = {"step": step, "train_loss": scale * (1 + 3 / step), "lr": 1e-3 * min(1, step / 5),
-                  "grad_norm": 1 / step, "tokens": 64 * step, "elapsed": 0.1 * step}
+        record = {
+            "step": step,
+            "train_loss": scale * (1 + 3 / step),
+            "lr": 1e-3 * min(1, step / 5),
+            "grad_norm": 1 / step,
+            "tokens": 64 * step,
+            "elapsed": 0.1 * step,
+        }
         if step % val_every == 0:
             record["val_loss"] = scale * (1.2 + 3 / step)
         lines.append(json.dumps(record))

@@ -28,7 +28,16 @@ def test_help_documents_every_figure_and_option(capsys):
         assert figure in text
     assert main(["viz", "embeddings", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ("--sentences", "--words", "--contextual", "--neighbours", "--analogy", "--random-dims", "--model", "--top-k"):
+    for option in (
+        "--sentences",
+        "--words",
+        "--contextual",
+        "--neighbours",
+        "--analogy",
+        "--random-dims",
+        "--model",
+        "--top-k",
+    ):
         assert option in text
     assert main(["viz"]) == 2
     assert "choose a figure" in error_line(capsys)
@@ -37,20 +46,58 @@ def test_help_documents_every_figure_and_option(capsys):
 @pytest.mark.parametrize("mode", [[], ["--grid"], ["--layer", "1", "--head", "0"], ["--layer", "-1"], ["--mean"]])
 def test_attention_modes(gpt_checkpoint, tmp_path, capsys, mode):
     out = tmp_path / "att.png"
-    assert main(["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", "the lazy dog", *mode,
-                 "--out", str(out), "--dpi", "40"]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(gpt_checkpoint),
+                "--text",
+                "the lazy dog",
+                *mode,
+                "--out",
+                str(out),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(out)
     assert is_png(out)
 
 
 def test_attention_html_and_svg(gpt_checkpoint, tmp_path, capsys):
     html = tmp_path / "view.html"
-    assert main(["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", "the fox", "--html", "--out", str(html)]) == 0
+    assert (
+        main(
+            ["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", "the fox", "--html", "--out", str(html)]
+        )
+        == 0
+    )
     data = read_head_view_data(html)
     assert data["tokens"] == list("the fox") and data["num_layers"] == 2
     svg = tmp_path / "head.svg"
-    assert main(["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", "the fox", "--layer", "0", "--head", "1",
-                 "--out", str(svg)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(gpt_checkpoint),
+                "--text",
+                "the fox",
+                "--layer",
+                "0",
+                "--head",
+                "1",
+                "--out",
+                str(svg),
+            ]
+        )
+        == 0
+    )
     assert "<svg" in svg.read_text(encoding="utf-8")
 
 
@@ -60,7 +107,22 @@ def test_attention_of_an_encoder_checkpoint(encoder_checkpoint, gpt_checkpoint, 
     from attnlab.models.registry import load_model
 
     out = tmp_path / "enc.html"
-    assert main(["viz", "attention", "--checkpoint", str(encoder_checkpoint), "--text", "the dog", "--html", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(encoder_checkpoint),
+                "--text",
+                "the dog",
+                "--html",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = read_head_view_data(out)
     assert data["tokens"] == ["[CLS]", *"the dog", "[SEP]"]  # framed as encoders expect
     model, tokenizer = load_model(encoder_checkpoint)
@@ -69,22 +131,62 @@ def test_attention_of_an_encoder_checkpoint(encoder_checkpoint, gpt_checkpoint, 
         expected = torch.stack([a[0] for a in model(ids, output_attentions=True).attentions]).numpy()
     np.testing.assert_allclose(np.array(data["attentions"]), expected, atol=5e-6)
     long_text = "the quick brown fox jumps"
-    assert main(["viz", "attention", "--checkpoint", str(encoder_checkpoint), "--text", long_text, "--truncate", "--html",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(encoder_checkpoint),
+                "--text",
+                long_text,
+                "--truncate",
+                "--html",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     tokens = read_head_view_data(out)["tokens"]
     assert len(tokens) == 16 and tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"  # the closing [SEP] is kept
     capsys.readouterr()
-    assert main(["viz", "embeddings", "--words", "a", "b", "--model", str(gpt_checkpoint), "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            ["viz", "embeddings", "--words", "a", "b", "--model", str(gpt_checkpoint), "--out", str(tmp_path / "x.png")]
+        )
+        == 2
+    )
     assert "embedding figures need an encoder" in error_line(capsys)
 
 
 def test_attention_truncate(gpt_checkpoint, tmp_path, capsys):
     long_text = "the quick brown fox jumps over the lazy dog"  # 43 characters, context 16
     out = tmp_path / "a.html"
-    assert main(["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", long_text, "--html", "--out", str(out)]) == 2
+    assert (
+        main(
+            ["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", long_text, "--html", "--out", str(out)]
+        )
+        == 2
+    )
     assert "context is 16 tokens" in error_line(capsys) and not out.exists()
-    assert main(["viz", "attention", "--checkpoint", str(gpt_checkpoint), "--text", long_text, "--truncate", "--html",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(gpt_checkpoint),
+                "--text",
+                long_text,
+                "--truncate",
+                "--html",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "drew the first 16" in capsys.readouterr().out
     assert read_head_view_data(out)["tokens"] == list(long_text[:16])
 
@@ -95,7 +197,10 @@ def test_attention_truncate(gpt_checkpoint, tmp_path, capsys):
         (["--text", "THE DOG"], "does not know: 'D', 'E', 'G', 'H', 'O', 'T'"),
         (["--text", ""], "the text is empty"),
         (["--text", "the", "--layer", "2"], r"layer 2 does not exist: this model has 2 layers, valid values are 0..1"),
-        (["--text", "the", "--layer", "0", "--head", "-3"], "head -3 does not exist: this model has 2 heads, valid values are 0..1"),
+        (
+            ["--text", "the", "--layer", "0", "--head", "-3"],
+            "head -3 does not exist: this model has 2 heads, valid values are 0..1",
+        ),
         (["--text", "the", "--head", "1"], "--head needs --layer"),
         (["--text", "the", "--grid", "--layer", "0"], "--grid shows every layer and head"),
         (["--text", "the", "--mean", "--layer", "0", "--head", "0"], "--mean averages over heads"),
@@ -115,7 +220,10 @@ def test_attention_bad_inputs(gpt_checkpoint, tmp_path, capsys, args, message):
         (["--checkpoint", "no/such/folder", "--out", "x.png"], "is not a folder"),
         (["--checkpoint", "CKPT", "--out", "x.jpg"], "must end in .png, .svg, .pdf"),
         (["--checkpoint", "CKPT", "--html", "--out", "view.png"], "ending in .html"),
-        (["--checkpoint", "CKPT", "--layer", "x", "--out", "x.png"], "--layer: the value expects a whole number, got 'x'"),
+        (
+            ["--checkpoint", "CKPT", "--layer", "x", "--out", "x.png"],
+            "--layer: the value expects a whole number, got 'x'",
+        ),
         (["--checkpoint", "CKPT", "--out", "."], "is a folder"),
     ],
 )
@@ -128,13 +236,33 @@ def test_attention_bad_paths(gpt_checkpoint, tmp_path, capsys, monkeypatch, args
 
 def test_attention_of_a_checkpoint_without_attention(tmp_path, capsys):
     (tmp_path / "config.json").write_text('{"format": "attnlab-checkpoint"}')
-    assert main(["viz", "attention", "--checkpoint", str(tmp_path), "--text", "a", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["viz", "attention", "--checkpoint", str(tmp_path), "--text", "a", "--out", str(tmp_path / "x.png")]) == 2
+    )
     error_line(capsys)
 
 
 def test_positions(tmp_path, capsys):
     out = tmp_path / "pos.png"
-    assert main(["viz", "positions", "--positions", "32", "--dim", "16", "--head-dim", "8", "--out", str(out), "--dpi", "40"]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "positions",
+                "--positions",
+                "32",
+                "--dim",
+                "16",
+                "--head-dim",
+                "8",
+                "--out",
+                str(out),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(out) and is_png(out)
     svg = tmp_path / "rope.svg"
     assert main(["viz", "positions", "--panel", "rope", "--head-dim", "8", "--out", str(svg)]) == 0
@@ -162,13 +290,45 @@ def test_random_dims_needs_no_model(tmp_path, capsys):
 @pytest.mark.needs_minilm
 def test_embeddings_with_minilm(minilm_path, tmp_path, capsys):
     out = tmp_path / "e.png"
-    assert main(["viz", "embeddings", "--analogy", "king", "man", "woman", "--top-k", "3", "--out", str(out), "--dpi", "40"]) == 0
+    assert (
+        main(
+            ["viz", "embeddings", "--analogy", "king", "man", "woman", "--top-k", "3", "--out", str(out), "--dpi", "40"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert printed.startswith("king - man + woman = queen ") and is_png(out)
-    assert main(["viz", "embeddings", "--sentences", "Academy of Data Science", "Computational Modeling and Data Analytics",
-                 "--out", str(tmp_path / "s.svg")]) == 0
-    assert main(["viz", "embeddings", "--contextual", "model", "machine learning model", "fashion model",
-                 "--out", str(out), "--dpi", "40"]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "embeddings",
+                "--sentences",
+                "Academy of Data Science",
+                "Computational Modeling and Data Analytics",
+                "--out",
+                str(tmp_path / "s.svg"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "viz",
+                "embeddings",
+                "--contextual",
+                "model",
+                "machine learning model",
+                "fashion model",
+                "--out",
+                str(out),
+                "--dpi",
+                "40",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["viz", "embeddings", "--neighbours", "king", "--top-k", "2", "--out", str(out), "--dpi", "40"]) == 0
     assert capsys.readouterr().out.startswith("king: kings ")
@@ -192,11 +352,28 @@ def test_embeddings_with_minilm(minilm_path, tmp_path, capsys):
 @pytest.mark.needs_minilm
 def test_attention_of_minilm(minilm_path, tmp_path, capsys):
     out = tmp_path / "view.html"
-    assert main(["viz", "attention", "--checkpoint", "minilm", "--text", "a fashion model", "--html", "--out", str(out)]) == 0
+    assert (
+        main(["viz", "attention", "--checkpoint", "minilm", "--text", "a fashion model", "--html", "--out", str(out)])
+        == 0
+    )
     data = read_head_view_data(out)
     assert data["tokens"] == ["[CLS]", "a", "fashion", "model", "[SEP]"]
     assert np.array(data["attentions"]).shape == (6, 12, 5, 5)
-    assert main(["viz", "attention", "--checkpoint", str(minilm_path), "--text", "word " * 600, "--out", str(tmp_path / "a.png")]) == 2
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(minilm_path),
+                "--text",
+                "word " * 600,
+                "--out",
+                str(tmp_path / "a.png"),
+            ]
+        )
+        == 2
+    )
     assert "context is 512 tokens" in error_line(capsys)
 
 
@@ -210,9 +387,15 @@ def test_activations(tmp_path, capsys):
 
 def test_curves(run_dirs, tmp_path, capsys):
     out = tmp_path / "curves.png"
-    assert main(["viz", "curves", *map(str, run_dirs), "--out", str(out), "--dpi", "40", "--labels", "A", "B", "--log-y"]) == 0
+    assert (
+        main(["viz", "curves", *map(str, run_dirs), "--out", str(out), "--dpi", "40", "--labels", "A", "B", "--log-y"])
+        == 0
+    )
     assert capsys.readouterr().out.strip() == str(out) and is_png(out)
-    assert main(["viz", "curves", str(run_dirs[0]), "--metric", "lr", "--x", "tokens", "--out", str(tmp_path / "lr.svg")]) == 0
+    assert (
+        main(["viz", "curves", str(run_dirs[0]), "--metric", "lr", "--x", "tokens", "--out", str(tmp_path / "lr.svg")])
+        == 0
+    )
     capsys.readouterr()
     bad = [
         ([str(tmp_path / "missing")], "does not exist"),
@@ -240,8 +423,22 @@ def test_attention_of_any_registered_causal_lm(tmp_path, capsys):
     model = llama.Llama(llama.Llama.config_class.from_name("nano", vocab_size=tokenizer.vocab_size))
     model.save(tmp_path / "llama", tokenizer=tokenizer)
     out = tmp_path / "llama.html"
-    assert main(["viz", "attention", "--checkpoint", str(tmp_path / "llama"), "--text", "the fox", "--html",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "viz",
+                "attention",
+                "--checkpoint",
+                str(tmp_path / "llama"),
+                "--text",
+                "the fox",
+                "--html",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = read_head_view_data(out)
     assert data["tokens"] == list("the fox")
     model, tokenizer = load_model(tmp_path / "llama")

@@ -42,7 +42,9 @@ def attentions():
     """Causal softmax weights of 3 layers x 2 heads over 5 tokens, HF layout (B=1)."""
     g = torch.Generator().manual_seed(0)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    return [torch.softmax(torch.randn(1, 2, 5, 5, generator=g).masked_fill(~causal, float("-inf")), -1) for _ in range(3)]
+    return [
+        torch.softmax(torch.randn(1, 2, 5, 5, generator=g).masked_fill(~causal, float("-inf")), -1) for _ in range(3)
+    ]
 
 
 TOKENS = ["the", " ", "cat", "\n", "sat"]
@@ -131,7 +133,9 @@ def test_rope_panel_numbers_equal_the_direct_computation(same_vector):
     rng = np.random.default_rng(3)
     q = rng.standard_normal(dim).astype(np.float32).astype(np.float64)
     k = q.copy() if same_vector else rng.standard_normal(dim).astype(np.float32).astype(np.float64)
-    direct = np.array([[(_rotation(m, dim) @ q) @ (_rotation(m + o, dim) @ k) / math.sqrt(dim) for o in offsets] for m in positions])
+    direct = np.array(
+        [[(_rotation(m, dim) @ q) @ (_rotation(m + o, dim) @ k) / math.sqrt(dim) for o in offsets] for m in positions]
+    )
     np.testing.assert_array_equal(offsets, np.arange(-max_offset, max_offset + 1))
     np.testing.assert_allclose(scores, direct, rtol=1e-4, atol=1e-4)
     # the relative-position property: every query position gives the same curve
@@ -213,7 +217,9 @@ def test_similarity_matrix_shows_the_given_numbers(tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(4, 6))
     sim = VE.cosine_matrix(vectors)
-    reference = torch.nn.functional.cosine_similarity(torch.tensor(vectors)[:, None], torch.tensor(vectors)[None], dim=-1)
+    reference = torch.nn.functional.cosine_similarity(
+        torch.tensor(vectors)[:, None], torch.tensor(vectors)[None], dim=-1
+    )
     np.testing.assert_allclose(sim, reference.numpy(), rtol=1e-12)
     fig = VE.plot_similarity_matrix(sim, ["a", "b", "c", "a rather long label"])
     ax = panels(fig)[0]

@@ -80,19 +80,27 @@ def test_neighbours_and_analogy_on_the_embedding_table(minilm_encoder, hf_minilm
     query = unit[ids["king"]] - unit[ids["man"]] + unit[ids["woman"]]
     scores = unit @ (query / np.linalg.norm(query))
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(table))))
-    ranked = [(vocab[i], scores[i]) for i in np.argsort(-scores)
-              if i not in ids.values() and not vocab[i].startswith(("[", "##"))][:5]
+    ranked = [
+        (vocab[i], scores[i])
+        for i in np.argsort(-scores)
+        if i not in ids.values() and not vocab[i].startswith(("[", "##"))
+    ][:5]
     found = VE.analogy("king", "man", "woman", 5, minilm_encoder)
     assert [w for w, _ in found] == [w for w, _ in ranked]
     np.testing.assert_allclose([s for _, s in found], [s for _, s in ranked], atol=1e-5)
     assert found[0][0] == "queen"
     neighbours = VE.nearest_neighbours("king", 3, minilm_encoder)
     assert "king" not in [w for w, _ in neighbours] and neighbours[0][1] >= neighbours[-1][1]
-    np.testing.assert_allclose(VE.word_similarity(["king", "queen"], minilm_encoder)[0, 1],
-                               unit[ids["king"]] @ unit[tokenizer.convert_tokens_to_ids("queen")], atol=1e-6)
+    np.testing.assert_allclose(
+        VE.word_similarity(["king", "queen"], minilm_encoder)[0, 1],
+        unit[ids["king"]] @ unit[tokenizer.convert_tokens_to_ids("queen")],
+        atol=1e-6,
+    )
     with pytest.raises(TokenizerError, match="not a single token"):
         VE.analogy("kingz", "man", "woman", encoder=minilm_encoder)
     assert VE.plot_analogy(out=tmp_path / "a.png", encoder=minilm_encoder, dpi=50).is_file()
     assert VE.plot_neighbours(["king"], tmp_path / "n.svg", k=4, encoder=minilm_encoder).is_file()
-    assert VE.plot_word_similarity(["king", "queen", "man"], tmp_path / "w.png", encoder=minilm_encoder, dpi=50).is_file()
+    assert VE.plot_word_similarity(
+        ["king", "queen", "man"], tmp_path / "w.png", encoder=minilm_encoder, dpi=50
+    ).is_file()
     assert VE.plot_contextual_similarity(out=tmp_path / "c.png", encoder=minilm_encoder, dpi=50).is_file()

@@ -1,6 +1,6 @@
 """Analyses of what a trained transformer computes (hidden states, per layer).
 
-    from attnlab.analysis.hidden_states import hidden_state_stats, effective_rank
+from attnlab.analysis.hidden_states import hidden_state_stats, effective_rank
 """
 
 from attnlab.analysis.hidden_states import (

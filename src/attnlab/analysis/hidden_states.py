@@ -19,8 +19,9 @@ Notation: L layers, B batch, T tokens, C channels, N real tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -154,7 +155,9 @@ class HiddenStateStats:
         return "\n".join(lines)
 
 
-def hidden_state_stats(hidden_states: Sequence[Any], attention_mask: Any | None = None, *, center_rank: bool = False) -> HiddenStateStats:
+def hidden_state_stats(
+    hidden_states: Sequence[Any], attention_mask: Any | None = None, *, center_rank: bool = False
+) -> HiddenStateStats:
     """Norm, mean, variance, token cosine similarity and effective rank of each hidden state.
 
     Args:
@@ -166,7 +169,9 @@ def hidden_state_stats(hidden_states: Sequence[Any], attention_mask: Any | None 
     """
     if len(hidden_states) == 0:
         raise ValueError("no hidden states given; run the model with output_hidden_states=True")
-    rows: dict[str, list[float]] = {k: [] for k in ("norm_mean", "norm_std", "mean", "variance", "mean_cosine", "effective_rank")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("norm_mean", "norm_std", "mean", "variance", "mean_cosine", "effective_rank")
+    }
     num_tokens = width = 0
     for hidden in hidden_states:
         h = _as_3d(hidden)

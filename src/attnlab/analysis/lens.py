@@ -159,9 +159,11 @@ class SublayerEffects:
             row: dict[str, float] = {"block": i}
             row.update({name: float(v[i]) for name, v in self.norms.items()})
             row.update(
-                attn_update=float(self.attn_update[i]), ff_update=float(self.ff_update[i]),
-                attn_cosine=float(self.attn_cosine[i]), ff_cosine=float(self.ff_cosine[i]),
-            )  # fmt: skip
+                attn_update=float(self.attn_update[i]),
+                ff_update=float(self.ff_update[i]),
+                attn_cosine=float(self.attn_cosine[i]),
+                ff_cosine=float(self.ff_cosine[i]),
+            )
             out.append(row)
         return out
 
@@ -204,8 +206,16 @@ def sublayer_effects(model: Any, input_ids: Any) -> SublayerEffects:
             else:
                 residual_ff = h + f  # y = norm2(h + f)
                 norm1, norm2 = h, y  # the norms read the residual sums
-            values = dict(stream_in=x, norm1=norm1, attn_out=a, residual_attn=residual_attn, norm2=norm2, ff_out=f,
-                          residual_ff=residual_ff, stream_out=y)
+            values = dict(
+                stream_in=x,
+                norm1=norm1,
+                attn_out=a,
+                residual_attn=residual_attn,
+                norm2=norm2,
+                ff_out=f,
+                residual_ff=residual_ff,
+                stream_out=y,
+            )
             for name, v in values.items():
                 per[name].append(float(_norm(v).mean()))
             attn_update.append(float((_norm(a) / np.maximum(_norm(x), 1e-12)).mean()))

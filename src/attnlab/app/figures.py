@@ -18,7 +18,8 @@ Notation: L layers, H heads, S keys, T positions, K classes.
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,9 @@ def plot_last_step_attention(attention: Any, title: str = "") -> Any:
     ax = fig.subplots()
     im = ax.imshow(rows, cmap=CMAP, vmin=0.0, vmax=max(float(rows.max()), 1e-6), aspect="auto", interpolation="nearest")
     ax.grid(False)
-    ax.set_yticks(range(L * H), [f"layer {i} · head {h}" for i in range(L) for h in range(H)], fontsize=tick_fontsize(L * H))
+    ax.set_yticks(
+        range(L * H), [f"layer {i} · head {h}" for i in range(L) for h in range(H)], fontsize=tick_fontsize(L * H)
+    )
     if S <= 64:
         ax.set_xticks(range(S), labels, rotation=_rotation(labels), fontsize=tick_fontsize(S))
     ax.set_xlabel("earlier tokens (keys) the newest position could read")
@@ -128,8 +131,15 @@ def plot_logit_lens(lens: Any, tokens: Sequence[str], vocab: Sequence[str], titl
     size = 15 if T <= 16 else (13 if T <= 24 else (10 if T <= 40 else 8))
     for r in range(R):
         for t in range(T):
-            ax.text(t, r, vocab[int(lens.top_ids[r, t, 0])], ha="center", va="center", fontsize=size,
-                    color="white" if p[r, t] > 0.55 else "black")
+            ax.text(
+                t,
+                r,
+                vocab[int(lens.top_ids[r, t, 0])],
+                ha="center",
+                va="center",
+                fontsize=size,
+                color="white" if p[r, t] > 0.55 else "black",
+            )
     ax.set_yticks(range(R), lens.layer_names)
     ax.set_xticks(range(T), list(tokens), rotation=_rotation(tokens), fontsize=tick_fontsize(T))
     ax.set_xlabel("input token (the prediction is for the token after it)")
@@ -194,8 +204,9 @@ def plot_stream_norms(norms: np.ndarray, tokens: Sequence[str], title: str = "")
 
 
 @styled
-def plot_class_probabilities(probs: Sequence[float], class_names: Sequence[str], *, true_class: int | None = None,
-                             title: str = "") -> Any:
+def plot_class_probabilities(
+    probs: Sequence[float], class_names: Sequence[str], *, true_class: int | None = None, title: str = ""
+) -> Any:
     """Vertical bars of class probabilities; the top class in blue, the true one outlined."""
     p = np.asarray(probs, dtype=float)
     K = len(p)
@@ -234,8 +245,15 @@ def plot_digit_attention(image: np.ndarray, maps: dict[str, np.ndarray], title: 
         m = np.asarray(m, dtype=float)
         ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         # the map as blocks of whole patches, on the image's pixel grid
-        im = ax.imshow(m / max(m.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0.0, vmax=1.0,
-                       extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest")
+        im = ax.imshow(
+            m / max(m.max(), 1e-12),
+            cmap="inferno",
+            alpha=0.6,
+            vmin=0.0,
+            vmax=1.0,
+            extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+            interpolation="nearest",
+        )
         G = m.shape[0]
         for k in range(1, G):  # patch borders
             ax.axhline(k * H / G - 0.5, color="white", linewidth=0.6, alpha=0.5)

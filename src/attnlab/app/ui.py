@@ -10,8 +10,9 @@ retrained checkpoint is reloaded).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -82,7 +83,9 @@ def sidebar(root: Path) -> None:
             st.caption(f"{found} found")
 
 
-def pick_checkpoint(root: Path, model_types: Sequence[str], *, key: str, label: str, empty: str) -> runs_folder.CheckpointEntry | None:
+def pick_checkpoint(
+    root: Path, model_types: Sequence[str], *, key: str, label: str, empty: str
+) -> runs_folder.CheckpointEntry | None:
     """A select box of the checkpoints of `model_types` in the runs folder (None + a message when none)."""
     if not root.is_dir():
         st.info(f"The runs folder `{root}` does not exist yet. {empty}", icon=":material/folder_open:")
@@ -166,8 +169,10 @@ def checkpoint_commands(kind: str) -> str:
     root = runs_root()
     caps = {kind} if kind in registry.CAPABILITIES else registry.capabilities(kind)
     if "causal_lm" in caps:
-        return (f"Train one here (below), or in a terminal: `attnlab demo --out {root}/demo` (about 2 minutes) "
-                f"or `attnlab train --out {root}/my-gpt` (`--arch llama` for the LLaMA-style model).")
+        return (
+            f"Train one here (below), or in a terminal: `attnlab demo --out {root}/demo` (about 2 minutes) "
+            f"or `attnlab train --out {root}/my-gpt` (`--arch llama` for the LLaMA-style model)."
+        )
     if "image" in caps:
         return f"Create one with `attnlab compare mnist --models vit --out {root}/compare-mnist` (a few minutes; `--quick` for a smoke test)."
     return ""

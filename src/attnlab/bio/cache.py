@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when the file layout changes: old entries then miss instead of misreading
 # Pooled (N, C) array, or one (L_i, C) array per sequence for pooling "none".
-Embeddings = Union[np.ndarray, list[np.ndarray]]
+Embeddings = np.ndarray | list[np.ndarray]
 
 
 def data_hash(sequences: Sequence[str]) -> str:
@@ -46,7 +46,13 @@ def data_hash(sequences: Sequence[str]) -> str:
 def cache_key(identity: str, pooling: str, sequences: Sequence[str]) -> str:
     """The cache key (40 hex characters) of (embedder identity, pooling, data)."""
     payload = json.dumps(
-        {"format": CACHE_FORMAT, "embedder": identity, "pooling": pooling, "data": data_hash(sequences), "n": len(sequences)},
+        {
+            "format": CACHE_FORMAT,
+            "embedder": identity,
+            "pooling": pooling,
+            "data": data_hash(sequences),
+            "n": len(sequences),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:40]
@@ -118,8 +124,14 @@ class EmbeddingCache:
             dim = embeddings[0].shape[1] if n else 0
             values = np.concatenate(embeddings).astype(np.float32) if n else np.zeros((0, 0), np.float32)
             arrays = {"values": np.ascontiguousarray(values), "offsets": offsets}
-        metadata = {"embedder": identity, "pooling": pooling, "n": str(n), "dim": str(dim), "data": data_hash(sequences),
-                    "format": str(CACHE_FORMAT)}  # fmt: skip
+        metadata = {
+            "embedder": identity,
+            "pooling": pooling,
+            "n": str(n),
+            "dim": str(dim),
+            "data": data_hash(sequences),
+            "format": str(CACHE_FORMAT),
+        }
         path = self.path(cache_key(identity, pooling, sequences))
         with atomic_path(path) as tmp:
             save_file(arrays, str(tmp), metadata=metadata)

@@ -17,7 +17,7 @@ weights, is built on top of the Encoder model elsewhere.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -44,8 +44,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,9 @@ class EncoderEmbedder(SequenceEmbedder):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if long_sequences not in LONG_SEQUENCE_POLICIES:
-            raise ConfigError(f"long_sequences must be one of {', '.join(LONG_SEQUENCE_POLICIES)}, got {long_sequences!r}")
+            raise ConfigError(
+                f"long_sequences must be one of {', '.join(LONG_SEQUENCE_POLICIES)}, got {long_sequences!r}"
+            )
         num_layers = model.config.num_layers
         if layer is not None:
             if not -(num_layers + 1) <= layer <= num_layers:
@@ -201,8 +204,15 @@ class EncoderEmbedder(SequenceEmbedder):
             pieces.extend((i, s, e) for s, e in self.windows(len(seq)))
         n_windowed = sum(1 for s in sequences if len(s) > self.span)
         if n_windowed:
-            logger.info("%d of %d sequences are longer than the context of %d residues: embedded in %d-residue "
-                        "windows overlapping by %d", n_windowed, len(sequences), self.span, self.span, self.window_overlap)
+            logger.info(
+                "%d of %d sequences are longer than the context of %d residues: embedded in %d-residue "
+                "windows overlapping by %d",
+                n_windowed,
+                len(sequences),
+                self.span,
+                self.span,
+                self.window_overlap,
+            )
         order = sorted(range(len(pieces)), key=lambda p: pieces[p][2] - pieces[p][1])
         residue_out: list[Any] = [None] * len(pieces)
         cls_out: list[Any] = [None] * len(pieces)
@@ -214,7 +224,9 @@ class EncoderEmbedder(SequenceEmbedder):
                 idx = order[start : start + self.batch_size]
                 texts = [sequences[pieces[p][0]][pieces[p][1] : pieces[p][2]] for p in idx]
                 batch = self.tokenizer.encode_batch(texts)
-                hidden = self._hidden(batch.input_ids.to(self.device), batch.attention_mask.to(self.device))  # (B, T, C)
+                hidden = self._hidden(
+                    batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
+                )  # (B, T, C)
                 hidden = hidden.float().cpu()
                 for b, p in enumerate(idx):
                     residue_out[p] = hidden[b][batch.residue_mask[b]].numpy()  # (L_window, C), specials left out
@@ -224,12 +236,19 @@ class EncoderEmbedder(SequenceEmbedder):
         if pooling == "none":
             return per_residue
         if pooling == "cls":
-            return np.stack(cls_vectors).astype(np.float32) if cls_vectors else np.zeros((0, self.embedding_dim), np.float32)
+            return (
+                np.stack(cls_vectors).astype(np.float32)
+                if cls_vectors
+                else np.zeros((0, self.embedding_dim), np.float32)
+            )
         rows = [r.mean(axis=0) if pooling == "mean" else r.max(axis=0) for r in per_residue]
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.embedding_dim), np.float32)
 
     def _stitch(
-        self, sequences: Sequence[str], pieces: Sequence[tuple[int, int, int]], residue_out: Sequence[np.ndarray],
+        self,
+        sequences: Sequence[str],
+        pieces: Sequence[tuple[int, int, int]],
+        residue_out: Sequence[np.ndarray],
         cls_out: Sequence[np.ndarray],
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One (L_i, C) array per sequence from its windows (centre rule), and the mean <cls> vector."""
@@ -429,8 +448,13 @@ def make_embedder(
     if not text:
         raise ConfigError("the embedder name is empty; " + _EMBEDDER_HELP)
     lowered = text.lower()
-    model_options = dict(layer=layer, batch_size=batch_size, long_sequences=long_sequences,
-                         window_overlap=window_overlap, progress=progress)  # fmt: skip
+    model_options = dict(
+        layer=layer,
+        batch_size=batch_size,
+        long_sequences=long_sequences,
+        window_overlap=window_overlap,
+        progress=progress,
+    )
     embedder: SequenceEmbedder
     if lowered in ("onehot", "one-hot"):
         embedder = OneHotEmbedder(alphabet)
@@ -462,7 +486,7 @@ def check_pool(embedder: SequenceEmbedder, pool: str, name: str | None = None) -
 
 
 def embedder_kind(embedder: SequenceEmbedder) -> str:
-    """"onehot", "composition", "random" or "model" (for results and the app)."""
+    """ "onehot", "composition", "random" or "model" (for results and the app)."""
     if isinstance(embedder, OneHotEmbedder):
         return "onehot"
     if isinstance(embedder, CompositionEmbedder):

@@ -14,8 +14,9 @@ Notation: N points, C channels, K classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,14 +83,23 @@ def plot_pca(
     fig = new_figure(7.5, 6.0)
     ax = fig.subplots()
     if regression:
-        points = ax.scatter(coords[:, 0], coords[:, 1], c=y.astype(float), cmap="viridis", s=10, alpha=0.8, linewidths=0)
+        points = ax.scatter(
+            coords[:, 0], coords[:, 1], c=y.astype(float), cmap="viridis", s=10, alpha=0.8, linewidths=0
+        )
         fig.colorbar(points, ax=ax, label="label")
     else:
         for k, value in enumerate(sorted(set(y.tolist()))):
             chosen = y == value
             name = class_names[int(value)] if class_names is not None and int(value) < len(class_names) else str(value)
-            ax.scatter(coords[chosen, 0], coords[chosen, 1], s=10, alpha=0.6, linewidths=0,
-                       color=PALETTE[k % len(PALETTE)], label=f"{name} ({int(chosen.sum())})")  # fmt: skip
+            ax.scatter(
+                coords[chosen, 0],
+                coords[chosen, 1],
+                s=10,
+                alpha=0.6,
+                linewidths=0,
+                color=PALETTE[k % len(PALETTE)],
+                label=f"{name} ({int(chosen.sum())})",
+            )
         ax.legend(frameon=False, markerscale=2.5, loc="best")
     ax.set_xlabel(f"PC 1 ({share[0]:.0%} of the variance)")
     ax.set_ylabel(f"PC 2 ({share[1]:.0%} of the variance)")

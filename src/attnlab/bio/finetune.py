@@ -27,9 +27,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,8 +112,12 @@ class FineTuned:
 
         folder = Path(folder)
         self.probe.save(folder)
-        save_model(self.embedder.model, folder / "encoder", tokenizer=self.embedder.tokenizer,
-                   metadata={"finetuned": True, "best_epoch": self.best_epoch})  # fmt: skip
+        save_model(
+            self.embedder.model,
+            folder / "encoder",
+            tokenizer=self.embedder.tokenizer,
+            metadata={"finetuned": True, "best_epoch": self.best_epoch},
+        )
 
 
 def _head_kind(task: str, pool: str) -> tuple[str, str]:
@@ -195,22 +200,43 @@ def finetune(
             probe_config = ProbeConfig(dropout=config.dropout, standardize=False, device=str(device), num_threads=None)
             head = probe_spec(head_kind).build(dim, num_outputs, task, probe_config).to(device)
             tuned = EncoderEmbedder(
-                encoder, tokenizer, f"fine-tuned from {embedder.name}", layer=embedder.layer, batch_size=embedder.batch_size,
-                device=str(device), long_sequences=embedder.long_sequences, window_overlap=embedder.window_overlap,
+                encoder,
+                tokenizer,
+                f"fine-tuned from {embedder.name}",
+                layer=embedder.layer,
+                batch_size=embedder.batch_size,
+                device=str(device),
+                long_sequences=embedder.long_sequences,
+                window_overlap=embedder.window_overlap,
                 progress=False,
-            )  # fmt: skip
-            probe = Probe(head_kind, task, head, probe_config, dim, num_outputs, np.zeros(dim, np.float32),
-                          np.ones(dim, np.float32), target_mean, target_std, seed)  # fmt: skip
+            )
+            probe = Probe(
+                head_kind,
+                task,
+                head,
+                probe_config,
+                dim,
+                num_outputs,
+                np.zeros(dim, np.float32),
+                np.ones(dim, np.float32),
+                target_mean,
+                target_std,
+                seed,
+            )
             optimizer = torch.optim.AdamW(
-                [{"params": encoder.parameters(), "lr": config.encoder_learning_rate},
-                 {"params": head.parameters(), "lr": config.head_learning_rate}],
+                [
+                    {"params": encoder.parameters(), "lr": config.encoder_learning_rate},
+                    {"params": head.parameters(), "lr": config.head_learning_rate},
+                ],
                 weight_decay=config.weight_decay,
-            )  # fmt: skip
+            )
             rng = np.random.default_rng(seed)
             span = embedder.span
             n_train = len(train_sequences)
             steps_per_epoch = math.ceil(n_train / config.batch_size)
-            bar = tqdm(total=config.max_epochs * steps_per_epoch, desc="fine-tuning", unit="step", disable=not config.progress)
+            bar = tqdm(
+                total=config.max_epochs * steps_per_epoch, desc="fine-tuning", unit="step", disable=not config.progress
+            )
             best = (math.inf, copy.deepcopy(encoder.state_dict()), copy.deepcopy(head.state_dict()), 0)
             history: list[dict[str, float]] = []
             stale = 0
@@ -221,14 +247,31 @@ def finetune(
                 order = rng.permutation(n_train)
                 for start in range(0, n_train, config.batch_size):
                     idx = order[start : start + config.batch_size]
-                    loss = _train_step(encoder, head, tokenizer, task, pooling, config.pool, train_sequences, y_train,
-                                       train_mask, idx, span, rng, device, target_mean, target_std)  # fmt: skip
+                    loss = _train_step(
+                        encoder,
+                        head,
+                        tokenizer,
+                        task,
+                        pooling,
+                        config.pool,
+                        train_sequences,
+                        y_train,
+                        train_mask,
+                        idx,
+                        span,
+                        rng,
+                        device,
+                        target_mean,
+                        target_std,
+                    )
                     if loss is None:
                         continue
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(list(encoder.parameters()) + list(head.parameters()), config.grad_clip)
+                        torch.nn.utils.clip_grad_norm_(
+                            list(encoder.parameters()) + list(head.parameters()), config.grad_clip
+                        )
                     optimizer.step()
                     total += loss.item() * len(idx)
                     count += len(idx)
@@ -255,15 +298,23 @@ def finetune(
     probe.history, probe.best_epoch = history, best[3]
     # The tuned weights are new: rebuild the embedder so that its identity (weight hash) is theirs.
     tuned = EncoderEmbedder(
-        encoder, tokenizer, f"fine-tuned from {embedder.name}", layer=embedder.layer, batch_size=embedder.batch_size,
-        device=str(device), long_sequences=embedder.long_sequences, window_overlap=embedder.window_overlap, progress=False,
-    )  # fmt: skip
+        encoder,
+        tokenizer,
+        f"fine-tuned from {embedder.name}",
+        layer=embedder.layer,
+        batch_size=embedder.batch_size,
+        device=str(device),
+        long_sequences=embedder.long_sequences,
+        window_overlap=embedder.window_overlap,
+        progress=False,
+    )
     logger.info("fine-tuning: best validation loss %.4f at epoch %d of %d", best[0], best[3], len(history))
     return FineTuned(tuned, probe, pooling, history, best[3])
 
 
-def _train_step(encoder, head, tokenizer, task, pooling, pool, sequences, y, masks, idx, span, rng, device,
-                target_mean, target_std) -> torch.Tensor | None:
+def _train_step(
+    encoder, head, tokenizer, task, pooling, pool, sequences, y, masks, idx, span, rng, device, target_mean, target_std
+) -> torch.Tensor | None:
     """The loss of one batch (sequences cut to a random window of `span` residues when longer)."""
     from attnlab.bio.pooling import max_pool, mean_pool
 

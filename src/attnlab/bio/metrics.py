@@ -255,8 +255,12 @@ def compute_metrics(task: str, y_true: Any, y_pred: Any, scores: Any = None, mas
             out["roc_auc"] = roc_auc(y_true, scores)
         return out
     if task == "regression":
-        return {"spearman": spearman(y_true, y_pred), "pearson": pearson(y_true, y_pred),
-                "r2": r2_score(y_true, y_pred), "rmse": rmse(y_true, y_pred)}  # fmt: skip
+        return {
+            "spearman": spearman(y_true, y_pred),
+            "pearson": pearson(y_true, y_pred),
+            "r2": r2_score(y_true, y_pred),
+            "rmse": rmse(y_true, y_pred),
+        }
     if task == "residue":
         t, p = flatten_residues(y_true, mask), flatten_residues(y_pred, mask)
         return {"accuracy": accuracy(t, p), "macro_f1": macro_f1(t, p), "mcc": matthews_corrcoef(t, p)}

@@ -219,11 +219,22 @@ class Probe:
         tensors["feature_std"] = torch.from_numpy(self.feature_std)
         with atomic_path(folder / PROBE_WEIGHTS) as tmp:
             save_file(tensors, str(tmp))
-        write_json_atomic(folder / PROBE_FILE, {
-            "format": 1, "kind": self.kind, "task": self.task, "config": dataclasses.asdict(self.config),
-            "input_dim": self.input_dim, "num_outputs": self.num_outputs, "target_mean": self.target_mean,
-            "target_std": self.target_std, "seed": self.seed, "best_epoch": self.best_epoch, "history": self.history,
-        })  # fmt: skip
+        write_json_atomic(
+            folder / PROBE_FILE,
+            {
+                "format": 1,
+                "kind": self.kind,
+                "task": self.task,
+                "config": dataclasses.asdict(self.config),
+                "input_dim": self.input_dim,
+                "num_outputs": self.num_outputs,
+                "target_mean": self.target_mean,
+                "target_std": self.target_std,
+                "seed": self.seed,
+                "best_epoch": self.best_epoch,
+                "history": self.history,
+            },
+        )
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> Probe:
@@ -249,10 +260,20 @@ class Probe:
         except (json.JSONDecodeError, KeyError, RuntimeError, OSError, ConfigError) as e:
             raise CheckpointError(f"the probe in {str(folder)!r} is corrupt ({type(e).__name__}: {e})") from None
         return cls(
-            meta["kind"], meta["task"], model.to(device), config, meta["input_dim"], meta["num_outputs"],
-            tensors["feature_mean"].numpy(), tensors["feature_std"].numpy(), meta["target_mean"], meta["target_std"],
-            meta["seed"], meta["history"], meta["best_epoch"],
-        )  # fmt: skip
+            meta["kind"],
+            meta["task"],
+            model.to(device),
+            config,
+            meta["input_dim"],
+            meta["num_outputs"],
+            tensors["feature_mean"].numpy(),
+            tensors["feature_std"].numpy(),
+            meta["target_mean"],
+            meta["target_std"],
+            meta["seed"],
+            meta["history"],
+            meta["best_epoch"],
+        )
 
     def __repr__(self) -> str:
         return (

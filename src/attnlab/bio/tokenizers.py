@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from attnlab.errors import TokenizerError, UnknownCharactersError
 from attnlab.tokenizers.base import Tokenizer, register_tokenizer
@@ -104,10 +105,10 @@ class EncodedBatch:
         lengths: (B,) int64 number of residues (k-mer tokens) per sequence, after truncation.
     """
 
-    input_ids: "torch.Tensor"
-    attention_mask: "torch.Tensor"
-    residue_mask: "torch.Tensor"
-    lengths: "torch.Tensor"
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    residue_mask: torch.Tensor
+    lengths: torch.Tensor
 
 
 class SequenceTokenizer(Tokenizer):
@@ -229,7 +230,7 @@ class ProteinTokenizer(SequenceTokenizer):
         self._specials = {t: i for i, t in enumerate(self.itos) if t.startswith("<")}
 
     @classmethod
-    def train(cls, text: str, **options: Any) -> "ProteinTokenizer":
+    def train(cls, text: str, **options: Any) -> ProteinTokenizer:
         """Return the fixed alphabet after checking that `text` uses only its letters.
 
         Whitespace (line breaks between sequences) is ignored; `options` go to the constructor.
@@ -279,7 +280,7 @@ class ProteinTokenizer(SequenceTokenizer):
         return {"uppercase": self.uppercase, "allow_gaps": self.allow_gaps, "vocab": self.itos}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "ProteinTokenizer":
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> ProteinTokenizer:
         tokenizer = cls(uppercase=data.get("uppercase", True), allow_gaps=data.get("allow_gaps", False))
         if "vocab" in data and list(data["vocab"]) != tokenizer.itos:
             raise TokenizerError(
@@ -320,7 +321,7 @@ class DNATokenizer(SequenceTokenizer):
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
     @classmethod
-    def train(cls, text: str, **options: Any) -> "DNATokenizer":
+    def train(cls, text: str, **options: Any) -> DNATokenizer:
         """Return the fixed k-mer vocabulary after checking that `text` uses only its letters.
 
         Whitespace is ignored; `options` (k, overlapping, uppercase, rna) go to the constructor.
@@ -402,7 +403,7 @@ class DNATokenizer(SequenceTokenizer):
         return {"k": self.k, "overlapping": self.overlapping, "uppercase": self.uppercase, "rna": self.rna}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "DNATokenizer":
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> DNATokenizer:
         return cls(
             k=int(data["k"]),
             overlapping=bool(data.get("overlapping", False)),

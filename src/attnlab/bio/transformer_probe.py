@@ -50,8 +50,17 @@ class TransformerProbe(nn.Module):
         pool: sequence tasks: "cls", "attn", "mean" or "max".
     """
 
-    def __init__(self, input_dim: int, num_outputs: int, per_residue: bool, width: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, dropout: float = 0.1, pool: str = "cls"):
+    def __init__(
+        self,
+        input_dim: int,
+        num_outputs: int,
+        per_residue: bool,
+        width: int = 128,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        pool: str = "cls",
+    ):
         super().__init__()
         self.per_residue = per_residue
         self.pool_kind = pool
@@ -100,10 +109,15 @@ class TransformerProbe(nn.Module):
 @register_probe("transformer", takes_residues=True, description="small transformer over per-residue embeddings")
 def _build_transformer(input_dim: int, num_outputs: int, task: str, config: ProbeConfig) -> nn.Module:
     return TransformerProbe(
-        input_dim, num_outputs, per_residue=task == "residue", width=config.transformer_dim,
-        num_layers=config.transformer_layers, num_heads=config.transformer_heads, dropout=config.dropout,
+        input_dim,
+        num_outputs,
+        per_residue=task == "residue",
+        width=config.transformer_dim,
+        num_layers=config.transformer_layers,
+        num_heads=config.transformer_heads,
+        dropout=config.dropout,
         pool=config.transformer_pool,
-    )  # fmt: skip
+    )
 
 
 class AttentionMLPProbe(nn.Module):
@@ -127,5 +141,7 @@ def _build_attention_mlp(input_dim: int, num_outputs: int, task: str, config: Pr
     from attnlab.errors import ConfigError
 
     if task == "residue":
-        raise ConfigError("attention pooling makes one vector per sequence; for per-residue tasks use linear, mlp or transformer")
+        raise ConfigError(
+            "attention pooling makes one vector per sequence; for per-residue tasks use linear, mlp or transformer"
+        )
     return AttentionMLPProbe(input_dim, num_outputs, config)

@@ -33,9 +33,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,14 +51,14 @@ from attnlab.bio.data import (
     load_dataset,
     split_indices,
 )
-from attnlab.bio.embedders import check_pool, embedder_kind, embedding_pooling, make_embedder
 from attnlab.bio.embedder_base import SequenceEmbedder, compute_embeddings
+from attnlab.bio.embedders import check_pool, embedder_kind, embedding_pooling, make_embedder
 from attnlab.bio.finetune import FineTuneConfig
 from attnlab.bio.metrics import PRIMARY_METRIC, aggregate_over_seeds, confusion_matrix, flatten_residues
 from attnlab.bio.probe_kinds import ProbeConfig
 from attnlab.errors import ConfigError, DataError
-from attnlab.utils import write_json_atomic, write_text_atomic
 from attnlab.runs import writes_run
+from attnlab.utils import write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class ProbeRunConfig:
     progress: bool = True  # tqdm bars on embedding and training
     save_probes: bool = True  # write OUT/probes/seed<k>/ (or OUT/finetuned/seed<k>/)
     pca_points: int = 2000  # at most this many test points (sequences or residues) in pca.png
-    bad_labels: str = "error"  # missing / non-finite labels: error (one line naming the record) or drop (counted in the notes)
+    bad_labels: str = (
+        "error"  # missing / non-finite labels: error (one line naming the record) or drop (counted in the notes)
+    )
     probe_config: ProbeConfig = field(default_factory=ProbeConfig)  # probe training settings
     finetune_config: FineTuneConfig = field(default_factory=FineTuneConfig)  # fine-tuning settings
 
@@ -107,11 +110,17 @@ class ProbeRunConfig:
         if self.pool is not None and self.pool not in CLI_POOLS:
             raise ConfigError(f"unknown pool {self.pool!r}; choose one of: {', '.join(CLI_POOLS)}")
         if self.pool is not None and self.task == "residue-class":
-            raise ConfigError("--pool does not apply to residue-class: per-residue probes read every residue's vector; drop --pool")
+            raise ConfigError(
+                "--pool does not apply to residue-class: per-residue probes read every residue's vector; drop --pool"
+            )
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
-            raise ConfigError(f"--seeds must be a whole number from 1 to {MAX_SEEDS} (probes use seeds 0 .. N-1), got {self.seeds!r}")
+            raise ConfigError(
+                f"--seeds must be a whole number from 1 to {MAX_SEEDS} (probes use seeds 0 .. N-1), got {self.seeds!r}"
+            )
         if self.max_sequences is not None and self.max_sequences < 10:
-            raise ConfigError(f"--max-sequences must be at least 10 (train, valid and test need sequences), got {self.max_sequences}")
+            raise ConfigError(
+                f"--max-sequences must be at least 10 (train, valid and test need sequences), got {self.max_sequences}"
+            )
         if self.batch_size < 1 or self.pca_points < 10:
             raise ConfigError("batch_size must be at least 1 and pca_points at least 10")
         if self.bad_labels not in BAD_LABEL_POLICIES:
@@ -170,8 +179,13 @@ def prepare_dataset(
     if dataset.task not in CLI_TASKS[task]:
         right = [t for t, tasks in CLI_TASKS.items() if dataset.task in tasks]
         what = {"residue": "per-residue labels", "regression": "numeric labels", "multilabel": "multi-label sets"}.get(
-            dataset.task, f"{dataset.task} class labels")
-        fix = f"use --task {right[0]}" if right else "attnlab probe handles one class or number per sequence, or one class per residue"
+            dataset.task, f"{dataset.task} class labels"
+        )
+        fix = (
+            f"use --task {right[0]}"
+            if right
+            else "attnlab probe handles one class or number per sequence, or one class per residue"
+        )
         raise DataError(f"--task {task} does not fit {name}: it has {what} (task {dataset.task}); {fix}")
     if len(dataset) < 10:
         raise DataError(f"{name} has {len(dataset)} sequences; probing needs at least 10 (train, valid and test)")
@@ -201,7 +215,9 @@ def _subset(dataset: SequenceDataset, n: int, seed: int) -> SequenceDataset:
     if dataset.splits is None:
         groups = dataset.labels if dataset.task in CLASSIFICATION_TASKS else None
         frac = n / len(dataset)
-        keep = split_indices(len(dataset), (frac, 1 - frac, 0.0) if frac < 1 else (1.0, 0.0, 0.0), seed=seed, groups=groups)["train"]
+        keep = split_indices(
+            len(dataset), (frac, 1 - frac, 0.0) if frac < 1 else (1.0, 0.0, 0.0), seed=seed, groups=groups
+        )["train"]
     else:
         keep_parts = []
         for split in SPLITS:
@@ -214,7 +230,9 @@ def _subset(dataset: SequenceDataset, n: int, seed: int) -> SequenceDataset:
     return dataset.subset(keep.tolist(), note=f"subset of {len(keep)} of {len(dataset)} sequences (seed {seed})")
 
 
-def encode_splits(dataset: SequenceDataset) -> tuple[LabelEncoder, dict[str, SequenceDataset], dict[str, Any], dict[str, Any]]:
+def encode_splits(
+    dataset: SequenceDataset,
+) -> tuple[LabelEncoder, dict[str, SequenceDataset], dict[str, Any], dict[str, Any]]:
     """(label encoder fitted on all labels, split datasets, encoded labels, residue masks or None) per split."""
     encoder = LabelEncoder.fit(dataset.labels, dataset.task)
     parts = {s: dataset.split(s) for s in SPLITS}
@@ -275,8 +293,9 @@ def _check_embeddings(X: Any, part: SequenceDataset, pooling: str, split: str) -
 
 
 @writes_run("probe", folder="config.out")
-def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder | None = None,
-                         dataset: SequenceDataset | None = None) -> dict[str, Any]:
+def run_probe_experiment(
+    config: ProbeRunConfig, *, embedder: SequenceEmbedder | None = None, dataset: SequenceDataset | None = None
+) -> dict[str, Any]:
     """Run one probing experiment and write its report into `config.out`.
 
     Args:
@@ -297,26 +316,42 @@ def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder |
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file; pass a folder")
     pool = config.pool_name
-    data = prepare_dataset(dataset if dataset is not None else config.data, config.task, max_sequences=config.max_sequences,
-                           split_seed=config.split_seed, fractions=config.split_fractions,
-                           bad_labels=config.bad_labels)  # fmt: skip
+    data = prepare_dataset(
+        dataset if dataset is not None else config.data,
+        config.task,
+        max_sequences=config.max_sequences,
+        split_seed=config.split_seed,
+        fractions=config.split_fractions,
+        bad_labels=config.bad_labels,
+    )
     kind = probe_kind(config.probe, pool, config.task)
     pooling = input_pooling(config.probe, pool, config.task)
     if embedder is None:
         embedder = make_embedder(
-            config.embedder, layer=config.layer, batch_size=config.batch_size, device=config.device,
-            random_like=config.random_like, random_seed=config.random_seed, long_sequences=config.long_sequences,
+            config.embedder,
+            layer=config.layer,
+            batch_size=config.batch_size,
+            device=config.device,
+            random_like=config.random_like,
+            random_seed=config.random_seed,
+            long_sequences=config.long_sequences,
             progress=config.progress,
-        )  # fmt: skip
+        )
     name = config.embedder
     if pooling == "none" and "none" not in embedder.poolings:
-        reader = "per-residue probes" if config.task == "residue-class" else f"the {config.probe} probe with pool {pool}"
-        raise ConfigError(f"{reader} need per-residue embeddings, which the {name} embedder does not provide; use onehot or a model")
+        reader = (
+            "per-residue probes" if config.task == "residue-class" else f"the {config.probe} probe with pool {pool}"
+        )
+        raise ConfigError(
+            f"{reader} need per-residue embeddings, which the {name} embedder does not provide; use onehot or a model"
+        )
     if pool != "none" and config.probe != "transformer":
         check_pool(embedder, pool, name)
     if config.finetune and not hasattr(embedder, "model"):
-        raise ConfigError(f"--finetune trains a language model with its head; the {name} embedder has no model to tune "
-                          "(use a checkpoint, a Hugging Face ESM-2 folder or random)")
+        raise ConfigError(
+            f"--finetune trains a language model with its head; the {name} embedder has no model to tune "
+            "(use a checkpoint, a Hugging Face ESM-2 folder or random)"
+        )
     if config.finetune and config.probe == "transformer":
         raise ConfigError("--finetune trains the encoder with a linear head; use --probe linear with --finetune")
 
@@ -325,31 +360,59 @@ def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder |
     task = data.task
     num_classes = encoder.num_classes if task != "regression" else None
     logger.info("%s", data.describe())
-    cache: EmbeddingCache | bool = EmbeddingCache(config.cache_dir) if (config.cache and config.cache_dir) else config.cache
+    cache: EmbeddingCache | bool = (
+        EmbeddingCache(config.cache_dir) if (config.cache and config.cache_dir) else config.cache
+    )
 
     probe_config = dataclasses.replace(
-        config.probe_config, progress=config.progress,
-        transformer_pool=pool if (config.probe == "transformer" and pool != "none") else config.probe_config.transformer_pool,
+        config.probe_config,
+        progress=config.progress,
+        transformer_pool=pool
+        if (config.probe == "transformer" and pool != "none")
+        else config.probe_config.transformer_pool,
         device=config.device if config.device != "auto" else config.probe_config.device,
-    )  # fmt: skip
+    )
     runs, details, X, embed_seconds = [], [], None, 0.0
     first_predictions = None
     if config.finetune:
         from attnlab.bio.finetune import finetune
 
-        ft_config = dataclasses.replace(config.finetune_config, pool=pool if pool != "none" else "mean",
-                                        progress=config.progress, device=config.device)  # fmt: skip
-        seeds = tqdm(range(config.seeds), desc="fine-tuning seeds", unit="seed", disable=not config.progress or config.seeds < 2)
+        ft_config = dataclasses.replace(
+            config.finetune_config,
+            pool=pool if pool != "none" else "mean",
+            progress=config.progress,
+            device=config.device,
+        )
+        seeds = tqdm(
+            range(config.seeds), desc="fine-tuning seeds", unit="seed", disable=not config.progress or config.seeds < 2
+        )
         for seed in seeds:
             start = time.perf_counter()
-            tuned = finetune(embedder, parts["train"].sequences, y["train"], parts["valid"].sequences, y["valid"], task,  # type: ignore[arg-type]
-                             seed, config=ft_config, num_classes=num_classes, train_mask=masks["train"],
-                             valid_mask=masks["valid"])  # fmt: skip
+            tuned = finetune(
+                embedder,
+                parts["train"].sequences,
+                y["train"],
+                parts["valid"].sequences,
+                y["valid"],
+                task,  # type: ignore[arg-type]
+                seed,
+                config=ft_config,
+                num_classes=num_classes,
+                train_mask=masks["train"],
+                valid_mask=masks["valid"],
+            )
             X_test = tuned.embed(parts["test"].sequences)
             metrics = tuned.probe.evaluate(X_test, y["test"], masks["test"])
             runs.append(metrics)
-            details.append({"seed": seed, "metrics": metrics, "best_epoch": tuned.best_epoch, "epochs": len(tuned.history),
-                            "train_seconds": time.perf_counter() - start})  # fmt: skip
+            details.append(
+                {
+                    "seed": seed,
+                    "metrics": metrics,
+                    "best_epoch": tuned.best_epoch,
+                    "epochs": len(tuned.history),
+                    "train_seconds": time.perf_counter() - start,
+                }
+            )
             if seed == 0:
                 first_predictions = tuned.probe.predict(X_test)
                 X = {"test": X_test}
@@ -364,15 +427,38 @@ def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder |
         X, embed_seconds = embed_splits(embedder, parts, pooling, cache)
         for split in SPLITS:
             _check_embeddings(X[split], parts[split], pooling, split)
-        seeds = tqdm(range(config.seeds), desc=f"{kind} probe seeds", unit="seed", disable=not config.progress or config.seeds < 2)
+        seeds = tqdm(
+            range(config.seeds),
+            desc=f"{kind} probe seeds",
+            unit="seed",
+            disable=not config.progress or config.seeds < 2,
+        )
         for seed in seeds:
             start = time.perf_counter()
-            probe = fit_probe(kind, X["train"], y["train"], X["valid"], y["valid"], task, seed, config=probe_config,
-                              num_classes=num_classes, train_mask=masks["train"], valid_mask=masks["valid"])  # fmt: skip
+            probe = fit_probe(
+                kind,
+                X["train"],
+                y["train"],
+                X["valid"],
+                y["valid"],
+                task,
+                seed,
+                config=probe_config,
+                num_classes=num_classes,
+                train_mask=masks["train"],
+                valid_mask=masks["valid"],
+            )
             metrics = probe.evaluate(X["test"], y["test"], masks["test"])
             runs.append(metrics)
-            details.append({"seed": seed, "metrics": metrics, "best_epoch": probe.best_epoch, "epochs": len(probe.history),
-                            "train_seconds": time.perf_counter() - start})  # fmt: skip
+            details.append(
+                {
+                    "seed": seed,
+                    "metrics": metrics,
+                    "best_epoch": probe.best_epoch,
+                    "epochs": len(probe.history),
+                    "train_seconds": time.perf_counter() - start,
+                }
+            )
             if seed == 0:
                 first_predictions = probe.predict(X["test"])
             if config.save_probes:
@@ -385,22 +471,44 @@ def run_probe_experiment(config: ProbeRunConfig, *, embedder: SequenceEmbedder |
         "config": _config_dict(config),
         "data": {**data.summary(), "split_sizes": {s: len(p) for s, p in parts.items()}},
         "task": task,
-        "embedder": {"spec": name, "kind": embedder_kind(embedder), "identity": embedder.identity,
-                     "embedding_dim": embedder.embedding_dim, "description": getattr(embedder, "name", name)},  # fmt: skip
-        "probe": {"name": config.probe, "kind": kind, "label": probe_label, "pool": pool, "input_pooling": pooling,
-                  "finetune": config.finetune, "config": dataclasses.asdict(probe_config)},  # fmt: skip
+        "embedder": {
+            "spec": name,
+            "kind": embedder_kind(embedder),
+            "identity": embedder.identity,
+            "embedding_dim": embedder.embedding_dim,
+            "description": getattr(embedder, "name", name),
+        },
+        "probe": {
+            "name": config.probe,
+            "kind": kind,
+            "label": probe_label,
+            "pool": pool,
+            "input_pooling": pooling,
+            "finetune": config.finetune,
+            "config": dataclasses.asdict(probe_config),
+        },
         "classes": names,
         "primary_metric": PRIMARY_METRIC.get(task, "accuracy"),
         "runs": details,
         "summary": {k: v.to_dict() for k, v in summary.items()},
         "summary_text": {k: v.format() for k, v in summary.items()},
-        "timings": {"embed_seconds": round(embed_seconds, 3),
-                    "train_seconds": round(sum(d["train_seconds"] for d in details), 3)},  # fmt: skip
+        "timings": {
+            "embed_seconds": round(embed_seconds, 3),
+            "train_seconds": round(sum(d["train_seconds"] for d in details), 3),
+        },
     }
     if isinstance(cache, EmbeddingCache):
         results["cache"] = {"hits": cache.hits, "misses": cache.misses, "root": str(cache.root)}
-    files = write_report(results, out, X_test=(X or {}).get("test"), test=parts["test"], y_test=y["test"],
-                         predictions=first_predictions, pca_points=config.pca_points, seed=config.split_seed)  # fmt: skip
+    files = write_report(
+        results,
+        out,
+        X_test=(X or {}).get("test"),
+        test=parts["test"],
+        y_test=y["test"],
+        predictions=first_predictions,
+        pca_points=config.pca_points,
+        seed=config.split_seed,
+    )
     results["timings"]["total_seconds"] = round(time.perf_counter() - t0, 3)
     results["files"] = [str(f) for f in files]
     write_json_atomic(out / "results.json", _jsonable(results))
@@ -426,13 +534,27 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _write_probe_sidecars(folder: Path, embedder: SequenceEmbedder, spec: str, pooling: str, pool: str,
-                          encoder: LabelEncoder, names: list[str]) -> None:
+def _write_probe_sidecars(
+    folder: Path,
+    embedder: SequenceEmbedder,
+    spec: str,
+    pooling: str,
+    pool: str,
+    encoder: LabelEncoder,
+    names: list[str],
+) -> None:
     """embedder.json, labels.json and the class names inside probe.json (what the app reads)."""
-    write_json_atomic(folder / "embedder.json", {
-        "identity": embedder.identity, "spec": spec, "kind": embedder_kind(embedder), "pooling": pooling, "pool": pool,
-        "embedding_dim": embedder.embedding_dim,
-    })  # fmt: skip
+    write_json_atomic(
+        folder / "embedder.json",
+        {
+            "identity": embedder.identity,
+            "spec": spec,
+            "kind": embedder_kind(embedder),
+            "pooling": pooling,
+            "pool": pool,
+            "embedding_dim": embedder.embedding_dim,
+        },
+    )
     encoder.save(folder / "labels.json")
     if names:
         meta = json.loads((folder / "probe.json").read_text(encoding="utf-8"))
@@ -496,14 +618,29 @@ def markdown_report(results: dict[str, Any]) -> str:
     metrics = metric_columns([results["summary"]])
     lines += ["| seed | " + " | ".join(metrics) + " | best epoch | seconds |", "|" + "---|" * (len(metrics) + 3)]
     for run in results["runs"]:
-        values = [f"{run['metrics'][m]:.4f}" if run["metrics"].get(m) is not None and math.isfinite(run["metrics"][m]) else "n/a"
-                  for m in metrics]  # fmt: skip
-        lines.append(f"| {run['seed']} | " + " | ".join(values) + f" | {run['best_epoch']} | {run['train_seconds']:.1f} |")
+        values = [
+            f"{run['metrics'][m]:.4f}"
+            if run["metrics"].get(m) is not None and math.isfinite(run["metrics"][m])
+            else "n/a"
+            for m in metrics
+        ]
+        lines.append(
+            f"| {run['seed']} | " + " | ".join(values) + f" | {run['best_epoch']} | {run['train_seconds']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(results: dict[str, Any], out: Path, *, X_test: Any, test: SequenceDataset, y_test: Any,
-                 predictions: Any, pca_points: int = 2000, seed: int = 0) -> list[Path]:
+def write_report(
+    results: dict[str, Any],
+    out: Path,
+    *,
+    X_test: Any,
+    test: SequenceDataset,
+    y_test: Any,
+    predictions: Any,
+    pca_points: int = 2000,
+    seed: int = 0,
+) -> list[Path]:
     """Write results.md, confusion_matrix.png (class tasks) and pca.png; returns the files (results.json is written by the caller)."""
     from attnlab.bio.figures import plot_confusion, plot_pca
 
@@ -522,12 +659,22 @@ def write_report(results: dict[str, Any], out: Path, *, X_test: Any, test: Seque
     if X_test is not None and len(test) >= 3:
         points, colours, what = _pca_points(X_test, y_test, test, task, pca_points, seed)
         if len(points) >= 3:
-            files.append(plot_pca(points, colours, out / "pca.png", class_names=names or None, regression=task == "regression",
-                                  title=f"PCA of test {what}: {results['embedder']['spec']}"))  # fmt: skip
+            files.append(
+                plot_pca(
+                    points,
+                    colours,
+                    out / "pca.png",
+                    class_names=names or None,
+                    regression=task == "regression",
+                    title=f"PCA of test {what}: {results['embedder']['spec']}",
+                )
+            )
     return files
 
 
-def _pca_points(X: Any, y: Any, test: SequenceDataset, task: str, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _pca_points(
+    X: Any, y: Any, test: SequenceDataset, task: str, limit: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
     """The vectors and labels to project: sequences (pooled; per-residue ones mean-pooled), or residues."""
     rng = np.random.default_rng(seed)
     if task == "residue":

@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(a, str):
             raise TypeError(f"main() takes a list of strings; argument {i} is {type(a).__name__}")
         if "\0" in a:  # a real command line cannot hold one; a Python caller can
-            print(f"attnlab: error: argument {i + 1} ({a!r}) contains a NUL character, which no file name "
-                  "or text can hold", file=sys.stderr)
+            print(
+                f"attnlab: error: argument {i + 1} ({a!r}) contains a NUL character, which no file name "
+                "or text can hold",
+                file=sys.stderr,
+            )
             return EXIT_USER_ERROR
     # Text the user typed may hold characters the terminal cannot show (or undecodable
     # bytes, as surrogates); print them escaped instead of failing with UnicodeEncodeError.
@@ -105,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     accepts_extra = getattr(args, "accepts_extra", False)
     if extra and not accepts_extra:
-        print(f"attnlab {args.command}: error: unrecognized arguments: {_one_line(' '.join(extra))} "
-              f"(see attnlab {args.command} --help)", file=sys.stderr)
+        print(
+            f"attnlab {args.command}: error: unrecognized arguments: {_one_line(' '.join(extra))} "
+            f"(see attnlab {args.command} --help)",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     try:
         result = args.func(args, extra) if accepts_extra else args.func(args)
@@ -125,15 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attnlab: error: {_one_line(describe_os_error(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except MemoryError:
-        print("attnlab: error: this machine ran out of memory; choose a smaller model (--model.embed_dim, "
-              "--model.num_layers), a smaller batch (--train.batch_size) or a shorter context", file=sys.stderr)
+        print(
+            "attnlab: error: this machine ran out of memory; choose a smaller model (--model.embed_dim, "
+            "--model.num_layers), a smaller batch (--train.batch_size) or a shorter context",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except RuntimeError as e:
         if not _is_out_of_memory(e):
             raise  # a bug in attnlab: keep the traceback
-        print(f"attnlab: error: out of memory ({_one_line(str(e))[:200]}); choose a smaller model "
-              "(--model.embed_dim, --model.num_layers), a smaller batch (--train.batch_size) or a shorter context",
-              file=sys.stderr)
+        print(
+            f"attnlab: error: out of memory ({_one_line(str(e))[:200]}); choose a smaller model "
+            "(--model.embed_dim, --model.num_layers), a smaller batch (--train.batch_size) or a shorter context",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     return int(result or 0)
 

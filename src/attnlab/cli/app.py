@@ -36,11 +36,22 @@ def register(sub: argparse._SubParsersAction) -> None:
             "It reads trained models from the runs folder only. Stop it with Ctrl-C."
         ),
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,  # check_port refuses the rest in attnlab's words
-                   help=f"port to serve on, 1 to {limits.MAX_PORT:,} (default {DEFAULT_PORT})")
-    p.add_argument("--host", default=DEFAULT_HOST,
-                   help=f"address to bind (default {DEFAULT_HOST}: this computer only; 0.0.0.0 shares it on the network)")
-    p.add_argument("--runs-dir", default="runs", help="folder of trained models the app may read (default ./runs, where `attnlab demo` writes)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,  # check_port refuses the rest in attnlab's words
+        help=f"port to serve on, 1 to {limits.MAX_PORT:,} (default {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}: this computer only; 0.0.0.0 shares it on the network)",
+    )
+    p.add_argument(
+        "--runs-dir",
+        default="runs",
+        help="folder of trained models the app may read (default ./runs, where `attnlab demo` writes)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -58,7 +69,9 @@ def check_host(host: str) -> str:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ConfigError(f"--host must be an IP address such as 127.0.0.1 (this computer only) or 0.0.0.0, got {host!r}") from None
+        raise ConfigError(
+            f"--host must be an IP address such as 127.0.0.1 (this computer only) or 0.0.0.0, got {host!r}"
+        ) from None
     return host
 
 
@@ -67,18 +80,32 @@ def streamlit_command(host: str, port: int) -> list[str]:
     from attnlab.app import main_script
 
     return [
-        sys.executable, "-m", "streamlit", "run", str(main_script()),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--server.runOnSave", "false",
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
-        "--client.showErrorDetails", "type",  # an unexpected bug shows its type; the traceback goes to the terminal
-        "--theme.base", "light",
-        "--theme.primaryColor", "#0072B2",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(main_script()),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--client.showErrorDetails",
+        "type",  # an unexpected bug shows its type; the traceback goes to the terminal
+        "--theme.base",
+        "light",
+        "--theme.primaryColor",
+        "#0072B2",
+    ]
 
 
 def app_environment(runs_dir: Path) -> dict[str, str]:
@@ -98,13 +125,18 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import streamlit  # noqa: F401
     except ImportError:
-        raise ConfigError("the app needs Streamlit, which is not installed; install it with `pip install 'attnlab[labs]'`") from None
+        raise ConfigError(
+            "the app needs Streamlit, which is not installed; install it with `pip install 'attnlab[labs]'`"
+        ) from None
     runs_dir = Path(args.runs_dir).expanduser().absolute()
     if runs_dir.exists() and not runs_dir.is_dir():
         raise ConfigError(f"--runs-dir {str(runs_dir)!r} is a file; pass the folder that holds your runs")
     shown = "localhost" if host in ("127.0.0.1", "localhost") else host
     print(f"attnlab app: open http://{shown}:{port} in a browser (Ctrl-C stops it)")
-    print(f"runs folder: {runs_dir}" + ("" if runs_dir.is_dir() else " (not created yet: the Generate page can train a model)"))
+    print(
+        f"runs folder: {runs_dir}"
+        + ("" if runs_dir.is_dir() else " (not created yet: the Generate page can train a model)")
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: bound to {host}: other computers on the network can open the app")
     sys.stdout.flush()
@@ -116,8 +148,7 @@ FORWARDED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM"
 STOP_GRACE_SECONDS = 10.0  # how long the server may take to stop before it is killed
 
 
-def run_child(command: list[str], *, env: dict[str, str] | None = None,
-              grace: float = STOP_GRACE_SECONDS) -> int:
+def run_child(command: list[str], *, env: dict[str, str] | None = None, grace: float = STOP_GRACE_SECONDS) -> int:
     """Run `command` until it exits; forward SIGINT/SIGTERM/SIGHUP to it and wait for it.
 
     The child runs in its own process group (its own session on POSIX), so a Ctrl-C in

@@ -29,7 +29,9 @@ def _lengths(text: str) -> tuple[int, ...]:
         values = tuple(limits.parse_int(t, "a length") for t in parts)
     except ConfigError:
         shown = text if len(text) <= 60 else text[:57] + "..."
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 16,64,256, got {shown!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 16,64,256, got {shown!r}"
+        ) from None
     for v in values:
         try:
             limits.check_int(v, "each length", 2, limits.MAX_COMPARE_SEQ_LEN)
@@ -39,8 +41,14 @@ def _lengths(text: str) -> tuple[int, ...]:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)")
-    parser.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
+    )
     parser.add_argument("--seed", type=seed_arg, default=0, help=f"random seed, {SEED_HELP} (default 0)")
     parser.add_argument("--device", default="auto", help="auto [default], cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="tiny models and a short run: a smoke test in seconds")
@@ -72,21 +80,47 @@ def register(sub: argparse._SubParsersAction) -> None:
             "ViT attention maps on sample digits, and each model as a checkpoint in DIR/models/NAME."
         ),
     )
-    p.add_argument("--models", default=",".join(IMAGE_MODEL_NAMES),
-                   help=f"comma-separated, from {', '.join(IMAGE_MODEL_NAMES)} (default: all)")
-    p.add_argument("--data", default="mnist5k",
-                   help="mnist5k [default, offline], mnist, fashion (downloaded once), digits (8x8), or a folder of IDX files")
-    p.add_argument("--epochs", type=int_arg(1, limits.MAX_EPOCHS), default=None,
-                   help=f"epochs for every model, 1 to {limits.MAX_EPOCHS:,} (default per model: {recipes})")
-    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_BATCH_SIZE), default=None,
-                   help=f"batch size for every model, 1 to {limits.MAX_BATCH_SIZE:,} (default per model)")
-    p.add_argument("--lr", type=float_arg(0.0, limits.MAX_LR, low_open=True), default=None,
-                   help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)")
+    p.add_argument(
+        "--models",
+        default=",".join(IMAGE_MODEL_NAMES),
+        help=f"comma-separated, from {', '.join(IMAGE_MODEL_NAMES)} (default: all)",
+    )
+    p.add_argument(
+        "--data",
+        default="mnist5k",
+        help="mnist5k [default, offline], mnist, fashion (downloaded once), digits (8x8), or a folder of IDX files",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int_arg(1, limits.MAX_EPOCHS),
+        default=None,
+        help=f"epochs for every model, 1 to {limits.MAX_EPOCHS:,} (default per model: {recipes})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int_arg(1, limits.MAX_BATCH_SIZE),
+        default=None,
+        help=f"batch size for every model, 1 to {limits.MAX_BATCH_SIZE:,} (default per model)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float_arg(0.0, limits.MAX_LR, low_open=True),
+        default=None,
+        help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)",
+    )
     p.add_argument("--no-augment", action="store_true", help="train the ViT without its random 2-pixel shifts")
-    p.add_argument("--num-train", type=int_arg(10, limits.MAX_IMAGES), default=None,
-                   help=f"train on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}")
-    p.add_argument("--num-test", type=int_arg(10, limits.MAX_IMAGES), default=None,
-                   help=f"test on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}")
+    p.add_argument(
+        "--num-train",
+        type=int_arg(10, limits.MAX_IMAGES),
+        default=None,
+        help=f"train on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}",
+    )
+    p.add_argument(
+        "--num-test",
+        type=int_arg(10, limits.MAX_IMAGES),
+        default=None,
+        help=f"test on a class-balanced subset of this many images, 10 to {limits.MAX_IMAGES:,}",
+    )
     _common(p)
     p.set_defaults(func=cmd_compare_mnist)
 
@@ -99,24 +133,55 @@ def register(sub: argparse._SubParsersAction) -> None:
             "training time per epoch and per step as sequences grow, and the models."
         ),
     )
-    p.add_argument("--models", default=",".join(SEQUENCE_MODEL_NAMES),
-                   help=f"comma-separated, from {', '.join(SEQUENCE_MODEL_NAMES)} (default: all)")
+    p.add_argument(
+        "--models",
+        default=",".join(SEQUENCE_MODEL_NAMES),
+        help=f"comma-separated, from {', '.join(SEQUENCE_MODEL_NAMES)} (default: all)",
+    )
     p.add_argument("--task", default="recall", help=f"the task: {', '.join(SEQUENCE_TASK_NAMES)} (default recall)")
-    p.add_argument("--seq-len", type=int_arg(3, limits.MAX_COMPARE_SEQ_LEN), default=64,
-                   help=f"tokens per sequence, 3 to {limits.MAX_COMPARE_SEQ_LEN:,}; distances 1 .. seq-len - 1 (default 64)")
-    p.add_argument("--num-symbols", type=int_arg(2, limits.MAX_SYMBOLS), default=8,
-                   help=f"alphabet size, 2 to {limits.MAX_SYMBOLS:,}; chance is 1/num-symbols (default 8)")
-    p.add_argument("--epochs", type=int_arg(1, limits.MAX_EPOCHS), default=None,
-                   help=f"epochs, 1 to {limits.MAX_EPOCHS:,} (default 15)")
-    p.add_argument("--steps-per-epoch", type=int_arg(1, limits.MAX_ITERS), default=None,
-                   help=f"optimizer steps per epoch, 1 to {limits.MAX_ITERS:,} (default 100)")
-    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_BATCH_SIZE), default=64,
-                   help=f"sequences per step, 1 to {limits.MAX_BATCH_SIZE:,} (default 64)")
-    p.add_argument("--lr", type=float_arg(0.0, limits.MAX_LR, low_open=True), default=None,
-                   help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)")
-    p.add_argument("--timing-lengths", type=_lengths, default=None,
-                   help=f"sequence lengths of the step-time sweep, e.g. 16,64,256, each 2 to {limits.MAX_COMPARE_SEQ_LEN:,}, "
-                   f"at most {MAX_TIMING_LENGTHS} (default 16,32,64,128,256; 'none' skips it)")
+    p.add_argument(
+        "--seq-len",
+        type=int_arg(3, limits.MAX_COMPARE_SEQ_LEN),
+        default=64,
+        help=f"tokens per sequence, 3 to {limits.MAX_COMPARE_SEQ_LEN:,}; distances 1 .. seq-len - 1 (default 64)",
+    )
+    p.add_argument(
+        "--num-symbols",
+        type=int_arg(2, limits.MAX_SYMBOLS),
+        default=8,
+        help=f"alphabet size, 2 to {limits.MAX_SYMBOLS:,}; chance is 1/num-symbols (default 8)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int_arg(1, limits.MAX_EPOCHS),
+        default=None,
+        help=f"epochs, 1 to {limits.MAX_EPOCHS:,} (default 15)",
+    )
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int_arg(1, limits.MAX_ITERS),
+        default=None,
+        help=f"optimizer steps per epoch, 1 to {limits.MAX_ITERS:,} (default 100)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int_arg(1, limits.MAX_BATCH_SIZE),
+        default=64,
+        help=f"sequences per step, 1 to {limits.MAX_BATCH_SIZE:,} (default 64)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float_arg(0.0, limits.MAX_LR, low_open=True),
+        default=None,
+        help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)",
+    )
+    p.add_argument(
+        "--timing-lengths",
+        type=_lengths,
+        default=None,
+        help=f"sequence lengths of the step-time sweep, e.g. 16,64,256, each 2 to {limits.MAX_COMPARE_SEQ_LEN:,}, "
+        f"at most {MAX_TIMING_LENGTHS} (default 16,32,64,128,256; 'none' skips it)",
+    )
     _common(p)
     p.set_defaults(func=cmd_compare_sequence)
 
@@ -127,13 +192,19 @@ def _no_comparison(args: argparse.Namespace) -> int:
 
 def _print_model(name: str, result: dict) -> None:
     if "test_accuracy" in result:
-        print(f"  {name}: {100 * result['test_accuracy']:.2f}% test accuracy after {result['train_seconds']:.1f} s "
-              f"of training ({result['parameters']:,} parameters)", flush=True)
+        print(
+            f"  {name}: {100 * result['test_accuracy']:.2f}% test accuracy after {result['train_seconds']:.1f} s "
+            f"of training ({result['parameters']:,} parameters)",
+            flush=True,
+        )
     else:
         first = result["first_distance_below_90"]
         where = f"below 90% from distance {first}" if first is not None else "at least 90% at every distance"
-        print(f"  {name}: {100 * result['mean_accuracy']:.1f}% mean accuracy, {where} "
-              f"({result['seconds_per_epoch']:.2f} s per epoch)", flush=True)
+        print(
+            f"  {name}: {100 * result['mean_accuracy']:.1f}% mean accuracy, {where} "
+            f"({result['seconds_per_epoch']:.2f} s per epoch)",
+            flush=True,
+        )
 
 
 def _print_summary(result: dict) -> None:
@@ -190,8 +261,11 @@ def cmd_compare_sequence(args: argparse.Namespace) -> int:
         save_models=not args.no_save_models,
         progress=not args.no_progress,
     )
-    print(f"attnlab compare sequence: training {', '.join(config.models)} on {config.task} "
-          f"(seq_len {config.seq_len}, {config.num_symbols} symbols)", flush=True)
+    print(
+        f"attnlab compare sequence: training {', '.join(config.models)} on {config.task} "
+        f"(seq_len {config.seq_len}, {config.num_symbols} symbols)",
+        flush=True,
+    )
     result = compare_sequence(config, args.out, on_model_done=_print_model, force=args.force)
     _print_summary(result)
     return 0

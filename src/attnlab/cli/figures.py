@@ -34,10 +34,20 @@ def register(subparsers) -> None:
         ),
     )
     foundations.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if missing)")
-    foundations.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    foundations.add_argument("--dpi", type=limits.int_arg(limits.MIN_DPI, limits.MAX_DPI), default=DEFAULT_DPI,
-                             help=f"PNG resolution, {limits.MIN_DPI} to {limits.MAX_DPI:,} (default {DEFAULT_DPI})")
-    foundations.add_argument("--no-svg", action="store_true", help="write PNG only (by default line plots also get an SVG)")
+    foundations.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
+    )
+    foundations.add_argument(
+        "--dpi",
+        type=limits.int_arg(limits.MIN_DPI, limits.MAX_DPI),
+        default=DEFAULT_DPI,
+        help=f"PNG resolution, {limits.MIN_DPI} to {limits.MAX_DPI:,} (default {DEFAULT_DPI})",
+    )
+    foundations.add_argument(
+        "--no-svg", action="store_true", help="write PNG only (by default line plots also get an SVG)"
+    )
     foundations.add_argument(
         "--only",
         nargs="+",
@@ -55,6 +65,12 @@ def _no_lab(args: argparse.Namespace) -> int:
 def _run_foundations(args: argparse.Namespace) -> int:
     from attnlab.foundations.figures import write_all_figures
 
-    write_all_figures(args.out, dpi=args.dpi, svg=not args.no_svg, names=args.only, on_written=lambda path: print(path, flush=True),
-                      force=args.force)
+    write_all_figures(
+        args.out,
+        dpi=args.dpi,
+        svg=not args.no_svg,
+        names=args.only,
+        on_written=lambda path: print(path, flush=True),
+        force=args.force,
+    )
     return 0

@@ -1,8 +1,8 @@
 """`attnlab convert | embed`: Hugging Face interop and sentence embeddings from the command line.
 
-    attnlab convert --from-hf DIR --out DIR        GPT-2, BERT-family or ESM folder -> attnlab checkpoint
-    attnlab convert --to-hf CHECKPOINT --out DIR   attnlab GPT -> Hugging Face GPT-2 folder
-    attnlab embed --checkpoint DIR --text T [--text T ...] [--pool mean|cls] [--normalize] [--truncate]
+attnlab convert --from-hf DIR --out DIR        GPT-2, BERT-family or ESM folder -> attnlab checkpoint
+attnlab convert --to-hf CHECKPOINT --out DIR   attnlab GPT -> Hugging Face GPT-2 folder
+attnlab embed --checkpoint DIR --text T [--text T ...] [--pool mean|cls] [--normalize] [--truncate]
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--from-hf", metavar="DIR", help="Hugging Face model folder (or hub name) to import")
     group.add_argument("--to-hf", metavar="CHECKPOINT", help="attnlab GPT checkpoint to export as GPT-2")
     p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--force", action="store_true", help="replace a model already in --out, and write into a folder that holds files attnlab did not write (they are kept)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a model already in --out, and write into a folder that holds files attnlab did not write (they are kept)",
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(
@@ -36,16 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sentence (or sequence) embeddings from an encoder, as JSON on stdout",
         description="Embed texts with an attnlab encoder checkpoint or a Hugging Face encoder folder "
         "(e.g. all-MiniLM-L6-v2): [CLS] text [SEP] -> encoder -> mean (or CLS) pooling -> "
-        "optional L2 normalisation. Prints JSON: {\"model\", \"pool\", \"normalize\", \"dim\", "
-        "\"texts\", \"vectors\"}.",
+        'optional L2 normalisation. Prints JSON: {"model", "pool", "normalize", "dim", '
+        '"texts", "vectors"}.',
     )
     p.add_argument("--checkpoint", required=True, help="attnlab encoder checkpoint or Hugging Face model folder")
     p.add_argument("--text", action="append", required=True, help="a text to embed (repeat for several)")
-    p.add_argument("--pool", choices=["mean", "cls"], default="mean", help="mean over tokens [default] or the [CLS] state")
+    p.add_argument(
+        "--pool", choices=["mean", "cls"], default="mean", help="mean over tokens [default] or the [CLS] state"
+    )
     p.add_argument("--normalize", action="store_true", help="L2-normalise the vectors (cosine-ready)")
-    p.add_argument("--truncate", action="store_true", help="cut texts longer than the model's context instead of failing")
-    p.add_argument("--batch-size", type=limits.int_arg(1, limits.MAX_EVAL_BATCH_SIZE), default=32,
-                   help=f"texts per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)")
+    p.add_argument(
+        "--truncate", action="store_true", help="cut texts longer than the model's context instead of failing"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=limits.int_arg(1, limits.MAX_EVAL_BATCH_SIZE),
+        default=32,
+        help=f"texts per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)",
+    )
     p.set_defaults(func=cmd_embed)
 
 
@@ -87,9 +99,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if tokenizer is None:
         raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn text into tokens")
     vectors = embed_texts(
-        model, tokenizer, args.text, pool=args.pool, normalize=args.normalize, truncate=args.truncate,
+        model,
+        tokenizer,
+        args.text,
+        pool=args.pool,
+        normalize=args.normalize,
+        truncate=args.truncate,
         batch_size=args.batch_size,
-    )  # fmt: skip
+    )
     result = {
         "model": str(args.checkpoint),
         "pool": args.pool,

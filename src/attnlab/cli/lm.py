@@ -32,8 +32,10 @@ def _arch_choices() -> list[str]:
 
 
 def _arch_help(what: str) -> str:
-    return (f"causal language model to {what}: {', '.join(_arch_choices())} "
-            f"(default {registry.default_model_type('causal_lm')}; --model.* sets the fields of its config)")
+    return (
+        f"causal language model to {what}: {', '.join(_arch_choices())} "
+        f"(default {registry.default_model_type('causal_lm')}; --model.* sets the fields of its config)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,13 +48,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo-TIMESTAMP)")
-    p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    p.add_argument("--seconds", type=float_arg(0.0, limits.MAX_SECONDS, low_open=True), default=120.0,
-                   help=f"training time budget in seconds, more than 0 and at most {limits.MAX_SECONDS:,.0f} "
-                   "(a week; default 120)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float_arg(0.0, limits.MAX_SECONDS, low_open=True),
+        default=120.0,
+        help=f"training time budget in seconds, more than 0 and at most {limits.MAX_SECONDS:,.0f} "
+        "(a week; default 120)",
+    )
     p.add_argument("--seed", type=seed_arg, default=1337, help=f"random seed, {SEED_HELP} (default 1337)")
-    p.add_argument("--arch", choices=_arch_choices(), default=registry.default_model_type("causal_lm"),
-                   help=_arch_help("train (its `baby` preset)"))
+    p.add_argument(
+        "--arch",
+        choices=_arch_choices(),
+        default=registry.default_model_type("causal_lm"),
+        help=_arch_help("train (its `baby` preset)"),
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -66,38 +80,87 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc, shakespeare) or a text file (default: pydoc)")
     p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
-    p.add_argument("--force", action="store_true", help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)")
-    p.add_argument("--preset", default=None, help="model size preset (GPT: nano, baby [default], small; MLM encoder: mini, small [default], protein-small [default for --tokenizer protein], bert-base, esm2-8m; seq2seq: see --task)")
-    p.add_argument("--max-iters", type=int_arg(1, limits.MAX_ITERS), default=None,
-                   help=f"optimizer steps (train.max_iters), 1 to {limits.MAX_ITERS:,}")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="model size preset (GPT: nano, baby [default], small; MLM encoder: mini, small [default], protein-small [default for --tokenizer protein], bert-base, esm2-8m; seq2seq: see --task)",
+    )
+    p.add_argument(
+        "--max-iters",
+        type=int_arg(1, limits.MAX_ITERS),
+        default=None,
+        help=f"optimizer steps (train.max_iters), 1 to {limits.MAX_ITERS:,}",
+    )
     p.add_argument("--tokenizer", default=None, help="char [default], word, bpe (protein, dna for sequences)")
     p.add_argument("--config", default=None, help="YAML or TOML file with model/train/data sections")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--seed", type=seed_arg, default=None, help=f"random seed (train.seed), {SEED_HELP}")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to train with")
-    p.add_argument("--objective", choices=["clm", "mlm"], default="clm", help="clm: next-token GPT [default]; mlm: masked-LM encoder")
-    p.add_argument("--arch", choices=_arch_choices(), default=None,
-                   help=_arch_help("train with --objective clm") + "; a config file may set it as `arch`; "
-                   "--resume continues the checkpoint's own")
+    p.add_argument(
+        "--objective",
+        choices=["clm", "mlm"],
+        default="clm",
+        help="clm: next-token GPT [default]; mlm: masked-LM encoder",
+    )
+    p.add_argument(
+        "--arch",
+        choices=_arch_choices(),
+        default=None,
+        help=_arch_help("train with --objective clm") + "; a config file may set it as `arch`; "
+        "--resume continues the checkpoint's own",
+    )
     p.add_argument("--task", default=None, help="train a seq2seq model on a generated task (e.g. reverse)")
     p.set_defaults(func=cmd_train, accepts_extra=True)
 
-    p = sub.add_parser("generate", help="generate text from a GPT checkpoint", description="Generate text from a trained GPT checkpoint.")
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a GPT checkpoint",
+        description="Generate text from a trained GPT checkpoint.",
+    )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (a run folder of `attnlab train`)")
     p.add_argument("--prompt", default="", help="text to continue (default: empty, start of a paragraph)")
-    p.add_argument("--max-new-tokens", type=int_arg(0, limits.MAX_NEW_TOKENS), default=200,
-                   help=f"tokens to generate, 0 to {limits.MAX_NEW_TOKENS:,} (default 200)")
-    p.add_argument("--temperature", type=float_arg(high=limits.MAX_TEMPERATURE), default=DEFAULT_TEMPERATURE,
-                   help=f"<= 0 means greedy; else {limits.MIN_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:,.0f} "
-                        f"(default {DEFAULT_TEMPERATURE:g})")
-    p.add_argument("--top-k", type=int_arg(1, limits.MAX_TOP_K), default=None,
-                   help=f"sample only from the k most likely tokens, 1 to {limits.MAX_TOP_K:,}")
-    p.add_argument("--top-p", type=float_arg(0.0, 1.0, low_open=True), default=None,
-                   help="nucleus sampling: smallest set with probability >= p, more than 0 and at most 1")
-    p.add_argument("--seed", type=seed_arg, default=None,
-                   help=f"seed for reproducible samples, {SEED_HELP} (sample i uses seed + i)")
-    p.add_argument("--num-samples", type=int_arg(1, limits.MAX_NUM_SAMPLES), default=1,
-                   help=f"number of independent samples, 1 to {limits.MAX_NUM_SAMPLES:,} (default 1)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int_arg(0, limits.MAX_NEW_TOKENS),
+        default=200,
+        help=f"tokens to generate, 0 to {limits.MAX_NEW_TOKENS:,} (default 200)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float_arg(high=limits.MAX_TEMPERATURE),
+        default=DEFAULT_TEMPERATURE,
+        help=f"<= 0 means greedy; else {limits.MIN_TEMPERATURE:g} to {limits.MAX_TEMPERATURE:,.0f} "
+        f"(default {DEFAULT_TEMPERATURE:g})",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int_arg(1, limits.MAX_TOP_K),
+        default=None,
+        help=f"sample only from the k most likely tokens, 1 to {limits.MAX_TOP_K:,}",
+    )
+    p.add_argument(
+        "--top-p",
+        type=float_arg(0.0, 1.0, low_open=True),
+        default=None,
+        help="nucleus sampling: smallest set with probability >= p, more than 0 and at most 1",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed_arg,
+        default=None,
+        help=f"seed for reproducible samples, {SEED_HELP} (sample i uses seed + i)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int_arg(1, limits.MAX_NUM_SAMPLES),
+        default=1,
+        help=f"number of independent samples, 1 to {limits.MAX_NUM_SAMPLES:,} (default 1)",
+    )
     p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context every step")
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to run")
     p.set_defaults(func=cmd_generate)
@@ -105,10 +168,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="validation loss and perplexity of a GPT checkpoint on a corpus")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--data", required=True, help="corpus name or text file")
-    p.add_argument("--split", choices=["val", "train", "all"], default="val", help="val = last 10%% of the text (default)")
+    p.add_argument(
+        "--split", choices=["val", "train", "all"], default="val", help="val = last 10%% of the text (default)"
+    )
     p.add_argument("--engine", choices=["torch", "numpy"], default="torch", help="implementation to evaluate with")
-    p.add_argument("--batch-size", type=int_arg(1, limits.MAX_EVAL_BATCH_SIZE), default=32,
-                   help=f"windows per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)")
+    p.add_argument(
+        "--batch-size",
+        type=int_arg(1, limits.MAX_EVAL_BATCH_SIZE),
+        default=32,
+        help=f"windows per forward pass, 1 to {limits.MAX_EVAL_BATCH_SIZE:,} (default 32)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -121,14 +190,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     arch = getattr(args, "arch", registry.default_model_type("causal_lm"))
     if is_rank0():
-        print(f"attnlab demo: training a small {registry.model_label(arch)} for about {args.seconds:.0f} s "
-              "(Ctrl-C stops and keeps the checkpoint)")
+        print(
+            f"attnlab demo: training a small {registry.model_label(arch)} for about {args.seconds:.0f} s "
+            "(Ctrl-C stops and keeps the checkpoint)"
+        )
     out = run_demo(args.out, source=args.data, seconds=args.seconds, seed=args.seed, force=args.force, arch=arch)
     r = out["results"]
     print()
-    print(f"trained {r['num_parameters']:,} parameters for {r['step']} steps in {r['train_seconds']:.0f} s "
-          f"({r['tokens_per_sec']:,.0f} tokens/s); validation loss {r['val_loss']:.3f} "
-          f"(perplexity {r['val_perplexity']:.2f})")
+    print(
+        f"trained {r['num_parameters']:,} parameters for {r['step']} steps in {r['train_seconds']:.0f} s "
+        f"({r['tokens_per_sec']:,.0f} tokens/s); validation loss {r['val_loss']:.3f} "
+        f"(perplexity {r['val_perplexity']:.2f})"
+    )
     for t, text in out["samples"].items():
         print(f"\n--- sample at temperature {t} (prompt {out['prompt']!r}) ---")
         print(text)
@@ -158,8 +231,9 @@ def _train_arch(args: argparse.Namespace) -> str:
         value = C.load_file(args.config).get("arch")
         if value is not None:
             if not isinstance(value, str) or value not in _arch_choices():
-                raise ConfigError(f"config file {args.config!r}: arch must be one of {', '.join(_arch_choices())}, "
-                                  f"got {value!r:.60}")
+                raise ConfigError(
+                    f"config file {args.config!r}: arch must be one of {', '.join(_arch_choices())}, got {value!r:.60}"
+                )
             arch = value
     if args.resume:
         try:
@@ -168,8 +242,10 @@ def _train_arch(args: argparse.Namespace) -> str:
             saved_type = None  # not a checkpoint: the recipe says so in its own words
         if saved_type is not None and registry.has_capability(saved_type, "causal_lm"):
             if arch is not None and arch != saved_type:
-                raise ConfigError(f"cannot resume {args.out!r} with --arch {arch}: it holds a {saved_type} model; "
-                                  f"drop --arch (or pass --arch {saved_type}), or train a new run with another --out")
+                raise ConfigError(
+                    f"cannot resume {args.out!r} with --arch {arch}: it holds a {saved_type} model; "
+                    f"drop --arch (or pass --arch {saved_type}), or train a new run with another --out"
+                )
             arch = saved_type
     arch = arch or registry.default_model_type("causal_lm")
     causal_lm_config_class(arch)  # installed?
@@ -179,8 +255,10 @@ def _train_arch(args: argparse.Namespace) -> str:
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.task is not None or args.objective != "clm":
         if getattr(args, "arch", None) is not None:
-            raise ConfigError("--arch chooses the causal language model (--objective clm); "
-                              "it does not apply to --task or --objective mlm")
+            raise ConfigError(
+                "--arch chooses the causal language model (--objective clm); "
+                "it does not apply to --task or --objective mlm"
+            )
         return _dispatch_other_training(args, extra)
     from attnlab import config as C
     from attnlab.train.recipes import causal_lm_config_class, check_numpy_engine, train_language_model
@@ -189,8 +267,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.engine == "numpy":
         check_numpy_engine(arch, "--engine numpy")
     chosen = args.arch is not None or arch != registry.default_model_type("causal_lm")
-    model, train, data, overrides = collect_configs(args, extra, causal_lm_config_class(arch), "baby",
-                                                    top_level=("preset", "arch"), arch=arch if chosen else None)
+    model, train, data, overrides = collect_configs(
+        args, extra, causal_lm_config_class(arch), "baby", top_level=("preset", "arch"), arch=arch if chosen else None
+    )
     if args.resume:
         check_resume_agrees(args, overrides, model)
         saved = saved_run(args.out)
@@ -199,8 +278,9 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
             if args.data is None and "data" in saved:
                 data = C.replace(data, {"source": saved["data"].get("source", data.source)}, section="data")
     return run_recipe(
-        lambda: train_language_model(args.out, data=data, model=model, train=train, engine=args.engine,
-                                     resume=args.resume, force=args.force),
+        lambda: train_language_model(
+            args.out, data=data, model=model, train=train, engine=args.engine, resume=args.resume, force=args.force
+        ),
         lambda results: _print_results(results, args.out),
     )
 
@@ -241,7 +321,9 @@ def _dispatch_other_training(args: argparse.Namespace, extra: list[str]) -> int:
         return int(module.run_training(args, extra) or 0)
     except ModuleNotFoundError as e:
         if e.name in (module_name, TRAINING_RECIPES[key]):
-            raise ConfigError(f"training with {'--task' if key == 'task' else '--objective ' + key} is not available in this version") from None
+            raise ConfigError(
+                f"training with {'--task' if key == 'task' else '--objective ' + key} is not available in this version"
+            ) from None
         raise
 
 
@@ -280,7 +362,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"--- sample {i + 1} ---")
         sys.stdout.write(args.prompt)
         sys.stdout.flush()
-        generate_text(model, tokenizer, args.prompt, s, on_step=lambda step, text: (sys.stdout.write(text), sys.stdout.flush()))
+        generate_text(
+            model, tokenizer, args.prompt, s, on_step=lambda step, text: (sys.stdout.write(text), sys.stdout.flush())
+        )
         sys.stdout.write("\n")
     return 0
 
@@ -308,12 +392,16 @@ def _generate_numpy(args: argparse.Namespace, sampling: Any) -> int:
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i
         out = model.generate(
-            ids, sampling.max_new_tokens, temperature=sampling.temperature, top_k=sampling.top_k,
-            top_p=sampling.top_p, seed=seed,
+            ids,
+            sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            seed=seed,
         )
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
-        print(args.prompt + tokenizer.decode(list(out)[len(ids):]))
+        print(args.prompt + tokenizer.decode(list(out)[len(ids) :]))
     return 0
 
 
@@ -322,10 +410,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    r = evaluate_checkpoint(args.checkpoint, args.data, engine=args.engine, split=args.split, batch_size=args.batch_size)
+    r = evaluate_checkpoint(
+        args.checkpoint, args.data, engine=args.engine, split=args.split, batch_size=args.batch_size
+    )
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        print(f"{r['split']} loss {r['loss']:.4f}  perplexity {r['perplexity']:.3f}  "
-              f"({r['bits_per_token']:.3f} bits/token over {r['tokens']:,} tokens of {r['data']}, {r['engine']} engine)")
+        print(
+            f"{r['split']} loss {r['loss']:.4f}  perplexity {r['perplexity']:.3f}  "
+            f"({r['bits_per_token']:.3f} bits/token over {r['tokens']:,} tokens of {r['data']}, {r['engine']} engine)"
+        )
     return 0

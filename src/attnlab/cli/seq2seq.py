@@ -26,13 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (a run folder of `attnlab train --task`)")
     p.add_argument("--text", action="append", required=True, help="input text; repeat for several inputs")
-    p.add_argument("--beam", type=limits.int_arg(1, limits.MAX_BEAM), default=1,
-                   help=f"beam width, 1 to {limits.MAX_BEAM} (1 = greedy decoding [default])")
-    p.add_argument("--length-penalty", type=limits.float_arg(-limits.MAX_LENGTH_PENALTY, limits.MAX_LENGTH_PENALTY),
-                   default=1.0, help="beam search ranks by log-prob / length**alpha, alpha from "
-                   f"-{limits.MAX_LENGTH_PENALTY:g} to {limits.MAX_LENGTH_PENALTY:g} (default 1.0; 0 = plain log-prob)")
-    p.add_argument("--max-new-tokens", type=limits.int_arg(1, limits.MAX_NEW_TOKENS), default=None,
-                   help=f"longest output, 1 to {limits.MAX_NEW_TOKENS:,} (default: the model's limit)")
+    p.add_argument(
+        "--beam",
+        type=limits.int_arg(1, limits.MAX_BEAM),
+        default=1,
+        help=f"beam width, 1 to {limits.MAX_BEAM} (1 = greedy decoding [default])",
+    )
+    p.add_argument(
+        "--length-penalty",
+        type=limits.float_arg(-limits.MAX_LENGTH_PENALTY, limits.MAX_LENGTH_PENALTY),
+        default=1.0,
+        help="beam search ranks by log-prob / length**alpha, alpha from "
+        f"-{limits.MAX_LENGTH_PENALTY:g} to {limits.MAX_LENGTH_PENALTY:g} (default 1.0; 0 = plain log-prob)",
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=limits.int_arg(1, limits.MAX_NEW_TOKENS),
+        default=None,
+        help=f"longest output, 1 to {limits.MAX_NEW_TOKENS:,} (default: the model's limit)",
+    )
     p.add_argument("--all-beams", action="store_true", help="print every beam hypothesis with its log-probability")
     p.add_argument("--no-kv-cache", action="store_true", help="recompute the whole output prefix every step")
     p.add_argument("--json", action="store_true", help="print a JSON list (source, output, log_prob, finished)")
@@ -53,24 +65,43 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if tokenizer is None:
         raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn text into tokens")
     results = translate(
-        model, tokenizer, args.text, beam_width=args.beam, length_penalty=args.length_penalty,
-        max_new_tokens=args.max_new_tokens, use_cache=not args.no_kv_cache,
+        model,
+        tokenizer,
+        args.text,
+        beam_width=args.beam,
+        length_penalty=args.length_penalty,
+        max_new_tokens=args.max_new_tokens,
+        use_cache=not args.no_kv_cache,
     )
     if args.json:
-        print(json.dumps([{"source": t.source, "output": t.text, "log_prob": t.log_prob, "finished": t.finished}
-                          for t in results], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"source": t.source, "output": t.text, "log_prob": t.log_prob, "finished": t.finished}
+                    for t in results
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not args.all_beams or args.beam == 1:
         for t in results:
             print(t.text)
             if not t.finished:
-                print(f"attnlab: warning: the output for {t.source!r} hit the length limit before <eos>", file=sys.stderr)
+                print(
+                    f"attnlab: warning: the output for {t.source!r} hit the length limit before <eos>", file=sys.stderr
+                )
         return 0
     c = model.config
     for text in args.text:
         ids = torch.tensor([encode_source(tokenizer, text, c.eos_id)])
-        gen = model.generate(ids, beam_width=args.beam, length_penalty=args.length_penalty,
-                             max_new_tokens=args.max_new_tokens, use_cache=not args.no_kv_cache)
+        gen = model.generate(
+            ids,
+            beam_width=args.beam,
+            length_penalty=args.length_penalty,
+            max_new_tokens=args.max_new_tokens,
+            use_cache=not args.no_kv_cache,
+        )
         print(f"{text}:")
         for k in range(args.beam):
             score = float(gen.beam_scores[0, k])
@@ -110,8 +141,10 @@ def run_training(args: Any, extra: list[str]) -> int:
     if args.engine != "torch":
         raise ConfigError("--engine numpy trains GPT language models only; drop it for --task")
     if args.data is not None or args.tokenizer is not None:
-        raise ConfigError("--data and --tokenizer do not apply to --task: a task generates its own examples "
-                          "and character vocabulary (set task sizes with --task.FIELD=VALUE)")
+        raise ConfigError(
+            "--data and --tokenizer do not apply to --task: a task generates its own examples "
+            "and character vocabulary (set task sizes with --task.FIELD=VALUE)"
+        )
     r = recipe(args.task)
     model, train, _, overrides = collect_configs(args, extra, Seq2SeqConfig, r.model_preset, sections=SECTIONS)
     explicit = set(overrides.get("train", {}))
@@ -132,13 +165,15 @@ def run_training(args: Any, extra: list[str]) -> int:
         if saved is not None:
             saved_task = C.from_dict(TaskConfig, saved.get("task", {}), section="task")
             if saved_task.name != args.task:
-                raise ConfigError(f"{args.out!r} was trained on the {saved_task.name} task; "
-                                  f"resume it with --task {saved_task.name}")
+                raise ConfigError(
+                    f"{args.out!r} was trained on the {saved_task.name} task; resume it with --task {saved_task.name}"
+                )
             task = saved_task
             train = resumed_train(args, train, explicit, saved)
     return run_recipe(
-        lambda: train_task(args.out, task=task, model=model, train=train, resume=args.resume,
-                           force=getattr(args, "force", False)),
+        lambda: train_task(
+            args.out, task=task, model=model, train=train, resume=args.resume, force=getattr(args, "force", False)
+        ),
         lambda results: print_results(results, args.out),
     )
 
@@ -156,4 +191,4 @@ def print_results(results: dict[str, Any], out: str) -> None:
         em += f", beam search (width {results['beam_width']}) {100 * results['exact_match_beam']:.1f}%"
     print(em)
     print(f"checkpoint, metrics and {PREDICTIONS_FILE}: {out}")
-    print(f"next: attnlab translate --checkpoint {out} --text \"...\"")
+    print(f'next: attnlab translate --checkpoint {out} --text "..."')

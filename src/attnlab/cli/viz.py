@@ -45,8 +45,11 @@ def register(subparsers) -> None:
 
 def _add_common(p: argparse.ArgumentParser, out_help: str = OUT_HELP) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help=out_help)
-    p.add_argument("--force", action="store_true",
-                   help="replace --out even if attnlab did not write it (your file is kept as NAME.orig)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even if attnlab did not write it (your file is kept as NAME.orig)",
+    )
     p.add_argument("--dpi", type=int_arg(limits.MIN_DPI, limits.MAX_DPI), default=150, help=DPI_HELP)
 
 
@@ -65,7 +68,9 @@ def _checks_out(run):
 
 
 def _no_figure(args: argparse.Namespace) -> int:
-    raise ConfigError("choose a figure: attention, positions, embeddings, activations or curves (see attnlab viz --help)")
+    raise ConfigError(
+        "choose a figure: attention, positions, embeddings, activations or curves (see attnlab viz --help)"
+    )
 
 
 # --- attention ------------------------------------------------------------------------
@@ -92,10 +97,15 @@ def _register_attention(figures) -> None:
         "or `minilm` for the shipped all-MiniLM-L6-v2",
     )
     p.add_argument("--text", required=True, help="the text to run the model on")
-    p.add_argument("--layer", type=_index, default=None,
-                   help="layer index (0 = first; negative counts from the end" + INDEX_HELP + ")")
-    p.add_argument("--head", type=_index, default=None,
-                   help="head index within --layer (needs --layer" + INDEX_HELP + ")")
+    p.add_argument(
+        "--layer",
+        type=_index,
+        default=None,
+        help="layer index (0 = first; negative counts from the end" + INDEX_HELP + ")",
+    )
+    p.add_argument(
+        "--head", type=_index, default=None, help="head index within --layer (needs --layer" + INDEX_HELP + ")"
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--grid", action="store_true", help="every layer x head map (the default without --layer)")
     mode.add_argument("--mean", action="store_true", help="mean over heads, one panel a layer (or only --layer)")
@@ -135,7 +145,9 @@ def _run_attention(args: argparse.Namespace) -> int:
     mode = _attention_mode(args)
     if mode == "html":
         if Path(args.out).suffix.lower() not in (".html", ".htm"):
-            raise ConfigError(f"--html writes a web page: give --out a name ending in .html, not {Path(args.out).name!r}")
+            raise ConfigError(
+                f"--html writes a web page: give --out a name ending in .html, not {Path(args.out).name!r}"
+            )
     else:
         output_format(args.out)  # a bad suffix fails before the model loads
 
@@ -157,14 +169,26 @@ def _run_attention(args: argparse.Namespace) -> int:
     if mode == "html":
         from attnlab.viz.headview import write_head_view
 
-        path = write_head_view(weights, tokens, args.out, title=f"Attention of {name}",
-                               subtitle=f"{kind}, {L} layers x {H} heads, {len(tokens)} tokens: {text!r}")
+        path = write_head_view(
+            weights,
+            tokens,
+            args.out,
+            title=f"Attention of {name}",
+            subtitle=f"{kind}, {L} layers x {H} heads, {len(tokens)} tokens: {text!r}",
+        )
     elif mode == "head":
-        path = A.plot_attention_head(weights[layer, head], tokens, args.out, dpi=args.dpi,
-                                     title=f"{name}: layer {layer}, head {head}")
+        path = A.plot_attention_head(
+            weights[layer, head], tokens, args.out, dpi=args.dpi, title=f"{name}: layer {layer}, head {head}"
+        )
     elif mode == "mean":
-        path = A.plot_attention_mean(weights, tokens, args.out, layers=None if layer is None else [layer], dpi=args.dpi,
-                                     title=f"{name}: attention averaged over {H} heads")
+        path = A.plot_attention_mean(
+            weights,
+            tokens,
+            args.out,
+            layers=None if layer is None else [layer],
+            dpi=args.dpi,
+            title=f"{name}: attention averaged over {H} heads",
+        )
     else:
         path = A.plot_attention_grid(weights, tokens, args.out, dpi=args.dpi, title=f"{name}: attention on {text!r}")
     print(path)
@@ -185,17 +209,37 @@ def _register_positions(figures) -> None:
         ),
     )
     p.add_argument("--panel", choices=POSITION_PANELS, default="all", help="draw one panel only (default: all four)")
-    p.add_argument("--positions", type=int_arg(2, limits.MAX_TABLE_POSITIONS), default=128,
-                   help=f"positions (rows) of the tables, 2 to {limits.MAX_TABLE_POSITIONS:,} (default 128)")
-    p.add_argument("--dim", type=int_arg(2, limits.MAX_TABLE_DIM), default=64,
-                   help=f"channels of the tables, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)")
-    p.add_argument("--period", type=float_arg(0.0, limits.MAX_PLOT_RANGE, low_open=True), default=None,
-                   help=f"period of the Fourier basis in positions, more than 0 and at most {limits.MAX_PLOT_RANGE:,.0f} "
-                   "(default: --dim)")
-    p.add_argument("--head-dim", type=int_arg(2, limits.MAX_TABLE_DIM), default=64,
-                   help=f"head size for the RoPE panel, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)")
-    p.add_argument("--rope-base", type=float_arg(0.0, limits.MAX_ROPE_BASE, low_open=True), default=10000.0,
-                   help=f"RoPE frequency base, more than 0 and at most {limits.MAX_ROPE_BASE:,.0f} (default 10000)")
+    p.add_argument(
+        "--positions",
+        type=int_arg(2, limits.MAX_TABLE_POSITIONS),
+        default=128,
+        help=f"positions (rows) of the tables, 2 to {limits.MAX_TABLE_POSITIONS:,} (default 128)",
+    )
+    p.add_argument(
+        "--dim",
+        type=int_arg(2, limits.MAX_TABLE_DIM),
+        default=64,
+        help=f"channels of the tables, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)",
+    )
+    p.add_argument(
+        "--period",
+        type=float_arg(0.0, limits.MAX_PLOT_RANGE, low_open=True),
+        default=None,
+        help=f"period of the Fourier basis in positions, more than 0 and at most {limits.MAX_PLOT_RANGE:,.0f} "
+        "(default: --dim)",
+    )
+    p.add_argument(
+        "--head-dim",
+        type=int_arg(2, limits.MAX_TABLE_DIM),
+        default=64,
+        help=f"head size for the RoPE panel, even, 2 to {limits.MAX_TABLE_DIM:,} (default 64)",
+    )
+    p.add_argument(
+        "--rope-base",
+        type=float_arg(0.0, limits.MAX_ROPE_BASE, low_open=True),
+        default=10000.0,
+        help=f"RoPE frequency base, more than 0 and at most {limits.MAX_ROPE_BASE:,.0f} (default 10000)",
+    )
     _add_common(p)
     p.set_defaults(func=_run_positions)
 
@@ -208,8 +252,16 @@ def _run_positions(args: argparse.Namespace) -> int:
     output_format(args.out)
     if args.period is not None and not args.period > 0:
         raise ConfigError(f"--period must be positive, got {args.period}")
-    path = plot_positions(args.out, panel=args.panel, num_positions=args.positions, dim=args.dim, period=args.period,
-                          head_dim=args.head_dim, rope_base=args.rope_base, dpi=args.dpi)
+    path = plot_positions(
+        args.out,
+        panel=args.panel,
+        num_positions=args.positions,
+        dim=args.dim,
+        period=args.period,
+        head_dim=args.head_dim,
+        rope_base=args.rope_base,
+        dpi=args.dpi,
+    )
     print(path)
     return 0
 
@@ -227,30 +279,67 @@ def _register_embeddings(figures) -> None:
         ),
     )
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--sentences", nargs="*", metavar="SENTENCE",
-                      help="cosine-similarity matrix of sentence embeddings (mean pooling, like sentence-transformers); "
-                      "default: 'Computational Modeling and Data Analytics', 'Academy of Data Science', ...")
-    mode.add_argument("--words", nargs="*", metavar="WORD",
-                      help="cosine-similarity matrix of words' input embeddings (each a single word piece); "
-                      "default: king queen man woman paris france berlin germany")
-    mode.add_argument("--contextual", nargs="*", metavar="WORD_THEN_CONTEXTS",
-                      help="the same word in several sentences: a WORD followed by at least two CONTEXTs containing it "
-                      "(default: model 'machine learning model' 'a neural network model' 'fashion model' "
-                      "'a model on the catwalk'); input embedding vs last-layer states")
-    mode.add_argument("--neighbours", nargs="*", metavar="WORD",
-                      help="nearest word pieces of up to 6 words on the input embedding table (default: king paris model)")
-    mode.add_argument("--analogy", nargs="*", metavar="WORD",
-                      help="A B C: nearest word pieces to A - B + C, excluding A, B, C (default: king man woman)")
-    mode.add_argument("--random-dims", nargs="*", type=int_arg(2, limits.MAX_RANDOM_DIM), metavar="D",
-                      help="near-orthogonality of random vectors and the Johnson-Lindenstrauss picture for these "
-                      f"dimensions, each 2 to {limits.MAX_RANDOM_DIM:,}, at most {limits.MAX_RANDOM_DIMS} of them "
-                      "(default: 2 8 32 128 512 2048); needs no model")
-    p.add_argument("--model", default="minilm", metavar="DIR",
-                   help="`minilm` (default) or an encoder checkpoint / Hugging Face BERT-family folder")
-    p.add_argument("--top-k", type=int_arg(1, 100), default=8,
-                   help="answers shown by --neighbours and --analogy, 1 to 100 (default 8)")
-    p.add_argument("--layer", type=_index, default=-1,
-                   help="hidden state compared by --contextual (0 = embeddings, -1 = last layer, the default)")
+    mode.add_argument(
+        "--sentences",
+        nargs="*",
+        metavar="SENTENCE",
+        help="cosine-similarity matrix of sentence embeddings (mean pooling, like sentence-transformers); "
+        "default: 'Computational Modeling and Data Analytics', 'Academy of Data Science', ...",
+    )
+    mode.add_argument(
+        "--words",
+        nargs="*",
+        metavar="WORD",
+        help="cosine-similarity matrix of words' input embeddings (each a single word piece); "
+        "default: king queen man woman paris france berlin germany",
+    )
+    mode.add_argument(
+        "--contextual",
+        nargs="*",
+        metavar="WORD_THEN_CONTEXTS",
+        help="the same word in several sentences: a WORD followed by at least two CONTEXTs containing it "
+        "(default: model 'machine learning model' 'a neural network model' 'fashion model' "
+        "'a model on the catwalk'); input embedding vs last-layer states",
+    )
+    mode.add_argument(
+        "--neighbours",
+        nargs="*",
+        metavar="WORD",
+        help="nearest word pieces of up to 6 words on the input embedding table (default: king paris model)",
+    )
+    mode.add_argument(
+        "--analogy",
+        nargs="*",
+        metavar="WORD",
+        help="A B C: nearest word pieces to A - B + C, excluding A, B, C (default: king man woman)",
+    )
+    mode.add_argument(
+        "--random-dims",
+        nargs="*",
+        type=int_arg(2, limits.MAX_RANDOM_DIM),
+        metavar="D",
+        help="near-orthogonality of random vectors and the Johnson-Lindenstrauss picture for these "
+        f"dimensions, each 2 to {limits.MAX_RANDOM_DIM:,}, at most {limits.MAX_RANDOM_DIMS} of them "
+        "(default: 2 8 32 128 512 2048); needs no model",
+    )
+    p.add_argument(
+        "--model",
+        default="minilm",
+        metavar="DIR",
+        help="`minilm` (default) or an encoder checkpoint / Hugging Face BERT-family folder",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int_arg(1, 100),
+        default=8,
+        help="answers shown by --neighbours and --analogy, 1 to 100 (default 8)",
+    )
+    p.add_argument(
+        "--layer",
+        type=_index,
+        default=-1,
+        help="hidden state compared by --contextual (0 = embeddings, -1 = last layer, the default)",
+    )
     p.add_argument("--seed", type=seed_arg, default=0, help=f"random seed for --random-dims, {SEED_HELP} (default 0)")
     _add_common(p)
     p.set_defaults(func=_run_embeddings)
@@ -264,7 +353,9 @@ def _run_embeddings(args: argparse.Namespace) -> int:
     output_format(args.out)
     if args.random_dims is not None:
         if len(args.random_dims) > limits.MAX_RANDOM_DIMS:
-            raise ConfigError(f"--random-dims takes at most {limits.MAX_RANDOM_DIMS} dimensions, got {len(args.random_dims)}")
+            raise ConfigError(
+                f"--random-dims takes at most {limits.MAX_RANDOM_DIMS} dimensions, got {len(args.random_dims)}"
+            )
         path = E.plot_random_cosines(args.random_dims or E.DEFAULT_RANDOM_DIMS, args.out, seed=args.seed, dpi=args.dpi)
         print(path)
         return 0
@@ -273,7 +364,9 @@ def _run_embeddings(args: argparse.Namespace) -> int:
     if args.contextual is not None and args.contextual and len(args.contextual) < 3:
         raise ConfigError("--contextual takes a WORD followed by at least two CONTEXT sentences that contain it")
     if args.analogy is not None and len(args.analogy) not in (0, 3):
-        raise ConfigError(f"--analogy takes three words A B C (A - B + C, e.g. king man woman), got {len(args.analogy)}")
+        raise ConfigError(
+            f"--analogy takes three words A B C (A - B + C, e.g. king man woman), got {len(args.analogy)}"
+        )
     if args.sentences is not None and len(args.sentences) == 1:
         raise ConfigError("--sentences needs at least two sentences to compare")
     from attnlab.viz.models import load_text_encoder
@@ -285,7 +378,11 @@ def _run_embeddings(args: argparse.Namespace) -> int:
     elif args.words is not None:
         path = E.plot_word_similarity(args.words or list(E.DEFAULT_WORDS), args.out, encoder=encoder, dpi=args.dpi)
     elif args.contextual is not None:
-        word, contexts = (args.contextual[0], args.contextual[1:]) if args.contextual else (E.DEFAULT_CONTEXT_WORD, list(E.DEFAULT_CONTEXTS))
+        word, contexts = (
+            (args.contextual[0], args.contextual[1:])
+            if args.contextual
+            else (E.DEFAULT_CONTEXT_WORD, list(E.DEFAULT_CONTEXTS))
+        )
         path = E.plot_contextual_similarity(word, contexts, args.out, encoder=encoder, layer=args.layer, dpi=args.dpi)
     elif args.neighbours is not None:
         words = args.neighbours or ["king", "paris", "model"]
@@ -312,10 +409,18 @@ def _register_activations(figures) -> None:
         description="Draw the activation functions and their derivatives (the foundations lab's figure).",
     )
     span = f"-{limits.MAX_PLOT_RANGE:,.0f} to {limits.MAX_PLOT_RANGE:,.0f}"
-    p.add_argument("--x-min", type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE), default=-4.0,
-                   help=f"left end of the input range, {span} (default -4)")
-    p.add_argument("--x-max", type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE), default=4.0,
-                   help=f"right end of the input range, {span} (default 4)")
+    p.add_argument(
+        "--x-min",
+        type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE),
+        default=-4.0,
+        help=f"left end of the input range, {span} (default -4)",
+    )
+    p.add_argument(
+        "--x-max",
+        type=float_arg(-limits.MAX_PLOT_RANGE, limits.MAX_PLOT_RANGE),
+        default=4.0,
+        help=f"right end of the input range, {span} (default 4)",
+    )
     _add_common(p)
     p.set_defaults(func=_run_activations)
 
@@ -337,9 +442,14 @@ def _register_curves(figures) -> None:
         description="Draw the loss (or another logged metric) of run folders written by `attnlab train`, overlaid.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (each holds a metrics.jsonl)")
-    p.add_argument("--labels", nargs="+", default=None, metavar="LABEL", help="legend labels, one per run (default: folder names)")
-    p.add_argument("--metric", default="loss",
-                   help="loss (train + validation, the default) or any logged metric: lr, grad_norm, val_accuracy ...")
+    p.add_argument(
+        "--labels", nargs="+", default=None, metavar="LABEL", help="legend labels, one per run (default: folder names)"
+    )
+    p.add_argument(
+        "--metric",
+        default="loss",
+        help="loss (train + validation, the default) or any logged metric: lr, grad_norm, val_accuracy ...",
+    )
     p.add_argument("--x", choices=CURVE_X_AXES, default="step", help="x axis: step (default), tokens or time")
     p.add_argument("--log-y", action="store_true", help="logarithmic y axis")
     p.add_argument("--title", default="", help="figure title")
@@ -353,7 +463,15 @@ def _run_curves(args: argparse.Namespace) -> int:
     from attnlab.viz.curves import plot_runs
 
     output_format(args.out)
-    path = plot_runs(args.runs, args.out, labels=args.labels, metric=args.metric, log_y=args.log_y, x=args.x,
-                     title=args.title, dpi=args.dpi)
+    path = plot_runs(
+        args.runs,
+        args.out,
+        labels=args.labels,
+        metric=args.metric,
+        log_y=args.log_y,
+        x=args.x,
+        title=args.title,
+        dpi=args.dpi,
+    )
     print(path)
     return 0

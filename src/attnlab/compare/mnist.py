@@ -34,9 +34,10 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -262,7 +263,9 @@ class ImageBatchSource:
         images = random_shift(self.train_images[index], self.shift_pixels, rng, self.fill)
         return {"images": images, "targets": self.train_labels[index]}
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """The test split in order, in batches (at most `num_batches`)."""
         n = len(self.test_labels)
         return [
@@ -334,7 +337,9 @@ def _predict(model: Any, images: np.ndarray, device: Any, batch_size: int = 500)
     return np.concatenate(probs)
 
 
-def measure_inference_ms(model: Any, images: np.ndarray, device: Any, *, batch_size: int = 256, repeats: int = 3) -> float:
+def measure_inference_ms(
+    model: Any, images: np.ndarray, device: Any, *, batch_size: int = 256, repeats: int = 3
+) -> float:
     """Milliseconds per image of a forward pass in eval mode, in batches of `batch_size`.
 
     The best of `repeats` passes over `images` is kept (the least disturbed by other
@@ -392,7 +397,13 @@ def _classifier_engine(model: Any, recipe: ImageRecipe, device: str) -> Any:
     # (which imports this module) does not import the training stack.
     engine_class = type("ClassifierEngine", (_ClassifierEngine, TorchEngine), {})
     return engine_class(
-        model, lr=recipe.lr, weight_decay=recipe.weight_decay, grad_clip=1.0, device=device, precision="auto", distributed=False
+        model,
+        lr=recipe.lr,
+        weight_decay=recipe.weight_decay,
+        grad_clip=1.0,
+        device=device,
+        precision="auto",
+        distributed=False,
     )
 
 
@@ -446,8 +457,12 @@ def _train_one(
     engine = _classifier_engine(model, recipe, config.device)
     trainer = Trainer(engine, source, train_config, None, eval_hook=lambda: {"test_accuracy": engine.last_accuracy})
     logger.info(
-        "training %s: %s parameters, %d epoch(s) x %d steps of %d images", name, f"{engine.num_parameters():,}",
-        recipe.epochs, steps_per_epoch, recipe.batch_size,
+        "training %s: %s parameters, %d epoch(s) x %d steps of %d images",
+        name,
+        f"{engine.num_parameters():,}",
+        recipe.epochs,
+        steps_per_epoch,
+        recipe.batch_size,
     )
     results = trainer.fit()
     return engine, results, _epoch_curve(trainer.history, steps_per_epoch)
@@ -461,7 +476,9 @@ def _epoch_curve(history: list[dict[str, Any]], steps_per_epoch: int) -> list[di
             continue
         epoch = record["step"] / steps_per_epoch
         start = record["step"] - steps_per_epoch
-        losses = [r["train_loss"] for r in history if r.get("train_loss") is not None and start < r["step"] <= record["step"]]
+        losses = [
+            r["train_loss"] for r in history if r.get("train_loss") is not None and start < r["step"] <= record["step"]
+        ]
         curve.append(
             {
                 "epoch": round(epoch, 4),
@@ -584,27 +601,51 @@ def compare_mnist(
 
     # -- figures ---------------------------------------------------------------
     images = data.test_images[:, 0] if data.image_shape[0] == 1 else data.test_images.transpose(0, 2, 3, 1)
-    files.append(str(vision.plot_learning_curves({n: r["curve"] for n, r in models.items()}, out / "learning_curves.png",
-                                                 title=f"Learning curves on {data.name}")))
+    files.append(
+        str(
+            vision.plot_learning_curves(
+                {n: r["curve"] for n, r in models.items()},
+                out / "learning_curves.png",
+                title=f"Learning curves on {data.name}",
+            )
+        )
+    )
     for name, probs in predictions.items():
         predicted = probs.argmax(1)
         acc = models[name]["test_accuracy"]
-        files.append(str(vision.plot_confusion_matrix(
-            confusion_matrix(data.test_labels, predicted, labels=range(data.num_classes))[0], data.class_names,
-            out / f"confusion_{name}.png", title=f"{name.upper()}: confusion matrix ({100 * acc:.1f}% correct)",
-        )))
+        files.append(
+            str(
+                vision.plot_confusion_matrix(
+                    confusion_matrix(data.test_labels, predicted, labels=range(data.num_classes))[0],
+                    data.class_names,
+                    out / f"confusion_{name}.png",
+                    title=f"{name.upper()}: confusion matrix ({100 * acc:.1f}% correct)",
+                )
+            )
+        )
         wrong = np.flatnonzero(predicted != data.test_labels)
-        files.append(str(vision.plot_misclassified(
-            images[wrong], data.test_labels[wrong], predicted[wrong], data.class_names, out / f"misclassified_{name}.png",
-            confidence=probs[wrong, predicted[wrong]], total_wrong=len(wrong),
-            title=f"{name.upper()}: misclassified test images",
-        )))
+        files.append(
+            str(
+                vision.plot_misclassified(
+                    images[wrong],
+                    data.test_labels[wrong],
+                    predicted[wrong],
+                    data.class_names,
+                    out / f"misclassified_{name}.png",
+                    confidence=probs[wrong, predicted[wrong]],
+                    total_wrong=len(wrong),
+                    title=f"{name.upper()}: misclassified test images",
+                )
+            )
+        )
     if "vit" in trained:
         files += _vit_figures(trained["vit"], data, test_x, predictions["vit"], images, out, config.num_examples)
     return {**summary, "table": table, "files": files}
 
 
-def _vit_figures(model: Any, data: Any, test_x: np.ndarray, probs: np.ndarray, images: np.ndarray, out: Path, count: int) -> list[str]:
+def _vit_figures(
+    model: Any, data: Any, test_x: np.ndarray, probs: np.ndarray, images: np.ndarray, out: Path, count: int
+) -> list[str]:
     import torch
 
     from attnlab.viz import vision

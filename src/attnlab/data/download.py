@@ -79,7 +79,9 @@ def fetch(url: str, sha256: str | None, filename: str, *, subdir: str = "downloa
 def _copy_with_progress(src, dst, total: int | None, label: str) -> None:
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False, disable=total is not None and total < 1 << 20) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=label, leave=False, disable=total is not None and total < 1 << 20
+    ) as bar:
         while chunk := src.read(1 << 16):
             dst.write(chunk)
             bar.update(len(chunk))

@@ -41,9 +41,9 @@ import logging
 import math
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -73,9 +73,17 @@ DATASET_NAMES = ("mnist5k", "mnist", "fashion", "digits")
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 # ---------------------------------------------------------------------------
 # IDX format
@@ -113,9 +121,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as e:
-        raise DataError(
-            f"{str(path)!r} is a corrupt or truncated gzip archive ({e}); download it again"
-        ) from None
+        raise DataError(f"{str(path)!r} is a corrupt or truncated gzip archive ({e}); download it again") from None
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -207,7 +213,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | No
             f"{', '.join(_CODE_NAMES.values())} first"
         )
     if not 1 <= array.ndim <= 255 or any(s >= 2**32 for s in array.shape):
-        raise DataError(f"cannot write an array of shape {array.shape} as IDX: it needs 1 to 255 dimensions below 2**32")
+        raise DataError(
+            f"cannot write an array of shape {array.shape} as IDX: it needs 1 to 255 dimensions below 2**32"
+        )
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     data = header + np.ascontiguousarray(array, dtype=_IDX_CODES[code]).tobytes()
     if compress if compress is not None else path.suffix == ".gz":
@@ -331,7 +339,7 @@ class ImageDataset:
             raise DataError(f"split must be 'train' or 'test', got {split!r}")
         return np.bincount(getattr(self, f"{split}_labels"), minlength=self.num_classes)
 
-    def subset(self, num_train: int | None = None, num_test: int | None = None) -> "ImageDataset":
+    def subset(self, num_train: int | None = None, num_test: int | None = None) -> ImageDataset:
         """A smaller copy with (about) the same class balance, e.g. for a fast lab run.
 
         The kept examples are chosen per class, evenly spaced in order (`stratified_split`),
@@ -435,7 +443,9 @@ def _to_float_images(images: np.ndarray, where: str) -> np.ndarray:
         if out.size and (out.min() < 0.0 or out.max() > 1.0):
             raise DataError(f"{where}: floating-point pixels must lie in [0, 1], found {out.min()} to {out.max()}")
     else:
-        raise DataError(f"{where}: pixels of dtype {images.dtype} are not supported; use uint8 (0-255) or floats in [0, 1]")
+        raise DataError(
+            f"{where}: pixels of dtype {images.dtype} are not supported; use uint8 (0-255) or floats in [0, 1]"
+        )
     return out[:, None, :, :]  # (N, 1, H, W): one channel
 
 
@@ -516,7 +526,7 @@ def load_idx_folder(
             )
         default_name = folder.name
     else:
-        (prefix, (images, labels)), = pairs.items()
+        ((prefix, (images, labels)),) = pairs.items()
         default_name = f"{folder.name}-{prefix}-split"  # never mistaken for the official split
         train_images, train_labels, test_images, test_labels = _split_pair(images, labels, test_fraction)
         how = (
@@ -699,7 +709,9 @@ def load_digits(*, test_fraction: float = 0.2) -> ImageDataset:
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:
-        raise DataError("the 'digits' data set needs scikit-learn; pip install scikit-learn (or attnlab[labs])") from None
+        raise DataError(
+            "the 'digits' data set needs scikit-learn; pip install scikit-learn (or attnlab[labs])"
+        ) from None
     bunch = sk_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1]
     labels = bunch.target.astype(np.int64)

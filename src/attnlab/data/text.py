@@ -31,9 +31,10 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -101,9 +102,7 @@ def read_text_file(path: str | Path) -> str:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(
-            f"data {str(path)!r} is neither a file nor a known corpus; known corpora: {', '.join(CORPORA)}"
-        )
+        raise DataError(f"data {str(path)!r} is neither a file nor a known corpus; known corpora: {', '.join(CORPORA)}")
     if path.is_dir():
         raise DataError(f"data {str(path)!r} is a folder; pass a UTF-8 text file")
     if not path.is_file():  # a FIFO, socket or device would block or never end
@@ -238,9 +237,13 @@ def _write_token_cache(npy: Path, sidecar: Path, tokenizer: Any, text: str, dtyp
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (0,)}
     digest = hashlib.sha256()
     count = 0
-    with atomic_path(npy) as tmp, open(tmp, "wb") as f, tqdm(
-        total=len(text), unit="char", unit_scale=True, desc=f"encoding {meta['source']}", leave=False, disable=None
-    ) as bar:
+    with (
+        atomic_path(npy) as tmp,
+        open(tmp, "wb") as f,
+        tqdm(
+            total=len(text), unit="char", unit_scale=True, desc=f"encoding {meta['source']}", leave=False, disable=None
+        ) as bar,
+    ):
         # The count is known at the end: write the header for 0 ids now and again after the ids.
         # NumPy pads a header so that its length does not depend on the length of the array.
         np.lib.format.write_array_header_1_0(f, header)
@@ -369,7 +372,9 @@ class LMData:
         high = len(self.splits[split]) - self.seq_len
         return self._windows(split, rng.integers(0, high, size=batch_size))
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """The same `num_batches` random windows every time (fixed by `seed`)."""
         rng = np.random.default_rng(10_000 + seed)
         return [self.train_batch(batch_size, rng, split) for _ in range(num_batches)]

@@ -17,7 +17,7 @@ as 0, like PyTorch.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,6 +41,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
         except ImportError:  # pragma: no cover - the same function, slower
             _ERF = np.vectorize(math.erf, otypes=[np.float64])
     return _ERF(x)
+
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_COEFF = 0.044715  # the cubic term of the tanh approximation (Hendrycks & Gimpel)

@@ -13,8 +13,8 @@ import contextlib
 import functools
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -61,7 +61,6 @@ PROJECTOR_STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
-
 
 
 @contextlib.contextmanager
@@ -126,10 +125,25 @@ def figure_vectors(k: int = 3, seed: int = 3):
     ax_pts.plot([0, 4 * direction[0]], [0, 4 * direction[1]], ls=":", color=BLACK, lw=1.5)
     for idx in by_cos.indices[0]:
         ax_pts.plot([0, points[idx, 0]], [0, points[idx, 1]], color=VERMILION, lw=1.5, alpha=0.8, zorder=1)
-    ax_pts.scatter(*points[by_cos.indices[0]].T, s=260, facecolors="none", edgecolors=VERMILION, linewidths=2.5,
-                   label=f"top-{k} cosine (same direction)", zorder=3)
-    ax_pts.scatter(*points[by_euc.indices[0]].T, s=200, marker="s", facecolors="none", edgecolors=BLUE, linewidths=2.5,
-                   label=f"top-{k} Euclidean (close by)", zorder=3)
+    ax_pts.scatter(
+        *points[by_cos.indices[0]].T,
+        s=260,
+        facecolors="none",
+        edgecolors=VERMILION,
+        linewidths=2.5,
+        label=f"top-{k} cosine (same direction)",
+        zorder=3,
+    )
+    ax_pts.scatter(
+        *points[by_euc.indices[0]].T,
+        s=200,
+        marker="s",
+        facecolors="none",
+        edgecolors=BLUE,
+        linewidths=2.5,
+        label=f"top-{k} Euclidean (close by)",
+        zorder=3,
+    )
     radius = by_euc.scores[0, -1]
     circle_t = np.linspace(0, 2 * np.pi, 200)
     ax_pts.plot(query[0] + radius * np.cos(circle_t), query[1] + radius * np.sin(circle_t), color=BLUE, lw=1.2, ls="--")
@@ -148,8 +162,15 @@ def figure_vectors(k: int = 3, seed: int = 3):
     image = ax_mat.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax_mat.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=12,
-                        color="white" if abs(sim[i, j]) > 0.6 else BLACK)
+            ax_mat.text(
+                j,
+                i,
+                f"{sim[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="white" if abs(sim[i, j]) > 0.6 else BLACK,
+            )
     ticks = [f"{n} = ({v[0]:g}, {v[1]:g})" if n in ("a", "b", "c") else n for n, v in zip(names, named)]
     ax_mat.set_xticks(range(len(names)), names)
     ax_mat.set_yticks(range(len(names)), ticks)
@@ -195,10 +216,20 @@ def figure_regularization(num_alphas: int = 40, seed: int = 0):
     fig = _new_figure(14.0, 10.5)
     (ax_ridge, ax_lasso), (ax_sgd, ax_adam) = fig.subplots(2, 2)
     for ax, alphas, path, title, xlabel in (
-        (ax_ridge, ridge_alphas, ridge_path, "Ridge (L2): every weight shrinks smoothly",
-         r"penalty $\alpha$ in $\|y-Xw\|^2 + \alpha\|w\|_2^2$"),
-        (ax_lasso, lasso_alphas, lasso_path, "Lasso (L1): weights hit exactly 0",
-         r"penalty $\alpha$ in $\frac{1}{2n}\|y-Xw\|^2 + \alpha\|w\|_1$"),
+        (
+            ax_ridge,
+            ridge_alphas,
+            ridge_path,
+            "Ridge (L2): every weight shrinks smoothly",
+            r"penalty $\alpha$ in $\|y-Xw\|^2 + \alpha\|w\|_2^2$",
+        ),
+        (
+            ax_lasso,
+            lasso_alphas,
+            lasso_path,
+            "Lasso (L1): weights hit exactly 0",
+            r"penalty $\alpha$ in $\frac{1}{2n}\|y-Xw\|^2 + \alpha\|w\|_1$",
+        ),
     ):
         for j in range(path.shape[1]):
             label = f"$w_{j + 1}$ (true {true_coef[j]:+.2g})"
@@ -209,7 +240,9 @@ def figure_regularization(num_alphas: int = 40, seed: int = 0):
         ax.set_xlabel(xlabel)
         ax.set_ylabel("fitted weight")
     ax_lasso.axvline(alpha_max, color="0.3", ls="--", lw=1.2)
-    ax_lasso.text(alpha_max * 1.12, 1.5, r"$\alpha_{max}$: all weights 0", rotation=90, ha="left", va="center", fontsize=12)
+    ax_lasso.text(
+        alpha_max * 1.12, 1.5, r"$\alpha_{max}$: all weights 0", rotation=90, ha="left", va="center", fontsize=12
+    )
     ax_ridge.legend(loc="upper right", ncol=2, fontsize=10.5)
 
     steps = np.arange(demo.sgd_l2.shape[0])
@@ -218,33 +251,60 @@ def figure_regularization(num_alphas: int = 40, seed: int = 0):
     for j, color in enumerate((BLUE, SKY)):
         label = f"L2 gradient, weight with gradient size {demo.gradient_scales[j]:g}"
         ax_sgd.plot(even, demo.sgd_l2[::2, j], color=color, lw=5 - 2 * j, label=label)
-    ax_sgd.plot(even, demo.sgd_decoupled[::2, 0], color=BLACK, ls=(0, (2, 3)), lw=1.8, label="decoupled decay (both weights)")
+    ax_sgd.plot(
+        even, demo.sgd_decoupled[::2, 0], color=BLACK, ls=(0, (2, 3)), lw=1.8, label="decoupled decay (both weights)"
+    )
     ax_sgd.plot(even, demo.sgd_decoupled[::2, 1], color=BLACK, ls=(0, (2, 3)), lw=1.8)
     ax_sgd.set_title("SGD: L2 penalty = weight decay")
     ax_sgd.set_xlabel("step (every 2nd shown)")
     ax_sgd.set_ylabel("weight value")
-    ax_sgd.text(0.97, 0.97,
-                rf"$w \leftarrow w - \eta(g + \lambda w) = (1-\eta\lambda)\,w - \eta g$" "\n"
-                rf"$\eta$={demo.lr_sgd:g}, $\lambda$={demo.weight_decay:g}; max |difference| = {gap:.1e}",
-                transform=ax_sgd.transAxes, ha="right", va="top", fontsize=12,
-                bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"))
+    ax_sgd.text(
+        0.97,
+        0.97,
+        rf"$w \leftarrow w - \eta(g + \lambda w) = (1-\eta\lambda)\,w - \eta g$"
+        "\n"
+        rf"$\eta$={demo.lr_sgd:g}, $\lambda$={demo.weight_decay:g}; max |difference| = {gap:.1e}",
+        transform=ax_sgd.transAxes,
+        ha="right",
+        va="top",
+        fontsize=12,
+        bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"),
+    )
     ax_sgd.legend(loc="lower left", fontsize=10.5)
     ax_sgd.set_ylim(-0.05, 1.25)
 
     ax_adam.plot(steps, demo.adamw[:, 0], color=PINK, label=f"AdamW, gradient size {demo.gradient_scales[0]:g}")
-    ax_adam.plot(steps, demo.adamw[:, 1], color=PINK, ls="--", label=f"AdamW, gradient size {demo.gradient_scales[1]:g}")
-    ax_adam.plot(steps, demo.adam_l2[:, 0], color=VERMILION, label=f"Adam + L2, gradient size {demo.gradient_scales[0]:g}")
-    ax_adam.plot(steps, demo.adam_l2[:, 1], color=VERMILION, ls="--", label=f"Adam + L2, gradient size {demo.gradient_scales[1]:g}")
+    ax_adam.plot(
+        steps, demo.adamw[:, 1], color=PINK, ls="--", label=f"AdamW, gradient size {demo.gradient_scales[1]:g}"
+    )
+    ax_adam.plot(
+        steps, demo.adam_l2[:, 0], color=VERMILION, label=f"Adam + L2, gradient size {demo.gradient_scales[0]:g}"
+    )
+    ax_adam.plot(
+        steps,
+        demo.adam_l2[:, 1],
+        color=VERMILION,
+        ls="--",
+        label=f"Adam + L2, gradient size {demo.gradient_scales[1]:g}",
+    )
     ax_adam.plot(steps, demo.pure_decay[:, 0], color=BLACK, ls=":", lw=1.8, label=r"$(1-\eta\lambda)^t$")
     ax_adam.set_title("Adam: L2 gradient $\\neq$ decoupled decay (AdamW)")
     ax_adam.set_xlabel("step")
     ax_adam.set_ylabel("weight value")
-    ax_adam.text(0.97, 0.97,
-                 r"Adam+L2 divides $\lambda w$ by $\sqrt{\hat v}\approx$ gradient size;" "\n"
-                 rf"AdamW shrinks all weights by $(1-\eta\lambda)$ per step" "\n"
-                 rf"$\eta$={demo.lr_adam:g}, $\lambda$={demo.weight_decay:g}",
-                 transform=ax_adam.transAxes, ha="right", va="top", fontsize=12,
-                 bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"))
+    ax_adam.text(
+        0.97,
+        0.97,
+        r"Adam+L2 divides $\lambda w$ by $\sqrt{\hat v}\approx$ gradient size;"
+        "\n"
+        rf"AdamW shrinks all weights by $(1-\eta\lambda)$ per step"
+        "\n"
+        rf"$\eta$={demo.lr_adam:g}, $\lambda$={demo.weight_decay:g}",
+        transform=ax_adam.transAxes,
+        ha="right",
+        va="top",
+        fontsize=12,
+        bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.7"),
+    )
     ax_adam.legend(loc="lower left", fontsize=10.5)
     ax_adam.set_ylim(-0.05, 1.25)
     fig.suptitle("Shrinking weights: L2 and L1 penalties, and weight decay in AdamW")
@@ -375,8 +435,17 @@ def _paths(ax, runs: dict[str, optimizers.Trajectory], surface_name: str, every:
     for run in runs.values():
         color = OPTIMIZER_STYLE[run.name][0]
         pts = run.points
-        ax.plot(pts[:, 0], pts[:, 1], color=color, lw=2.0, label=_label(run, surface_name), zorder=4, marker="o", ms=2.5,
-                markevery=every)
+        ax.plot(
+            pts[:, 0],
+            pts[:, 1],
+            color=color,
+            lw=2.0,
+            label=_label(run, surface_name),
+            zorder=4,
+            marker="o",
+            ms=2.5,
+            markevery=every,
+        )
         ax.plot(*pts[-1], marker="o", ms=8, color=color, mec=BLACK, zorder=5)
     start = next(iter(runs.values())).points[0]
     ax.plot(*start, marker="X", ms=13, color="white", mec=BLACK, mew=1.5, ls="none", zorder=6, label="start")
@@ -405,9 +474,15 @@ def figure_optimizer_paths():
         ax.legend(loc="lower right" if name == "quadratic" else "lower left", fontsize=10)
         if name == "rosenbrock":
             end = runs["adamw"].points[-1]
-            ax.annotate("AdamW stops short:\nweight decay pulls\ntowards (0, 0)", xy=end, xytext=(0.35, -0.55),
-                        fontsize=11, arrowprops=dict(arrowstyle="->", color=PINK, lw=1.5), color=BLACK,
-                        bbox=dict(boxstyle="round", facecolor="white", edgecolor=PINK))
+            ax.annotate(
+                "AdamW stops short:\nweight decay pulls\ntowards (0, 0)",
+                xy=end,
+                xytext=(0.35, -0.55),
+                fontsize=11,
+                arrowprops=dict(arrowstyle="->", color=PINK, lw=1.5),
+                color=BLACK,
+                bbox=dict(boxstyle="round", facecolor="white", edgecolor=PINK),
+            )
     fig.suptitle("Optimizers on 2-D loss surfaces")
     return fig
 
@@ -425,7 +500,12 @@ def figure_loss_curves():
         surface, runs = surface_trajectories(name)
         for run in runs.values():
             losses = run.losses - float(surface.loss(surface.minimum))
-            ax.plot(np.arange(losses.size), np.maximum(losses, 1e-16), color=OPTIMIZER_STYLE[run.name][0], label=_label(run, name))
+            ax.plot(
+                np.arange(losses.size),
+                np.maximum(losses, 1e-16),
+                color=OPTIMIZER_STYLE[run.name][0],
+                label=_label(run, name),
+            )
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("loss - minimum loss")
@@ -486,8 +566,14 @@ def figure_minibatch_sgd(steps: int = 300, lr: float = 0.3, seed: int = 0):
         ("sgd", 4, schedule, PINK, "SGD, batch 4, warmup-cosine lr", True),
     ]
     runs = [
-        (optimizers.run_on_surface(surface, name, start=start, steps=steps, lr=lr, batch_size=batch, schedule=sched, seed=seed),
-         color, label, draw)
+        (
+            optimizers.run_on_surface(
+                surface, name, start=start, steps=steps, lr=lr, batch_size=batch, schedule=sched, seed=seed
+            ),
+            color,
+            label,
+            draw,
+        )
         for name, batch, sched, color, label, draw in settings
     ]
     every = np.concatenate([run.points for run, *_ in runs])  # zoom onto the paths
@@ -502,7 +588,9 @@ def figure_minibatch_sgd(steps: int = 300, lr: float = 0.3, seed: int = 0):
     window = 15
     for run, color, label, draw in runs:
         if draw:
-            ax_path.plot(run.points[:, 0], run.points[:, 1], color=color, lw=1.3, marker="o", ms=2.0, label=label, zorder=4)
+            ax_path.plot(
+                run.points[:, 0], run.points[:, 1], color=color, lw=1.3, marker="o", ms=2.0, label=label, zorder=4
+            )
         gap = np.maximum(run.losses - min_loss, 1e-16)
         if run.name == "gd":  # deterministic: nothing to average
             ax_loss.plot(np.arange(gap.size), gap, color=color, lw=2.6, label=label)
@@ -525,7 +613,9 @@ def figure_minibatch_sgd(steps: int = 300, lr: float = 0.3, seed: int = 0):
 
 
 @_styled
-def figure_lr_schedule(max_lr: float = 6e-4, min_lr: float = 6e-5, warmup_iters: int = 100, decay_iters: int = 1000, total: int = 1200):
+def figure_lr_schedule(
+    max_lr: float = 6e-4, min_lr: float = 6e-5, warmup_iters: int = 100, decay_iters: int = 1000, total: int = 1200
+):
     """The learning-rate schedule every trainer here uses: linear warmup, cosine decay.
 
     Args:
@@ -540,7 +630,10 @@ def figure_lr_schedule(max_lr: float = 6e-4, min_lr: float = 6e-5, warmup_iters:
     from attnlab.schedule import warmup_cosine_lr
 
     steps = np.arange(total)
-    lrs = [warmup_cosine_lr(int(s), max_lr=max_lr, min_lr=min_lr, warmup_iters=warmup_iters, decay_iters=decay_iters) for s in steps]
+    lrs = [
+        warmup_cosine_lr(int(s), max_lr=max_lr, min_lr=min_lr, warmup_iters=warmup_iters, decay_iters=decay_iters)
+        for s in steps
+    ]
     fig = _new_figure(10.0, 5.0)
     ax = fig.subplots()
     ax.plot(steps, lrs, color=BLUE, label="warmup_cosine_lr")
@@ -599,11 +692,15 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = DEFAULT_DPI) -> Path:
 def _check_out_dir(out_dir: str | os.PathLike) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is an existing file, not a folder; pass a folder path (it is created if missing)")
+        raise ConfigError(
+            f"--out {out} is an existing file, not a folder; pass a folder path (it is created if missing)"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the output folder {out} ({e.strerror}); choose a writable path for --out") from e
+        raise ConfigError(
+            f"cannot create the output folder {out} ({e.strerror}); choose a writable path for --out"
+        ) from e
     if not os.access(out, os.W_OK):
         raise ConfigError(f"the output folder {out} is not writable; choose another path for --out")
     return out

@@ -15,8 +15,8 @@ Notation: P parameters (2 on a surface), S optimizer steps.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -308,12 +308,22 @@ def run_on_surface(
             raise ConfigError("batch_size needs a surface with data; build one with least_squares_surface(X, y)")
         n = surface.features.shape[0]
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
-            raise ConfigError(f"batch_size must be an integer between 1 and the number of samples {n}, got {batch_size!r}")
+            raise ConfigError(
+                f"batch_size must be an integer between 1 and the number of samples {n}, got {batch_size!r}"
+            )
 
     w = np.array(surface.start if start is None else start, dtype=np.float64).reshape(-1)
     if w.shape != (2,) or not np.all(np.isfinite(w)):
         raise ConfigError(f"start must be two finite numbers, got {start!r}")
-    opt = make_optimizer(optimizer, [w], lr=lr if schedule is None else schedule(0), momentum=momentum, betas=betas, eps=eps, weight_decay=weight_decay)
+    opt = make_optimizer(
+        optimizer,
+        [w],
+        lr=lr if schedule is None else schedule(0),
+        momentum=momentum,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+    )
     rng = np.random.default_rng(seed)
     order = np.zeros(0, dtype=np.int64)  # remaining rows of the current pass
 

@@ -84,7 +84,9 @@ def _as_matrix(X, name: str) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise DataError(f"{name} cannot be read as a numeric array ({e})") from e
     if X.ndim == 1:
-        raise DataError(f"{name} must be 2-D (samples, features), got shape {X.shape}; for one feature use {name}.reshape(-1, 1)")
+        raise DataError(
+            f"{name} must be 2-D (samples, features), got shape {X.shape}; for one feature use {name}.reshape(-1, 1)"
+        )
     if X.ndim != 2:
         raise DataError(f"{name} must be 2-D (samples, features), got shape {X.shape}")
     if not np.all(np.isfinite(X)):
@@ -293,7 +295,11 @@ def elastic_net(
         raise ConfigError(f"l1_ratio must be in [0, 1] (1 = lasso, 0 = ridge), got {l1_ratio}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ConfigError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.integer, np.floating)) or not (np.isfinite(tol) and tol > 0):
+    if (
+        isinstance(tol, bool)
+        or not isinstance(tol, (int, float, np.integer, np.floating))
+        or not (np.isfinite(tol) and tol > 0)
+    ):
         raise ConfigError(f"tol must be a positive number, got {tol!r}")
     if on_not_converged not in ("warn", "raise"):
         raise ConfigError(f"on_not_converged must be 'warn' or 'raise', got {on_not_converged!r}")
@@ -306,7 +312,9 @@ def elastic_net(
     else:
         coef = np.array(initial_coef, dtype=np.float64).reshape(-1)
         if coef.shape != (p,) or not np.all(np.isfinite(coef)):
-            raise DataError(f"initial_coef must be {p} finite numbers (one per feature), got shape {np.shape(initial_coef)}")
+            raise DataError(
+                f"initial_coef must be {p} finite numbers (one per feature), got shape {np.shape(initial_coef)}"
+            )
 
     l1_reg = n * alpha * l1_ratio  # the penalties, multiplied through by N
     l2_reg = n * alpha * (1.0 - l1_ratio)
@@ -316,7 +324,7 @@ def elastic_net(
 
     gap = np.inf
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is read after the loop: sweeps run)
         largest_step = 0.0
         for j in range(p):
             if col_sq[j] == 0.0:  # a constant column carries no information

@@ -15,8 +15,8 @@ Notation: N samples of a data set, B samples of a mini-batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

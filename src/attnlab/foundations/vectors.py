@@ -31,11 +31,15 @@ def _as_float_array(x, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x)
     except Exception as e:  # ragged lists and other things NumPy cannot hold
-        raise DataError(f"{name} cannot be read as an array ({e}); pass a NumPy array or a list of equal-length lists") from e
+        raise DataError(
+            f"{name} cannot be read as an array ({e}); pass a NumPy array or a list of equal-length lists"
+        ) from e
     if arr.dtype.kind in "biu":
         arr = arr.astype(np.float64)
     elif arr.dtype.kind != "f":
-        raise DataError(f"{name} must hold numbers, got dtype {arr.dtype}; convert it with np.asarray(..., dtype=float)")
+        raise DataError(
+            f"{name} must hold numbers, got dtype {arr.dtype}; convert it with np.asarray(..., dtype=float)"
+        )
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{name} contains NaN or infinite values; remove or impute them first")
     return arr

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 def hf_activation(name: Any, where: Any) -> str:
     """Our activation name for a Hugging Face `hidden_act`."""
     if name not in HF_TO_ACTIVATION:
-        raise CheckpointError(f"{where}: activation {name!r} is not supported (supported: {', '.join(HF_TO_ACTIVATION)})")
+        raise CheckpointError(
+            f"{where}: activation {name!r} is not supported (supported: {', '.join(HF_TO_ACTIVATION)})"
+        )
     return HF_TO_ACTIVATION[name]
 
 
@@ -57,10 +59,19 @@ def copy_linear(out: dict[str, Tensor], ours: str, s: dict[str, Tensor], theirs:
 def mlm_head_names(s: dict[str, Tensor], kind: str) -> dict[str, str] | None:
     """Names of the masked-LM head's parts in this checkpoint, or None if it has none."""
     if kind == "bert" and "cls.predictions.transform.dense.weight" in s:
-        return {"dense": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
-                "bias": "cls.predictions.bias", "decoder": "cls.predictions.decoder"}  # fmt: skip
+        return {
+            "dense": "cls.predictions.transform.dense",
+            "norm": "cls.predictions.transform.LayerNorm",
+            "bias": "cls.predictions.bias",
+            "decoder": "cls.predictions.decoder",
+        }
     if kind in ("roberta", "esm") and "lm_head.dense.weight" in s:
-        return {"dense": "lm_head.dense", "norm": "lm_head.layer_norm", "bias": "lm_head.bias", "decoder": "lm_head.decoder"}
+        return {
+            "dense": "lm_head.dense",
+            "norm": "lm_head.layer_norm",
+            "bias": "lm_head.bias",
+            "decoder": "lm_head.decoder",
+        }
     return None
 
 
@@ -79,8 +90,14 @@ def add_mlm_head(out: dict[str, Tensor], s: dict[str, Tensor], names: dict[str, 
     return tied
 
 
-def bert_config_to_attnlab(config: dict[str, Any], *, has_mlm: bool, tied: bool = True, mask_token_id: int | None = None,
-                           where: Any = "BERT config") -> EncoderConfig:
+def bert_config_to_attnlab(
+    config: dict[str, Any],
+    *,
+    has_mlm: bool,
+    tied: bool = True,
+    mask_token_id: int | None = None,
+    where: Any = "BERT config",
+) -> EncoderConfig:
     """Our `EncoderConfig` for a Hugging Face BERT or RoBERTa config dict."""
     kind = config.get("model_type")
     if config.get("position_embedding_type", "absolute") != "absolute":
@@ -140,10 +157,18 @@ def import_bert(checkpoint: HFCheckpoint, tokenizer: Any | None = None) -> Encod
     tied = True
     if names is not None:
         tied = add_mlm_head(out, s, names, word, where)
-    if checkpoint.architecture and names is None and checkpoint.architecture.endswith(("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")):
+    if (
+        checkpoint.architecture
+        and names is None
+        and checkpoint.architecture.endswith(
+            ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+        )
+    ):
         logger.warning("%s: the %s head is not imported; the encoder gets no head", where, checkpoint.architecture)
     mask_id = tokenizer.mask_id if tokenizer is not None else None
-    cfg = bert_config_to_attnlab(checkpoint.config, has_mlm=names is not None, tied=tied, mask_token_id=mask_id, where=where)
+    cfg = bert_config_to_attnlab(
+        checkpoint.config, has_mlm=names is not None, tied=tied, mask_token_id=mask_id, where=where
+    )
     positions = take(s, "embeddings.position_embeddings.weight", where)
     if kind == "roberta":
         start = (cfg.pad_token_id if cfg.pad_token_id is not None else 1) + 1

@@ -12,7 +12,8 @@ Notation: N texts, B batch, T tokens, C channels.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -78,7 +79,9 @@ def embed_texts(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     if getattr(model, "model_type", None) != "encoder":
-        raise ConfigError(f"embeddings need an encoder model, got a {getattr(model, 'model_type', type(model).__name__)} model")
+        raise ConfigError(
+            f"embeddings need an encoder model, got a {getattr(model, 'model_type', type(model).__name__)} model"
+        )
     model.eval()
     rows = tokenize_texts(tokenizer, texts, model.config.max_seq_len, truncate=truncate)
     pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else (model.config.pad_token_id or 0)

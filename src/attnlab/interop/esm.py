@@ -41,7 +41,9 @@ from attnlab.interop.hf import HFCheckpoint, load_converted, strip_prefix, take
 from attnlab.models.encoder import Encoder, EncoderConfig
 
 
-def esm_config_to_attnlab(config: dict[str, Any], *, has_mlm: bool, tied: bool = True, where: Any = "ESM config") -> EncoderConfig:
+def esm_config_to_attnlab(
+    config: dict[str, Any], *, has_mlm: bool, tied: bool = True, where: Any = "ESM config"
+) -> EncoderConfig:
     """Our `EncoderConfig` for a Hugging Face ESM config dict."""
     if config.get("is_folding_model"):
         raise CheckpointError(f"{where}: ESMFold (is_folding_model) is not supported; import an ESM-2 language model")

@@ -38,7 +38,13 @@ from attnlab.utils import atomic_path, write_json_atomic
 logger = logging.getLogger(__name__)
 
 # Hugging Face activation names -> ours.
-HF_TO_ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+HF_TO_ACTIVATION = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+}
 ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
 
 
@@ -80,7 +86,9 @@ def _linear(conv1d_weight: Tensor) -> Tensor:
     return conv1d_weight.t().contiguous()
 
 
-def gpt2_state_to_attnlab(config: dict[str, Any], state: dict[str, Tensor], where: Any = "GPT-2 weights") -> dict[str, Tensor]:
+def gpt2_state_to_attnlab(
+    config: dict[str, Any], state: dict[str, Tensor], where: Any = "GPT-2 weights"
+) -> dict[str, Tensor]:
     """Rename and transpose Hugging Face GPT-2 weights into our GPT's state dict."""
     cfg = gpt2_config_to_attnlab(config, where)
     s = strip_prefix(state, ("transformer.",))
@@ -103,20 +111,22 @@ def gpt2_state_to_attnlab(config: dict[str, Any], state: dict[str, Tensor], wher
             qkv_w = qkv_w.clone()
             qkv_w[:C] *= factor
             qkv_b[:C] *= factor
-        out.update({
-            b + "norm1.weight": take(s, h + "ln_1.weight", where),
-            b + "norm1.bias": take(s, h + "ln_1.bias", where),
-            b + "attn.qkv.weight": qkv_w,
-            b + "attn.qkv.bias": qkv_b,
-            b + "attn.out.weight": _linear(take(s, h + "attn.c_proj.weight", where)),
-            b + "attn.out.bias": take(s, h + "attn.c_proj.bias", where),
-            b + "norm2.weight": take(s, h + "ln_2.weight", where),
-            b + "norm2.bias": take(s, h + "ln_2.bias", where),
-            b + "ff.fc1.weight": _linear(take(s, h + "mlp.c_fc.weight", where)),
-            b + "ff.fc1.bias": take(s, h + "mlp.c_fc.bias", where),
-            b + "ff.fc2.weight": _linear(take(s, h + "mlp.c_proj.weight", where)),
-            b + "ff.fc2.bias": take(s, h + "mlp.c_proj.bias", where),
-        })  # fmt: skip
+        out.update(
+            {
+                b + "norm1.weight": take(s, h + "ln_1.weight", where),
+                b + "norm1.bias": take(s, h + "ln_1.bias", where),
+                b + "attn.qkv.weight": qkv_w,
+                b + "attn.qkv.bias": qkv_b,
+                b + "attn.out.weight": _linear(take(s, h + "attn.c_proj.weight", where)),
+                b + "attn.out.bias": take(s, h + "attn.c_proj.bias", where),
+                b + "norm2.weight": take(s, h + "ln_2.weight", where),
+                b + "norm2.bias": take(s, h + "ln_2.bias", where),
+                b + "ff.fc1.weight": _linear(take(s, h + "mlp.c_fc.weight", where)),
+                b + "ff.fc1.bias": take(s, h + "mlp.c_fc.bias", where),
+                b + "ff.fc2.weight": _linear(take(s, h + "mlp.c_proj.weight", where)),
+                b + "ff.fc2.bias": take(s, h + "mlp.c_proj.bias", where),
+            }
+        )
     if not cfg.tie_weights:
         out["lm_head.weight"] = take(state, "lm_head.weight", where)
     return out
@@ -148,7 +158,9 @@ def gpt_to_gpt2_config(config: GPTConfig, tokenizer: Any | None = None) -> dict[
         CheckpointError: the GPT uses something GPT-2 cannot express (post-norm, rotary positions).
     """
     if not config.norm_first:
-        raise CheckpointError("only pre-norm GPTs (model.norm_first=true) can be exported as GPT-2; this one is post-norm")
+        raise CheckpointError(
+            "only pre-norm GPTs (model.norm_first=true) can be exported as GPT-2; this one is post-norm"
+        )
     if config.positional == "rotary":
         raise CheckpointError(
             "GPT-2 has learned positions; a GPT with rotary positions (the baby and small presets) cannot be "
@@ -214,20 +226,22 @@ def gpt_state_to_gpt2(model: GPT) -> dict[str, Tensor]:
     F = cfg.hidden_dim
     for i in range(cfg.num_layers):
         b, h = f"blocks.{i}.", f"transformer.h.{i}."
-        out.update({
-            h + "ln_1.weight": sd[b + "norm1.weight"],
-            h + "ln_1.bias": bias(b + "norm1.bias", C),
-            h + "attn.c_attn.weight": sd[b + "attn.qkv.weight"].t().contiguous(),
-            h + "attn.c_attn.bias": bias(b + "attn.qkv.bias", 3 * C),
-            h + "attn.c_proj.weight": sd[b + "attn.out.weight"].t().contiguous(),
-            h + "attn.c_proj.bias": bias(b + "attn.out.bias", C),
-            h + "ln_2.weight": sd[b + "norm2.weight"],
-            h + "ln_2.bias": bias(b + "norm2.bias", C),
-            h + "mlp.c_fc.weight": sd[b + "ff.fc1.weight"].t().contiguous(),
-            h + "mlp.c_fc.bias": bias(b + "ff.fc1.bias", F),
-            h + "mlp.c_proj.weight": sd[b + "ff.fc2.weight"].t().contiguous(),
-            h + "mlp.c_proj.bias": bias(b + "ff.fc2.bias", C),
-        })  # fmt: skip
+        out.update(
+            {
+                h + "ln_1.weight": sd[b + "norm1.weight"],
+                h + "ln_1.bias": bias(b + "norm1.bias", C),
+                h + "attn.c_attn.weight": sd[b + "attn.qkv.weight"].t().contiguous(),
+                h + "attn.c_attn.bias": bias(b + "attn.qkv.bias", 3 * C),
+                h + "attn.c_proj.weight": sd[b + "attn.out.weight"].t().contiguous(),
+                h + "attn.c_proj.bias": bias(b + "attn.out.bias", C),
+                h + "ln_2.weight": sd[b + "norm2.weight"],
+                h + "ln_2.bias": bias(b + "norm2.bias", C),
+                h + "mlp.c_fc.weight": sd[b + "ff.fc1.weight"].t().contiguous(),
+                h + "mlp.c_fc.bias": bias(b + "ff.fc1.bias", F),
+                h + "mlp.c_proj.weight": sd[b + "ff.fc2.weight"].t().contiguous(),
+                h + "mlp.c_proj.bias": bias(b + "ff.fc2.bias", C),
+            }
+        )
     if not cfg.tie_weights:
         out["lm_head.weight"] = sd["lm_head.weight"]
     return {k: v.contiguous() for k, v in out.items()}
@@ -300,19 +314,30 @@ def write_hf_folder(
     elif isinstance(tokenizer, CharTokenizer):
         raw = char_tokenizer_to_hf(tokenizer)
     elif tokenizer is not None:
-        logger.warning("the %s tokenizer has no Hugging Face form; the %s folder gets no tokenizer", type(tokenizer).__name__, what)
+        logger.warning(
+            "the %s tokenizer has no Hugging Face form; the %s folder gets no tokenizer", type(tokenizer).__name__, what
+        )
     if raw is not None:
         with atomic_path(out_dir / "tokenizer.json") as tmp:
             raw.save(str(tmp))
-        specials = {"bos_token": tokenizer.bos_id, "eos_token": tokenizer.eos_id, "pad_token": tokenizer.pad_id, "unk_token": tokenizer.unk_id}
+        specials = {
+            "bos_token": tokenizer.bos_id,
+            "eos_token": tokenizer.eos_id,
+            "pad_token": tokenizer.pad_id,
+            "unk_token": tokenizer.unk_id,
+        }
         tok_config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_seq_len}
         for key, token_id in specials.items():
             if token_id is not None:
                 tok_config[key] = raw.id_to_token(token_id)
         write_json_atomic(out_dir / "tokenizer_config.json", tok_config)
-    write_json_atomic(out_dir / "generation_config.json", {
-        "bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"], "pad_token_id": config["pad_token_id"],
-    })  # fmt: skip
+    write_json_atomic(
+        out_dir / "generation_config.json",
+        {
+            "bos_token_id": config["bos_token_id"],
+            "eos_token_id": config["eos_token_id"],
+            "pad_token_id": config["pad_token_id"],
+        },
+    )
     write_json_atomic(out_dir / "config.json", config)  # last: the folder is complete
     return out_dir
-

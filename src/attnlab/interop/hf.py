@@ -29,12 +29,24 @@ from attnlab.errors import CheckpointError, DownloadError, TokenizerError
 logger = logging.getLogger(__name__)
 
 HF_CONFIG_FILE = "config.json"
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 # Files fetched from the hub: config, weights, tokenizer (never optimizer states, ONNX, TF, Flax ...).
 HUB_PATTERNS = [
-    "config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
-]  # fmt: skip
+    "config.json",
+    "*.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+]
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
@@ -164,7 +176,7 @@ def strip_prefix(state: dict[str, Tensor], prefixes: tuple[str, ...]) -> dict[st
     """Drop the first of `prefixes` (e.g. "bert.") that some keys start with, from those keys."""
     for prefix in prefixes:
         if any(k.startswith(prefix) for k in state):
-            return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+            return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
     return dict(state)
 
 
@@ -173,7 +185,9 @@ def take(state: dict[str, Tensor], name: str, where: Path | str) -> Tensor:
     try:
         return state[name]
     except KeyError:
-        raise CheckpointError(f"the weights in {str(where)!r} lack {name!r}; the folder is incomplete or not this architecture") from None
+        raise CheckpointError(
+            f"the weights in {str(where)!r} lack {name!r}; the folder is incomplete or not this architecture"
+        ) from None
 
 
 def load_converted(model: torch.nn.Module, state: dict[str, Tensor], where: Any) -> None:
@@ -181,7 +195,9 @@ def load_converted(model: torch.nn.Module, state: dict[str, Tensor], where: Any)
     own = model.state_dict()
     for name, tensor in state.items():
         if name not in own:
-            raise CheckpointError(f"{where}: converted weight {name!r} has no place in the model (internal mapping error)")
+            raise CheckpointError(
+                f"{where}: converted weight {name!r} has no place in the model (internal mapping error)"
+            )
         if tuple(tensor.shape) != tuple(own[name].shape):
             raise CheckpointError(
                 f"{where}: weight {name} has shape {tuple(tensor.shape)} but the config implies {tuple(own[name].shape)}"
@@ -219,7 +235,9 @@ def load_hf_tokenizer(folder: str | Path, model_type: str) -> Any | None:
 
     folder = Path(folder)
     if model_type == "esm" and (folder / "vocab.txt").is_file():
-        vocab = [line.strip() for line in (folder / "vocab.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+        vocab = [
+            line.strip() for line in (folder / "vocab.txt").read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
         from attnlab.tokenizers.base import tokenizer_class
 
         protein = tokenizer_class("protein")()  # through the tokenizer table: interop does not import the bio lab
@@ -266,7 +284,10 @@ def load_hf_tokenizer(folder: str | Path, model_type: str) -> Any | None:
 
 def hub_offline() -> bool:
     """True when Hugging Face hub access is switched off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def looks_like_hub_name(name: str) -> bool:
@@ -293,7 +314,9 @@ def bundled_model_path(name: str) -> Path:
     return Path(module.get_model_path())
 
 
-def resolve_model_source(path_or_name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None) -> Path:
+def resolve_model_source(
+    path_or_name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """A local folder for `path_or_name`: the folder itself, or a hub snapshot.
 
     Args:
@@ -324,9 +347,12 @@ def resolve_model_source(path_or_name: str | Path, *, revision: str | None = Non
     offline = hub_offline()
     try:
         folder = snapshot_download(
-            name, revision=revision, cache_dir=None if cache_dir is None else str(cache_dir),
-            allow_patterns=HUB_PATTERNS, local_files_only=offline,
-        )  # fmt: skip
+            name,
+            revision=revision,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            allow_patterns=HUB_PATTERNS,
+            local_files_only=offline,
+        )
     except Exception as e:  # huggingface_hub raises many kinds (HTTP, offline, repo not found)
         if offline:
             raise DownloadError(

@@ -102,23 +102,27 @@ def llama_state_to_attnlab(
     for i in range(cfg.num_layers):
         h, b = f"layers.{i}.", f"blocks.{i}."
         a = h + "self_attn."
-        out.update({
-            b + "norm1.weight": take(s, h + "input_layernorm.weight", where),
-            b + "attn.qkv.weight": torch.cat([take(s, a + f"{n}_proj.weight", where) for n in "qkv"]),
-            b + "attn.out.weight": take(s, a + "o_proj.weight", where),
-            b + "norm2.weight": take(s, h + "post_attention_layernorm.weight", where),
-            b + "ff.w_gate.weight": take(s, h + "mlp.gate_proj.weight", where),
-            b + "ff.w_up.weight": take(s, h + "mlp.up_proj.weight", where),
-            b + "ff.w_down.weight": take(s, h + "mlp.down_proj.weight", where),
-        })  # fmt: skip
+        out.update(
+            {
+                b + "norm1.weight": take(s, h + "input_layernorm.weight", where),
+                b + "attn.qkv.weight": torch.cat([take(s, a + f"{n}_proj.weight", where) for n in "qkv"]),
+                b + "attn.out.weight": take(s, a + "o_proj.weight", where),
+                b + "norm2.weight": take(s, h + "post_attention_layernorm.weight", where),
+                b + "ff.w_gate.weight": take(s, h + "mlp.gate_proj.weight", where),
+                b + "ff.w_up.weight": take(s, h + "mlp.up_proj.weight", where),
+                b + "ff.w_down.weight": take(s, h + "mlp.down_proj.weight", where),
+            }
+        )
         if cfg.bias:
-            out.update({
-                b + "attn.qkv.bias": torch.cat([take(s, a + f"{n}_proj.bias", where) for n in "qkv"]),
-                b + "attn.out.bias": take(s, a + "o_proj.bias", where),
-                b + "ff.w_gate.bias": take(s, h + "mlp.gate_proj.bias", where),
-                b + "ff.w_up.bias": take(s, h + "mlp.up_proj.bias", where),
-                b + "ff.w_down.bias": take(s, h + "mlp.down_proj.bias", where),
-            })  # fmt: skip
+            out.update(
+                {
+                    b + "attn.qkv.bias": torch.cat([take(s, a + f"{n}_proj.bias", where) for n in "qkv"]),
+                    b + "attn.out.bias": take(s, a + "o_proj.bias", where),
+                    b + "ff.w_gate.bias": take(s, h + "mlp.gate_proj.bias", where),
+                    b + "ff.w_up.bias": take(s, h + "mlp.up_proj.bias", where),
+                    b + "ff.w_down.bias": take(s, h + "mlp.down_proj.bias", where),
+                }
+            )
     if not cfg.tie_weights:
         out["lm_head.weight"] = take(state, "lm_head.weight", where)
     return out
@@ -195,24 +199,32 @@ def llama_state_to_hf(model: Llama) -> dict[str, Tensor]:
         b, h = f"blocks.{i}.", f"model.layers.{i}."
         a = h + "self_attn."
         q, k, v = sd[b + "attn.qkv.weight"].split(sizes)
-        out.update({
-            h + "input_layernorm.weight": sd[b + "norm1.weight"],
-            a + "q_proj.weight": q, a + "k_proj.weight": k, a + "v_proj.weight": v,
-            a + "o_proj.weight": sd[b + "attn.out.weight"],
-            h + "post_attention_layernorm.weight": sd[b + "norm2.weight"],
-            h + "mlp.gate_proj.weight": sd[b + "ff.w_gate.weight"],
-            h + "mlp.up_proj.weight": sd[b + "ff.w_up.weight"],
-            h + "mlp.down_proj.weight": sd[b + "ff.w_down.weight"],
-        })  # fmt: skip
+        out.update(
+            {
+                h + "input_layernorm.weight": sd[b + "norm1.weight"],
+                a + "q_proj.weight": q,
+                a + "k_proj.weight": k,
+                a + "v_proj.weight": v,
+                a + "o_proj.weight": sd[b + "attn.out.weight"],
+                h + "post_attention_layernorm.weight": sd[b + "norm2.weight"],
+                h + "mlp.gate_proj.weight": sd[b + "ff.w_gate.weight"],
+                h + "mlp.up_proj.weight": sd[b + "ff.w_up.weight"],
+                h + "mlp.down_proj.weight": sd[b + "ff.w_down.weight"],
+            }
+        )
         if cfg.bias:
             qb, kb, vb = sd[b + "attn.qkv.bias"].split(sizes)
-            out.update({
-                a + "q_proj.bias": qb, a + "k_proj.bias": kb, a + "v_proj.bias": vb,
-                a + "o_proj.bias": sd[b + "attn.out.bias"],
-                h + "mlp.gate_proj.bias": sd[b + "ff.w_gate.bias"],
-                h + "mlp.up_proj.bias": sd[b + "ff.w_up.bias"],
-                h + "mlp.down_proj.bias": sd[b + "ff.w_down.bias"],
-            })  # fmt: skip
+            out.update(
+                {
+                    a + "q_proj.bias": qb,
+                    a + "k_proj.bias": kb,
+                    a + "v_proj.bias": vb,
+                    a + "o_proj.bias": sd[b + "attn.out.bias"],
+                    h + "mlp.gate_proj.bias": sd[b + "ff.w_gate.bias"],
+                    h + "mlp.up_proj.bias": sd[b + "ff.w_up.bias"],
+                    h + "mlp.down_proj.bias": sd[b + "ff.w_down.bias"],
+                }
+            )
     if not cfg.tie_weights:
         out["lm_head.weight"] = sd["lm_head.weight"]
     return {k: v.contiguous() for k, v in out.items()}

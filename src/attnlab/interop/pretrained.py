@@ -13,15 +13,23 @@ Llama checkpoints (`EXPORTERS`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from attnlab import checkpoint as ckpt
 from attnlab.errors import CheckpointError
-from attnlab.interop.hf import HFCheckpoint, is_hf_folder, load_hf_tokenizer, read_hf_checkpoint, read_hf_config, resolve_model_source
+from attnlab.interop.hf import (
+    HFCheckpoint,
+    is_hf_folder,
+    load_hf_tokenizer,
+    read_hf_checkpoint,
+    read_hf_config,
+    resolve_model_source,
+)
 from attnlab.runs import writes_run
 
 logger = logging.getLogger(__name__)
@@ -47,7 +55,11 @@ class ImportedModel:
 
     def metadata(self) -> dict[str, Any]:
         """Fields recorded in the converted checkpoint's config.json."""
-        return {"converted_from": self.source, "hf_model_type": self.hf_model_type, "hf_architecture": self.architecture}
+        return {
+            "converted_from": self.source,
+            "hf_model_type": self.hf_model_type,
+            "hf_architecture": self.architecture,
+        }
 
 
 def _importer(model_type: str, where: Any) -> Callable[[HFCheckpoint, Any], nn.Module]:
@@ -101,14 +113,19 @@ def from_transformers(hf_model: Any, tokenizer: Any | None = None) -> nn.Module:
             EsmModel / EsmForMaskedLM instance.
         tokenizer: an attnlab tokenizer for it (supplies BERT's mask id), or None.
     """
-    state = {k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu() for k, v in hf_model.state_dict().items()}
+    state = {
+        k: v.detach().float().cpu() if v.is_floating_point() else v.detach().cpu()
+        for k, v in hf_model.state_dict().items()
+    }
     config = hf_model.config.to_dict()
     config.setdefault("architectures", [type(hf_model).__name__])
     checkpoint = HFCheckpoint(Path(f"<{type(hf_model).__name__}>"), config, state)
     return import_checkpoint(checkpoint, tokenizer)
 
 
-def from_pretrained(path_or_name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None) -> tuple[nn.Module, Any | None]:
+def from_pretrained(
+    path_or_name: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> tuple[nn.Module, Any | None]:
     """Load an attnlab checkpoint, a local Hugging Face folder, or a hub model by name.
 
     Args:
@@ -150,7 +167,9 @@ def convert_from_hf(source: str | Path, out_dir: str | Path, *, overwrite: bool 
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
     if ckpt.is_checkpoint(out_dir) and not overwrite:
-        raise CheckpointError(f"{str(out_dir)!r} already holds an attnlab checkpoint; choose another --out or pass --force")
+        raise CheckpointError(
+            f"{str(out_dir)!r} already holds an attnlab checkpoint; choose another --out or pass --force"
+        )
     folder = resolve_model_source(source)
     if ckpt.is_checkpoint(folder):
         raise CheckpointError(f"{str(source)!r} is already an attnlab checkpoint; nothing to convert")
@@ -191,7 +210,9 @@ def convert_to_hf(checkpoint_dir: str | Path, out_dir: str | Path, *, overwrite:
     if out_dir.exists() and out_dir.resolve() == Path(checkpoint_dir).resolve():
         raise CheckpointError("--out must differ from the checkpoint folder (both would hold a config.json)")
     if (out_dir / "config.json").is_file() and not overwrite:
-        raise CheckpointError(f"{str(out_dir)!r} already holds a model (config.json); choose another --out or pass --force")
+        raise CheckpointError(
+            f"{str(out_dir)!r} already holds a model (config.json); choose another --out or pass --force"
+        )
     model, tokenizer = load_model(checkpoint_dir, expect=model_type)
     module_name, _, function_name = EXPORTERS[model_type][0].partition(":")
     export = getattr(importlib.import_module(module_name), function_name)

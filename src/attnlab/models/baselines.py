@@ -145,7 +145,11 @@ class MLPClassifier(CheckpointMixin, nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         width = config.input_dim
         for hidden in config.hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU() if config.activation == "relu" else nn.GELU(), nn.Dropout(config.dropout)]
+            layers += [
+                nn.Linear(width, hidden),
+                nn.ReLU() if config.activation == "relu" else nn.GELU(),
+                nn.Dropout(config.dropout),
+            ]
             width = hidden
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(width, config.num_classes)
@@ -233,7 +237,13 @@ class ConvNetClassifier(CheckpointMixin, nn.Module):
         for out_channels in config.channels:
             # A conv bias is redundant before BatchNorm, which subtracts the mean anyway.
             blocks.append(
-                nn.Conv2d(in_channels, out_channels, config.kernel_size, padding=config.kernel_size // 2, bias=not config.batch_norm)
+                nn.Conv2d(
+                    in_channels,
+                    out_channels,
+                    config.kernel_size,
+                    padding=config.kernel_size // 2,
+                    bias=not config.batch_norm,
+                )
             )
             if config.batch_norm:
                 blocks.append(nn.BatchNorm2d(out_channels))
@@ -488,7 +498,9 @@ def gradient_norms_through_time(
                 finally:
                     handle.remove()
                 if len(captured) != 1:
-                    raise ConfigError(f"the embedding module ran {len(captured)} times in one forward; pass the token embedding")
+                    raise ConfigError(
+                        f"the embedding module ran {len(captured)} times in one forward; pass the token embedding"
+                    )
                 (grad,) = torch.autograd.grad(loss, captured[0])
                 norms = grad.norm(dim=-1)  # (B, T)
             else:

@@ -90,7 +90,9 @@ class EncoderConfig(TransformerConfig):
         for name in ("pad_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < self.vocab_size:
-                raise ConfigError(f"model.{name} ({value}) must be a token id below model.vocab_size ({self.vocab_size})")
+                raise ConfigError(
+                    f"model.{name} ({value}) must be a token id below model.vocab_size ({self.vocab_size})"
+                )
         if self.token_dropout and self.mask_token_id is None:
             raise ConfigError("model.token_dropout needs model.mask_token_id (the id of the mask token)")
         if self.head in ("sequence", "token") and self.num_labels < 1:
@@ -101,9 +103,16 @@ class EncoderConfig(TransformerConfig):
 
 # BERT-style defaults (post-norm, learned positions, embedding LayerNorm) unless stated.
 _ESM2_STYLE: dict[str, Any] = dict(
-    norm_first=True, positional="rotary", embed_norm=False, final_norm=True, layer_norm_eps=1e-5,
-    token_dropout=True, vocab_size=33, pad_token_id=1, mask_token_id=32,
-)  # fmt: skip
+    norm_first=True,
+    positional="rotary",
+    embed_norm=False,
+    final_norm=True,
+    layer_norm_eps=1e-5,
+    token_dropout=True,
+    vocab_size=33,
+    pad_token_id=1,
+    mask_token_id=32,
+)
 ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     # Two tiny layers: fast enough for unit tests.
     "mini": dict(max_seq_len=32, num_layers=2, num_heads=2, embed_dim=32, dropout=0.0),
@@ -111,8 +120,13 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(max_seq_len=128, num_layers=4, num_heads=4, embed_dim=128),
     # BERT-base's shape (Devlin et al. 2019), for reference and imports: 110 M parameters.
     "bert-base": dict(
-        vocab_size=30522, max_seq_len=512, num_layers=12, num_heads=12, embed_dim=768, type_vocab_size=2,
-    ),  # fmt: skip
+        vocab_size=30522,
+        max_seq_len=512,
+        num_layers=12,
+        num_heads=12,
+        embed_dim=768,
+        type_vocab_size=2,
+    ),
     # A small ESM-2 for proteins (ESM-2 alphabet of `ProteinTokenizer`): 4 pre-norm layers with
     # rotary positions, 128 dims; masked-LM pretraining on ~5k peptides fits in minutes on 2 cores.
     "protein-small": dict(max_seq_len=256, num_layers=4, num_heads=4, embed_dim=128, dropout=0.0, **_ESM2_STYLE),
@@ -222,7 +236,9 @@ class Encoder(CheckpointMixin, nn.Module):
 
     # -- forward ---------------------------------------------------------------
 
-    def embed(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None) -> Tensor:
+    def embed(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         """The embedding layer's output (the first entry of `hidden_states`).
 
         Args:
@@ -317,7 +333,9 @@ class Encoder(CheckpointMixin, nn.Module):
             extras={"last_hidden_state": x, "pooled": pooled},
         )
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None) -> Tensor:
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         """The last hidden state only (no head, nothing recorded): what embeddings need.
 
         Args:
@@ -414,4 +432,3 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tenso
         input_ids[b, : len(row)] = torch.tensor(list(row), dtype=torch.long)
         attention_mask[b, : len(row)] = 1
     return input_ids, attention_mask
-

@@ -82,9 +82,15 @@ def _block(
 def _config_block(c: Any) -> int:
     """`_block` of the blocks `attnlab.nn.stack.block_stack(c)` builds, from `c.block_kwargs()`."""
     k = c.block_kwargs()
-    return _block(k["embed_dim"], k["hidden_dim"], k["bias"], norm=k.get("norm", "layer"),
-                  feed_forward=k.get("feed_forward", "mlp"), num_heads=k["num_heads"],
-                  num_kv_heads=k.get("num_kv_heads"))
+    return _block(
+        k["embed_dim"],
+        k["hidden_dim"],
+        k["bias"],
+        norm=k.get("norm", "layer"),
+        feed_forward=k.get("feed_forward", "mlp"),
+        num_heads=k["num_heads"],
+        num_kv_heads=k.get("num_kv_heads"),
+    )
 
 
 def _positions(kind: str, max_len: int, C: int) -> int:
@@ -170,22 +176,52 @@ def model_shape(config: Any) -> Shape:
     if name == "EncoderConfig":
         fixed = config.max_seq_len * config.embed_dim if config.positional in ("sinusoidal", "fourier") else 0
         out = config.vocab_size if config.head == "mlm" else config.num_labels
-        return Shape(encoder_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
-                     config.max_seq_len, out, fixed)
+        return Shape(
+            encoder_parameters(config),
+            config.num_layers,
+            config.embed_dim,
+            config.num_heads,
+            config.max_seq_len,
+            out,
+            fixed,
+        )
     if name == "Seq2SeqConfig":
         T = max(config.max_source_len, config.max_target_len)
-        fixed = (config.max_source_len + config.max_target_len) * config.embed_dim \
-            if config.positional in ("sinusoidal", "fourier") else 0
-        return Shape(seq2seq_parameters(config), config.num_encoder_layers + 2 * config.num_decoder_layers,
-                     config.embed_dim, config.num_heads, T, config.vocab_size, fixed)
+        fixed = (
+            (config.max_source_len + config.max_target_len) * config.embed_dim
+            if config.positional in ("sinusoidal", "fourier")
+            else 0
+        )
+        return Shape(
+            seq2seq_parameters(config),
+            config.num_encoder_layers + 2 * config.num_decoder_layers,
+            config.embed_dim,
+            config.num_heads,
+            T,
+            config.vocab_size,
+            fixed,
+        )
     if name == "ViTConfig":
-        return Shape(vit_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
-                     config.seq_len, config.num_classes)
+        return Shape(
+            vit_parameters(config),
+            config.num_layers,
+            config.embed_dim,
+            config.num_heads,
+            config.seq_len,
+            config.num_classes,
+        )
     if all(hasattr(config, a) for a in ("block_kwargs", "vocab_size", "max_seq_len", "tie_weights", "positional")):
         # a decoder-only LM (GPT, LLaMA, ...): counted from its blocks' shape, no code per model
         fixed = config.max_seq_len * config.embed_dim if config.positional in ("sinusoidal", "fourier") else 0
-        return Shape(decoder_lm_parameters(config), config.num_layers, config.embed_dim, config.num_heads,
-                     config.max_seq_len, config.vocab_size, fixed)
+        return Shape(
+            decoder_lm_parameters(config),
+            config.num_layers,
+            config.embed_dim,
+            config.num_heads,
+            config.max_seq_len,
+            config.vocab_size,
+            fixed,
+        )
     raise TypeError(f"no parameter count for {name}")
 
 
@@ -194,8 +230,9 @@ def count_parameters(config: Any) -> int:
     return model_shape(config).parameters
 
 
-def training_bytes(config: Any, batch_size: int, *, bytes_per_value: int = BYTES_PER_FLOAT32,
-                   eval_batches: int = 0) -> dict[str, int]:
+def training_bytes(
+    config: Any, batch_size: int, *, bytes_per_value: int = BYTES_PER_FLOAT32, eval_batches: int = 0
+) -> dict[str, int]:
     """Rough memory of training the model `config` describes with AdamW (see the module docstring).
 
     Args:
@@ -214,8 +251,13 @@ def training_bytes(config: Any, batch_size: int, *, bytes_per_value: int = BYTES
     per_layer = B * T * (ACTIVATION_FLOATS_PER_CHANNEL * C + ATTENTION_FLOATS_PER_HEAD_AND_KEY * s.heads * T)
     activations = bytes_per_value * (s.layers * per_layer + LOGIT_FLOATS_PER_TOKEN * B * T * s.vocab_size)
     stored = eval_batches * B * T * ARRAYS_PER_BATCH * BYTES_PER_TOKEN_ID
-    return {"parameters": s.parameters, "weights_and_optimizer": weights, "activations": activations,
-            "eval_batches": stored, "total": weights + activations + stored}
+    return {
+        "parameters": s.parameters,
+        "weights_and_optimizer": weights,
+        "activations": activations,
+        "eval_batches": stored,
+        "total": weights + activations + stored,
+    }
 
 
 # --------------------------------------------------------------------------- the machine
@@ -286,8 +328,15 @@ def _count(n: int) -> str:
     return f"{n:,}"
 
 
-def check_training_memory(config: Any, batch_size: int, *, device: str = "cpu", available: int | None = None,
-                          what: str = "the model", eval_batches: int = 0) -> dict[str, int]:
+def check_training_memory(
+    config: Any,
+    batch_size: int,
+    *,
+    device: str = "cpu",
+    available: int | None = None,
+    what: str = "the model",
+    eval_batches: int = 0,
+) -> dict[str, int]:
     """Refuse (ConfigError) a model that would not fit in memory while training, before it is built.
 
     Args:
@@ -319,8 +368,11 @@ def check_training_memory(config: Any, batch_size: int, *, device: str = "cpu", 
             "weights_and_optimizer": "a smaller --model.embed_dim or --model.num_layers (or a smaller vocabulary)",
             "eval_batches": "a smaller --train.eval_iters or --train.batch_size",
         }[biggest]
-        stored = (f", {_size(estimate['eval_batches'])} for {eval_batches:,} evaluation batches"
-                  if estimate["eval_batches"] else "")
+        stored = (
+            f", {_size(estimate['eval_batches'])} for {eval_batches:,} evaluation batches"
+            if estimate["eval_batches"]
+            else ""
+        )
         raise ConfigError(
             f"{what} has {_count(estimate['parameters'])} parameters and training it needs about "
             f"{_size(estimate['total'])} ({_size(estimate['weights_and_optimizer'])} for weights, gradients and AdamW "

@@ -93,8 +93,18 @@ class Seq2SeqConfig(BlockShape):
     preset_kind = "seq2seq"
 
     def __post_init__(self) -> None:
-        check_at_least_one(self, ("vocab_size", "max_source_len", "max_target_len", "num_encoder_layers",
-                                  "num_decoder_layers", "num_heads", "embed_dim"))
+        check_at_least_one(
+            self,
+            (
+                "vocab_size",
+                "max_source_len",
+                "max_target_len",
+                "num_encoder_layers",
+                "num_decoder_layers",
+                "num_heads",
+                "embed_dim",
+            ),
+        )
         self.check_block_fields()
         specials = {"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id}
         for name, value in specials.items():
@@ -106,14 +116,23 @@ class Seq2SeqConfig(BlockShape):
 
 SEQ2SEQ_PRESETS: dict[str, dict[str, Any]] = {
     # One layer each side, 32 dims: fast enough for unit tests.
-    "tiny": dict(max_source_len=24, max_target_len=24, num_encoder_layers=1, num_decoder_layers=1,
-                 num_heads=2, embed_dim=32),
+    "tiny": dict(
+        max_source_len=24, max_target_len=24, num_encoder_layers=1, num_decoder_layers=1, num_heads=2, embed_dim=32
+    ),
     # Two layers each side, 64 dims: learns the generated tasks in minutes on 2 CPU cores.
-    "small": dict(max_source_len=80, max_target_len=40, num_encoder_layers=2, num_decoder_layers=2,
-                  num_heads=4, embed_dim=64),
+    "small": dict(
+        max_source_len=80, max_target_len=40, num_encoder_layers=2, num_decoder_layers=2, num_heads=4, embed_dim=64
+    ),
     # The base transformer's shape at a tenth of the width (6 + 6 layers, 8 heads, 256 dims).
-    "base": dict(max_source_len=128, max_target_len=128, num_encoder_layers=6, num_decoder_layers=6,
-                 num_heads=8, embed_dim=256, dropout=0.1),
+    "base": dict(
+        max_source_len=128,
+        max_target_len=128,
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        num_heads=8,
+        embed_dim=256,
+        dropout=0.1,
+    ),
 }
 Seq2SeqConfig.presets = SEQ2SEQ_PRESETS
 
@@ -156,7 +175,9 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.embed_dim)  # shared by encoder, decoder and head
         # source and target positions mean different things, so each side has its own table
         # (rotary positions are relative: one RotaryEmbedding serves both sides)
-        self.encoder_pos_emb, rotary = position_modules(c.positional, c.max_source_len, c.embed_dim, c.head_dim, c.rope_base)
+        self.encoder_pos_emb, rotary = position_modules(
+            c.positional, c.max_source_len, c.embed_dim, c.head_dim, c.rope_base
+        )
         self.decoder_pos_emb, _ = position_modules(c.positional, c.max_target_len, c.embed_dim, c.head_dim, c.rope_base)
         self.drop = nn.Dropout(c.dropout)
         # rotary rotates self-attention only; cross-attention has no relative position
@@ -176,8 +197,11 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         """GPT-2 style initialisation: N(0, init_std) weights, zero biases, and the
         projections that write into a residual stream scaled by 1/sqrt(2 * layers)."""
         c = self.config
-        init_weights(self, c.init_std, residual=[(self.encoder_blocks, c.num_encoder_layers),
-                                                 (self.decoder_blocks, c.num_decoder_layers)])
+        init_weights(
+            self,
+            c.init_std,
+            residual=[(self.encoder_blocks, c.num_encoder_layers), (self.decoder_blocks, c.num_decoder_layers)],
+        )
 
     # -- the encoder -----------------------------------------------------------
 
@@ -359,7 +383,10 @@ class Seq2Seq(CheckpointMixin, nn.Module):
             decoder_input_ids = shift_right(labels, self.config.bos_id, self.config.pad_id)
         if encoder_output is None:
             encoder_output = self.encode(
-                input_ids, attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+                input_ids,
+                attention_mask,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
             )
         out = self.decode(
             decoder_input_ids,
@@ -372,7 +399,9 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         )
         if labels is not None:
             logits = out.logits
-            out.loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+            out.loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
         out.extras["encoder_last_hidden_state"] = encoder_output.last_hidden_state
         if output_hidden_states:
             out.extras["encoder_hidden_states"] = encoder_output.hidden_states
@@ -403,8 +432,13 @@ class Seq2Seq(CheckpointMixin, nn.Module):
     ) -> Generation:
         """Greedy (`beam_width=1`) or beam-search decoding: `attnlab.decoding.seq2seq.generate`."""
         return seq2seq_decoding.generate(
-            self, input_ids, attention_mask, beam_width=beam_width, max_new_tokens=max_new_tokens,
-            length_penalty=length_penalty, use_cache=use_cache,
+            self,
+            input_ids,
+            attention_mask,
+            beam_width=beam_width,
+            max_new_tokens=max_new_tokens,
+            length_penalty=length_penalty,
+            use_cache=use_cache,
         )
 
 
@@ -429,7 +463,9 @@ def sequence_log_probs(
         (B,) summed log-probabilities.
     """
     c = model.config
-    after_eos = (sequences == c.eos_id).long().cumsum(dim=1) - (sequences == c.eos_id).long() > 0  # past the first <eos>
+    after_eos = (sequences == c.eos_id).long().cumsum(dim=1) - (
+        sequences == c.eos_id
+    ).long() > 0  # past the first <eos>
     labels = sequences.masked_fill(after_eos, IGNORE_INDEX)
     logits = model(input_ids, labels=labels, attention_mask=attention_mask).logits
     logp = torch.log_softmax(logits.float(), dim=-1)  # (B, L, V)

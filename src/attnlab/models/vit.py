@@ -92,8 +92,11 @@ class ViTConfig(BlockShape):
             raise ConfigError(f"model.num_classes must be at least 2, got {self.num_classes}")
         if self.image_size % self.patch_size:
             # (listing the divisors walks every number up to image_size: only for image-like sizes)
-            divisors = [p for p in range(1, self.image_size + 1) if self.image_size % p == 0] \
-                if self.image_size <= 100_000 else []
+            divisors = (
+                [p for p in range(1, self.image_size + 1) if self.image_size % p == 0]
+                if self.image_size <= 100_000
+                else []
+            )
             choose = f"; choose one of {', '.join(map(str, divisors))}" if divisors else ""
             raise ConfigError(
                 f"model.patch_size ({self.patch_size}) must divide model.image_size ({self.image_size}) so the "
@@ -183,7 +186,9 @@ class PatchEmbedding(nn.Module):
         B, N, D = patches.shape
         G, P, C = self.grid_size, self.patch_size, self.in_channels
         if (N, D) != (self.num_patches, self.patch_dim):
-            raise ConfigError(f"expected patches of shape (B, {self.num_patches}, {self.patch_dim}), got {tuple(patches.shape)}")
+            raise ConfigError(
+                f"expected patches of shape (B, {self.num_patches}, {self.patch_dim}), got {tuple(patches.shape)}"
+            )
         x = patches.reshape(B, G, G, C, P, P)
         x = x.permute(0, 3, 1, 4, 2, 5)  # (B, C, G, P, G, P)
         return x.reshape(B, C, G * P, G * P)
@@ -386,7 +391,9 @@ def patch_attention_map(
     """
     T = attentions[-1].shape[-1]
     if T != 1 + grid_size * grid_size:
-        raise ConfigError(f"attention over {T} tokens does not fit a CLS token plus a {grid_size} x {grid_size} patch grid")
+        raise ConfigError(
+            f"attention over {T} tokens does not fit a CLS token plus a {grid_size} x {grid_size} patch grid"
+        )
     if method == "rollout":
         matrix = attention_rollout(attentions, head_fusion=head_fusion, residual_weight=residual_weight)
     elif method == "last_layer":

@@ -98,7 +98,9 @@ class TransformerBlock(nn.Module):
         if feed_forward == "swiglu":
             self.ff = SwiGLU(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias)
         else:
-            self.ff = FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, inner_dropout=ff_inner_dropout, bias=bias)
+            self.ff = FeedForward(
+                embed_dim, hidden_dim, activation, dropout=dropout, inner_dropout=ff_inner_dropout, bias=bias
+            )
 
     def forward(
         self,
@@ -156,7 +158,9 @@ class TransformerBlock(nn.Module):
             if trace is not None:
                 trace["attn_out"], trace["after_attn"] = a, x
             if self.cross_attn is not None:
-                c, cross_w = self.cross_attn(x, context, mask=context_mask, cache=cross_cache, need_weights=need_weights)
+                c, cross_w = self.cross_attn(
+                    x, context, mask=context_mask, cache=cross_cache, need_weights=need_weights
+                )
                 c = self.drop_cross(c)
                 x = self.norm_cross(x + c)
                 if trace is not None:

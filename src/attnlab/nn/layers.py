@@ -15,7 +15,7 @@ Notation: B batch, T time, C channels (embed_dim), F hidden width.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -87,7 +87,9 @@ class SwiGLU(nn.Module):
         bias: biases in the three linear layers (LLaMA has none).
     """
 
-    def __init__(self, embed_dim: int, hidden_dim: int, activation: str = "silu", dropout: float = 0.0, bias: bool = False):
+    def __init__(
+        self, embed_dim: int, hidden_dim: int, activation: str = "silu", dropout: float = 0.0, bias: bool = False
+    ):
         super().__init__()
         self.w_gate = nn.Linear(embed_dim, hidden_dim, bias=bias)
         self.w_up = nn.Linear(embed_dim, hidden_dim, bias=bias)

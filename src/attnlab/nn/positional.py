@@ -97,7 +97,9 @@ def rotary_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> Te
     """(T,) positions -> (T, D/2) rotation angles p * base^(-2i/D), computed in float64
     (the NumPy engine computes the very same numbers)."""
     # Python floats: the same frequencies, bit for bit, as the NumPy engine computes
-    inv_freq = torch.tensor([1.0 / base ** (i / head_dim) for i in range(0, head_dim, 2)], dtype=torch.float64, device=positions.device)
+    inv_freq = torch.tensor(
+        [1.0 / base ** (i / head_dim) for i in range(0, head_dim, 2)], dtype=torch.float64, device=positions.device
+    )
     return positions.to(torch.float64)[:, None] * inv_freq[None, :]
 
 

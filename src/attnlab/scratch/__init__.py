@@ -39,7 +39,12 @@ from attnlab.scratch.layers import (
 )
 from attnlab.scratch.module import Module
 from attnlab.scratch.optim import SGD, Adam, AdamW, clip_grad_norm, global_grad_norm
-from attnlab.scratch.positional import FixedPositionalEncoding, LearnedPositionalEmbedding, fourier_table, sinusoidal_table
+from attnlab.scratch.positional import (
+    FixedPositionalEncoding,
+    LearnedPositionalEmbedding,
+    fourier_table,
+    sinusoidal_table,
+)
 
 __all__ = [
     "Module",

@@ -29,7 +29,14 @@ from attnlab.scratch.layers import Dropout, Linear, softmax, softmax_backward
 from attnlab.scratch.module import Module
 from attnlab.scratch.positional import apply_rotary, apply_rotary_backward, rotary_tables
 
-__all__ = ["causal_mask", "padding_mask", "repeat_kv", "repeat_kv_backward", "ScaledDotProductAttention", "MultiHeadAttention"]
+__all__ = [
+    "causal_mask",
+    "padding_mask",
+    "repeat_kv",
+    "repeat_kv_backward",
+    "ScaledDotProductAttention",
+    "MultiHeadAttention",
+]
 
 
 def causal_mask(query_len: int, key_len: int | None = None) -> np.ndarray:
@@ -105,7 +112,9 @@ class ScaledDotProductAttention(Module):
             self._mask_bias_cache = {key: self._mask_bias(causal_mask(T, S), dtype)}
         return self._mask_bias_cache[key]
 
-    def forward(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None, is_causal: bool = False) -> np.ndarray:
+    def forward(
+        self, q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None, is_causal: bool = False
+    ) -> np.ndarray:
         """q (B, H, T, D), k (B, H, S, D), v (B, H, S, D) -> (B, H, T, D).
 
         Args:
@@ -196,7 +205,14 @@ class MultiHeadAttention(Module):
         self.num_kv_heads = num_kv_heads
         qkv_dim = (num_heads + 2 * num_kv_heads) * self.head_dim
         self.qkv = Linear(embed_dim, qkv_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
-        self.out = Linear(embed_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
+        self.out = Linear(
+            embed_dim,
+            embed_dim,
+            bias,
+            dtype=dtype,
+            rng=rng,
+            init_std=out_init_std if out_init_std is not None else init_std,
+        )
         self.attention = ScaledDotProductAttention(dropout, dropout_rng)
         self.rope_base = rope_base
         self._rope: tuple[np.ndarray, np.ndarray] | None = None  # cos, sin of the last forward

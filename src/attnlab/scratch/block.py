@@ -68,14 +68,30 @@ class TransformerBlock(Module):
         self.norm_first = norm_first
         self.norm1 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)
         self.attn = MultiHeadAttention(
-            embed_dim, num_heads, dropout=dropout, bias=bias, dtype=dtype, rng=rng,
-            init_std=init_std, out_init_std=out_init_std, dropout_rng=dropout_rng, rope_base=rope_base,
+            embed_dim,
+            num_heads,
+            dropout=dropout,
+            bias=bias,
+            dtype=dtype,
+            rng=rng,
+            init_std=init_std,
+            out_init_std=out_init_std,
+            dropout_rng=dropout_rng,
+            rope_base=rope_base,
         )
         self.drop1 = Dropout(dropout, dropout_rng)
         self.norm2 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)
         self.ff = FeedForward(
-            embed_dim, hidden_dim, activation, dropout, bias, dtype=dtype, rng=rng,
-            init_std=init_std, out_init_std=out_init_std, dropout_rng=dropout_rng,
+            embed_dim,
+            hidden_dim,
+            activation,
+            dropout,
+            bias,
+            dtype=dtype,
+            rng=rng,
+            init_std=init_std,
+            out_init_std=out_init_std,
+            dropout_rng=dropout_rng,
         )
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None = None, is_causal: bool = False) -> np.ndarray:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,9 @@ class NumpyGPT(Module):
 
         self.tok_emb = Embedding(c.vocab_size, c.embed_dim, dtype=dtype, rng=init_rng, init_std=std)
         if c.positional == "learned":
-            self.pos_emb: Module | None = LearnedPositionalEmbedding(c.max_seq_len, c.embed_dim, dtype=dtype, rng=init_rng, init_std=std)
+            self.pos_emb: Module | None = LearnedPositionalEmbedding(
+                c.max_seq_len, c.embed_dim, dtype=dtype, rng=init_rng, init_std=std
+            )
         elif c.positional in ("sinusoidal", "fourier"):
             self.pos_emb = FixedPositionalEncoding(c.max_seq_len, c.embed_dim, c.positional, dtype=dtype)
         else:
@@ -141,7 +144,11 @@ class NumpyGPT(Module):
                 "weights do not match the model config: "
                 + (f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}" if missing else "")
                 + ("; " if missing and unexpected else "")
-                + (f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}" if unexpected else "")
+                + (
+                    f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}"
+                    if unexpected
+                    else ""
+                )
             )
         for name, value in given.items():
             if name not in own:
@@ -322,11 +329,23 @@ class NumpyGPT(Module):
 
         Weights are saved in the model's dtype (float32 or float64); a tied head is saved once.
         """
-        meta = {"engine": "numpy", "dtype": self.dtype.name, "tied": dict(TIED) if self.config.tie_weights else {}, **(dict(metadata) if metadata else {})}
-        return ckpt.save_model(folder, model_type=self.model_type, config=to_dict(self.config), tensors=self.params, tokenizer=tokenizer, metadata=meta)
+        meta = {
+            "engine": "numpy",
+            "dtype": self.dtype.name,
+            "tied": dict(TIED) if self.config.tie_weights else {},
+            **(dict(metadata) if metadata else {}),
+        }
+        return ckpt.save_model(
+            folder,
+            model_type=self.model_type,
+            config=to_dict(self.config),
+            tensors=self.params,
+            tokenizer=tokenizer,
+            metadata=meta,
+        )
 
     @classmethod
-    def from_checkpoint(cls, folder: str | Path, dtype=np.float32, seed: int = 0) -> "NumpyGPT":
+    def from_checkpoint(cls, folder: str | Path, dtype=np.float32, seed: int = 0) -> NumpyGPT:
         """Load a GPT checkpoint written by either engine (see `load_numpy_gpt` for the tokenizer too)."""
         model, _ = load_numpy_gpt(folder, dtype, seed=seed)
         return model
@@ -346,7 +365,9 @@ def load_numpy_gpt(folder: str | Path, dtype=np.float32, *, seed: int = 0) -> tu
     """
     saved = ckpt.read_model(folder)
     if saved.model_type != NumpyGPT.model_type:
-        raise CheckpointError(f"{str(folder)!r} holds a {saved.model_type!r} model, but the NumPy engine loads only 'gpt' models")
+        raise CheckpointError(
+            f"{str(folder)!r} holds a {saved.model_type!r} model, but the NumPy engine loads only 'gpt' models"
+        )
     try:
         config = from_dict(GPTConfig, saved.config, section="config")
     except ConfigError as e:

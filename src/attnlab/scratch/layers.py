@@ -125,7 +125,16 @@ class Linear(Module):
             U(-1/sqrt(C), 1/sqrt(C)) for both W and b.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=np.float32, rng: np.random.Generator | None = None, init_std: float | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+        init_std: float | None = None,
+    ):
         super().__init__()
         dtype = as_float_dtype(dtype)
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -199,10 +208,20 @@ class Embedding(Module):
         init_std: std of the initialisation (PyTorch's default is 1.0).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, *, dtype=np.float32, rng: np.random.Generator | None = None, init_std: float = 1.0):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+        init_std: float = 1.0,
+    ):
         super().__init__()
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.params["weight"] = (rng.standard_normal((num_embeddings, embedding_dim)) * init_std).astype(as_float_dtype(dtype))
+        self.params["weight"] = (rng.standard_normal((num_embeddings, embedding_dim)) * init_std).astype(
+            as_float_dtype(dtype)
+        )
         self._ids: np.ndarray | None = None
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
@@ -544,7 +563,14 @@ class FeedForward(Module):
         rng = rng if rng is not None else np.random.default_rng(0)
         self.fc1 = Linear(embed_dim, hidden_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
         self.act = make_activation(activation)
-        self.fc2 = Linear(hidden_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
+        self.fc2 = Linear(
+            hidden_dim,
+            embed_dim,
+            bias,
+            dtype=dtype,
+            rng=rng,
+            init_std=out_init_std if out_init_std is not None else init_std,
+        )
         self.dropout = Dropout(dropout, dropout_rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -595,7 +621,14 @@ class SwiGLU(Module):
         rng = rng if rng is not None else np.random.default_rng(0)
         self.w_gate = Linear(embed_dim, hidden_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
         self.w_up = Linear(embed_dim, hidden_dim, bias, dtype=dtype, rng=rng, init_std=init_std)
-        self.w_down = Linear(hidden_dim, embed_dim, bias, dtype=dtype, rng=rng, init_std=out_init_std if out_init_std is not None else init_std)
+        self.w_down = Linear(
+            hidden_dim,
+            embed_dim,
+            bias,
+            dtype=dtype,
+            rng=rng,
+            init_std=out_init_std if out_init_std is not None else init_std,
+        )
         self.act = make_activation(activation)
         self.dropout = Dropout(dropout, dropout_rng)
 

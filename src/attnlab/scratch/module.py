@@ -13,7 +13,7 @@ Sub-layers are found from the attributes (a list of layers counts, as PyTorch's
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class Module:
 
     # -- sub-layers and parameters ---------------------------------------------------
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """Direct sub-layers in definition order; list entries are named by index."""
         for name, value in vars(self).items():
             if isinstance(value, Module):
@@ -57,7 +57,7 @@ class Module:
                 for i, v in enumerate(value):
                     yield f"{name}.{i}", v
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This layer and every layer below it, with dotted names."""
         yield prefix, self
         for name, child in self.named_children():
@@ -92,13 +92,13 @@ class Module:
         for _, module in self.named_modules():
             module._grads = {}
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active) for this layer and every sub-layer."""
         for _, module in self.named_modules():
             module.training = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Evaluation mode (no dropout)."""
         return self.train(False)
 

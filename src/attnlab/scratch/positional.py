@@ -113,7 +113,15 @@ class LearnedPositionalEmbedding(Module):
         init_std: std of the initialisation.
     """
 
-    def __init__(self, max_seq_len: int, dim: int, *, dtype=np.float32, rng: np.random.Generator | None = None, init_std: float = 1.0):
+    def __init__(
+        self,
+        max_seq_len: int,
+        dim: int,
+        *,
+        dtype=np.float32,
+        rng: np.random.Generator | None = None,
+        init_std: float = 1.0,
+    ):
         super().__init__()
         rng = rng if rng is not None else np.random.default_rng(0)
         self.params["weight"] = (rng.standard_normal((max_seq_len, dim)) * init_std).astype(as_float_dtype(dtype))
@@ -141,7 +149,9 @@ def rotate_half(x: np.ndarray) -> np.ndarray:
     return np.concatenate((-x[..., half:], x[..., :half]), axis=-1)
 
 
-def rotary_tables(num_positions: int, head_dim: int, base: float = 10000.0, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def rotary_tables(
+    num_positions: int, head_dim: int, base: float = 10000.0, dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin tables (T, D) for positions 0 .. T-1, computed in float64 then rounded
     to `dtype` (exactly what attnlab.nn.positional.RotaryEmbedding does)."""
     if head_dim % 2:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from attnlab.utils import write_json_atomic
 
 TOKENIZER_FILE = "attnlab_tokenizer.json"
 
-_REGISTRY: dict[str, type["Tokenizer"]] = {}
+_REGISTRY: dict[str, type[Tokenizer]] = {}
 
 # kind -> "module:Class" of tokenizers that live outside `attnlab.tokenizers`; the module
 # is imported (and its class registers itself) the first time that kind is needed.
@@ -55,10 +56,10 @@ def token_dtype(vocab_size: int) -> np.dtype:
     raise TokenizerError(f"a vocabulary of {vocab_size:,} ids does not fit 32-bit token ids")
 
 
-def register_tokenizer(kind: str) -> Callable[[type["Tokenizer"]], type["Tokenizer"]]:
+def register_tokenizer(kind: str) -> Callable[[type[Tokenizer]], type[Tokenizer]]:
     """Class decorator: make a tokenizer class loadable under `type: kind`."""
 
-    def wrap(cls: type["Tokenizer"]) -> type["Tokenizer"]:
+    def wrap(cls: type[Tokenizer]) -> type[Tokenizer]:
         cls.kind = kind
         _REGISTRY[kind] = cls
         return cls
@@ -132,7 +133,7 @@ class Tokenizer(ABC):
 
     @classmethod
     @abstractmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "Tokenizer":
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> Tokenizer:
         """Rebuild from `to_dict()` output; `folder` holds any side files."""
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
@@ -174,7 +175,7 @@ class Tokenizer(ABC):
     def mask_id(self) -> int | None:
         return self._role("mask")
 
-    def save_side_files(self, folder: Path) -> None:
+    def save_side_files(self, folder: Path) -> None:  # noqa: B027 (a hook: most tokenizers have no side files)
         """Write extra files next to `attnlab_tokenizer.json` (HF's tokenizer.json)."""
 
     def save(self, folder: str | Path) -> None:

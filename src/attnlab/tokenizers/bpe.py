@@ -8,8 +8,9 @@ then learns merges of frequent pairs up to the requested vocabulary size.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from attnlab.errors import TokenizerError
 from attnlab.tokenizers.base import Tokenizer, register_tokenizer
@@ -33,7 +34,7 @@ class HFTokenizer(Tokenizer):
         self.add_special_tokens = add_special_tokens
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> "HFTokenizer":
+    def from_file(cls, path: str | Path, **kwargs: Any) -> HFTokenizer:
         """Load a Hugging Face `tokenizer.json` file."""
         from tokenizers import Tokenizer as _HFTok
 
@@ -88,8 +89,10 @@ class HFTokenizer(Tokenizer):
         return {"file": HF_TOKENIZER_FILE, "add_special_tokens": self.add_special_tokens}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "HFTokenizer":
-        return cls.from_file(folder / data.get("file", HF_TOKENIZER_FILE), add_special_tokens=data.get("add_special_tokens", True))
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> HFTokenizer:
+        return cls.from_file(
+            folder / data.get("file", HF_TOKENIZER_FILE), add_special_tokens=data.get("add_special_tokens", True)
+        )
 
 
 @register_tokenizer("bpe")
@@ -98,8 +101,12 @@ class BPETokenizer(HFTokenizer):
 
     @classmethod
     def train(
-        cls, texts: str | Sequence[str], vocab_size: int = 1024, min_frequency: int = 2, specials: Sequence[str] = (END_OF_TEXT,)
-    ) -> "BPETokenizer":
+        cls,
+        texts: str | Sequence[str],
+        vocab_size: int = 1024,
+        min_frequency: int = 2,
+        specials: Sequence[str] = (END_OF_TEXT,),
+    ) -> BPETokenizer:
         """Learn a byte-level BPE vocabulary of `vocab_size` ids from `texts`.
 
         Args:
@@ -116,7 +123,9 @@ class BPETokenizer(HFTokenizer):
         if not any(texts):
             raise TokenizerError("cannot train a BPE tokenizer on empty text")
         if vocab_size < 256 + len(specials):
-            raise TokenizerError(f"a byte-level BPE vocabulary needs at least {256 + len(specials)} ids, got {vocab_size}")
+            raise TokenizerError(
+                f"a byte-level BPE vocabulary needs at least {256 + len(specials)} ids, got {vocab_size}"
+            )
         tok = _HFTok(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -127,6 +136,7 @@ class BPETokenizer(HFTokenizer):
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
+
         # Feed the text in chunks: the trainer counts words per chunk, and one huge
         # string would be held several times over in memory.
         def chunks() -> Iterable[str]:

@@ -11,8 +11,9 @@ character and the ids go straight into a compact array (`encode_array`, `encode_
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class CharTokenizer(Tokenizer):
         self._table: np.ndarray | None = None  # code point -> id, built on first `encode_array`
 
     @classmethod
-    def train(cls, text: str, specials: Sequence[str] = ()) -> "CharTokenizer":
+    def train(cls, text: str, specials: Sequence[str] = ()) -> CharTokenizer:
         """Build the vocabulary from the distinct characters of `text`."""
         if not text:
             raise TokenizerError("cannot build a character vocabulary from empty text")
@@ -159,5 +160,5 @@ class CharTokenizer(Tokenizer):
         return {"chars": self.chars, "specials": self.specials}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "CharTokenizer":
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> CharTokenizer:
         return cls(data["chars"], data.get("specials", []))

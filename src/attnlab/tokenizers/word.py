@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from attnlab.errors import TokenizerError
 from attnlab.tokenizers.base import Tokenizer, register_tokenizer
@@ -40,7 +41,7 @@ class WordTokenizer(Tokenizer):
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def train(cls, text: str, max_vocab: int = 20000, min_freq: int = 1, specials: Sequence[str] = ()) -> "WordTokenizer":
+    def train(cls, text: str, max_vocab: int = 20000, min_freq: int = 1, specials: Sequence[str] = ()) -> WordTokenizer:
         """Keep the `max_vocab - 4 - len(specials)` most frequent pieces seen at least `min_freq` times.
 
         Ties are broken alphabetically so that the vocabulary is deterministic.
@@ -51,7 +52,9 @@ class WordTokenizer(Tokenizer):
         if max_vocab <= n_special:
             raise TokenizerError(f"max_vocab must exceed {n_special} (the special tokens)")
         counts = Counter(split_words(text))
-        ranked = sorted((w for w, n in counts.items() if n >= min_freq and w not in specials), key=lambda w: (-counts[w], w))
+        ranked = sorted(
+            (w for w, n in counts.items() if n >= min_freq and w not in specials), key=lambda w: (-counts[w], w)
+        )
         return cls(ranked[: max_vocab - n_special], specials)
 
     @property
@@ -83,5 +86,5 @@ class WordTokenizer(Tokenizer):
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], folder: Path) -> "WordTokenizer":
+    def from_dict(cls, data: dict[str, Any], folder: Path) -> WordTokenizer:
         return cls(data["words"], data.get("specials", ()))

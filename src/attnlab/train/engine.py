@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -182,7 +181,11 @@ class TorchEngine:
         if self.grad_clip > 0:
             norm = float(torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip))
         else:
-            norm = float(torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in self.module.parameters() if p.grad is not None])))
+            norm = float(
+                torch.linalg.vector_norm(
+                    torch.stack([p.grad.detach().norm() for p in self.module.parameters() if p.grad is not None])
+                )
+            )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total / n, norm
@@ -231,7 +234,9 @@ class TorchEngine:
         if self.world_size == 1:
             return value
         torch = self.torch
-        t = torch.tensor([value], device=self.device, dtype=torch.float64 if self.device.type != "mps" else torch.float32)
+        t = torch.tensor(
+            [value], device=self.device, dtype=torch.float64 if self.device.type != "mps" else torch.float32
+        )
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world_size
 
@@ -256,5 +261,3 @@ class TorchEngine:
 def _unique_named_parameters(module: Any) -> list[tuple[str, Any]]:
     """Trainable (name, parameter) pairs with tied parameters listed once."""
     return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-
-

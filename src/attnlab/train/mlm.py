@@ -136,7 +136,11 @@ class MLMSpecials:
         """
         ids = special_token_ids(tokenizer)
         name = getattr(tokenizer, "kind", type(tokenizer).__name__)
-        for role, spelled in (("mask", "[MASK] or <mask>"), ("cls", "[CLS], <cls> or <bos>"), ("sep", "[SEP], <eos> or </s>")):
+        for role, spelled in (
+            ("mask", "[MASK] or <mask>"),
+            ("cls", "[CLS], <cls> or <bos>"),
+            ("sep", "[SEP], <eos> or </s>"),
+        ):
             if ids[role] is None:
                 raise TokenizerError(
                     f"the {name} tokenizer has no {spelled} token, which masked-LM training needs; "
@@ -161,14 +165,20 @@ class _MLMSource:
 
     def _mask(self, input_ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return mask_tokens(
-            input_ids, rng, mask_id=self.specials.mask_id, special_ids=self.specials.special_ids,
-            random_ids=self.random_ids, masking=self.masking,
-        )  # fmt: skip
+            input_ids,
+            rng,
+            mask_id=self.specials.mask_id,
+            special_ids=self.specials.special_ids,
+            random_ids=self.random_ids,
+            masking=self.masking,
+        )
 
     def _examples(self, split: str, batch_size: int, batch_index: int) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """Fixed evaluation batches: the same examples and masks on every call."""
         key = (batch_size, num_batches, split, seed)
         if key not in self._eval_cache:
@@ -196,8 +206,14 @@ class TextMLMData(_MLMSource):
         masking: the masking rule.
     """
 
-    def __init__(self, ids: np.ndarray, max_seq_len: int, specials: MLMSpecials, val_fraction: float = 0.1,
-                 masking: MaskingConfig = MaskingConfig()):
+    def __init__(
+        self,
+        ids: np.ndarray,
+        max_seq_len: int,
+        specials: MLMSpecials,
+        val_fraction: float = 0.1,
+        masking: MaskingConfig = MaskingConfig(),
+    ):
         if max_seq_len < 3:
             raise DataError(f"masked-LM windows need model.max_seq_len >= 3 ([CLS] token [SEP]), got {max_seq_len}")
         # compact ids (uint8/16/32, maybe a memory map) stay as they are; windows become int64 in _frame
@@ -250,8 +266,14 @@ class SequenceMLMData(_MLMSource):
         masking: the masking rule.
     """
 
-    def __init__(self, train: Sequence[Sequence[int]], val: Sequence[Sequence[int]], max_seq_len: int,
-                 specials: MLMSpecials, masking: MaskingConfig = MaskingConfig()):
+    def __init__(
+        self,
+        train: Sequence[Sequence[int]],
+        val: Sequence[Sequence[int]],
+        max_seq_len: int,
+        specials: MLMSpecials,
+        masking: MaskingConfig = MaskingConfig(),
+    ):
         if max_seq_len < 3:
             raise DataError(f"masked-LM examples need model.max_seq_len >= 3 ([CLS] token [SEP]), got {max_seq_len}")
         if specials.pad_id is None:
@@ -319,7 +341,9 @@ def build_mlm_tokenizer(data: DataConfig, text: str) -> Any:
     if kind == "bpe":
         return BPETokenizer.train(text, vocab_size=data.vocab_size or 1024, specials=BERT_SPECIALS)
     if kind not in registered_kinds():
-        raise ConfigError(f"unknown tokenizer {kind!r}; choose one of: char, word, bpe, {', '.join(SEQUENCE_TOKENIZERS)}")
+        raise ConfigError(
+            f"unknown tokenizer {kind!r}; choose one of: char, word, bpe, {', '.join(SEQUENCE_TOKENIZERS)}"
+        )
     if data.vocab_size is not None:
         raise ConfigError(f"data.vocab_size applies to the word and bpe tokenizers, not {kind!r}")
     return build_tokenizer(kind, text)
@@ -359,7 +383,9 @@ def load_sequences(source: str, tokenizer_kind: str) -> tuple[list[str], list[st
     return sequences, None, str(path.resolve())
 
 
-def split_sequences(ids: list[list[int]], splits: list[str] | None, val_fraction: float, seed: int) -> tuple[list, list]:
+def split_sequences(
+    ids: list[list[int]], splits: list[str] | None, val_fraction: float, seed: int
+) -> tuple[list, list]:
     """Train and validation id lists: the data set's own splits when it has them, else a seeded random split."""
     if splits is not None and "train" in splits and any(s in ("valid", "test") for s in splits):
         held = "valid" if "valid" in splits else "test"
@@ -374,8 +400,16 @@ def split_sequences(ids: list[list[int]], splits: list[str] | None, val_fraction
     return [x for i, x in enumerate(ids) if i not in val_idx], [x for i, x in enumerate(ids) if i in val_idx]
 
 
-def sequence_mlm_data(sequences: Sequence[str], tokenizer: Any, max_seq_len: int, *, val_fraction: float = 0.1,
-                      seed: int = 0, splits: Sequence[str] | None = None, masking: MaskingConfig = MaskingConfig()) -> SequenceMLMData:
+def sequence_mlm_data(
+    sequences: Sequence[str],
+    tokenizer: Any,
+    max_seq_len: int,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    splits: Sequence[str] | None = None,
+    masking: MaskingConfig = MaskingConfig(),
+) -> SequenceMLMData:
     """Masked-LM batches from a list of sequences (proteins, DNA, sentences), one example each.
 
     Args:
@@ -467,7 +501,9 @@ def train_masked_lm(
     if resume:
         saved = ckpt.read_model(out_dir)
         if saved.model_type != "encoder":
-            raise CheckpointError(f"cannot resume {str(out_dir)!r}: it holds a {saved.model_type} model, not an encoder")
+            raise CheckpointError(
+                f"cannot resume {str(out_dir)!r}: it holds a {saved.model_type} model, not an encoder"
+            )
         tokenizer = saved.tokenizer
         model = from_dict(EncoderConfig, saved.config, section="model")
     elif out_dir.is_dir() and ckpt.is_checkpoint(out_dir):
@@ -482,12 +518,21 @@ def train_masked_lm(
         if tokenizer is None:
             tokenizer = build_mlm_tokenizer(data, "\n".join(sequences))
         source = sequence_mlm_data(
-            sequences, tokenizer, model.max_seq_len, val_fraction=train.val_fraction, seed=train.seed,
-            splits=splits, masking=masking,
-        )  # fmt: skip
+            sequences,
+            tokenizer,
+            model.max_seq_len,
+            val_fraction=train.val_fraction,
+            seed=train.seed,
+            splits=splits,
+            masking=masking,
+        )
         specials = source.specials
-        data_info = {"kind": "sequences", "num_sequences": len(sequences), "num_train": len(source.splits["train"]),
-                     "num_val": len(source.splits["val"])}  # fmt: skip
+        data_info = {
+            "kind": "sequences",
+            "num_sequences": len(sequences),
+            "num_train": len(source.splits["train"]),
+            "num_val": len(source.splits["val"]),
+        }
         name = Path(str(data.source)).name
     else:
         from attnlab.data.text import load_text
@@ -503,9 +548,11 @@ def train_masked_lm(
         data_info = {"kind": "text", "num_tokens": int(len(ids))}
     if not resume:
         model = dataclasses.replace(
-            model, vocab_size=tokenizer.vocab_size, pad_token_id=specials.pad_id if specials.pad_id is not None else model.pad_token_id,
+            model,
+            vocab_size=tokenizer.vocab_size,
+            pad_token_id=specials.pad_id if specials.pad_id is not None else model.pad_token_id,
             mask_token_id=specials.mask_id,
-        )  # fmt: skip
+        )
         if model.pad_token_id is not None and model.pad_token_id >= model.vocab_size:
             model = dataclasses.replace(model, pad_token_id=None)
 
@@ -513,14 +560,21 @@ def train_masked_lm(
     # The evaluation batches are held twice: the Trainer's and the accuracy hook's.
     from attnlab.models.memory import check_training_memory
 
-    check_training_memory(model, train.batch_size, device=train.device, what="the encoder",
-                          eval_batches=2 * train.eval_iters)
+    check_training_memory(
+        model, train.batch_size, device=train.device, what="the encoder", eval_batches=2 * train.eval_iters
+    )
     seed_everything(train.seed)
     encoder = load_model(out_dir, expect="encoder")[0] if resume else Encoder(model)
     engine = TorchEngine(
-        encoder, lr=train.lr, betas=(train.beta1, train.beta2), eps=train.eps, weight_decay=train.weight_decay,
-        grad_clip=train.grad_clip, device=train.device, precision=train.precision,
-    )  # fmt: skip
+        encoder,
+        lr=train.lr,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+        weight_decay=train.weight_decay,
+        grad_clip=train.grad_clip,
+        device=train.device,
+        precision=train.precision,
+    )
 
     def eval_hook() -> dict[str, float]:
         batches = source.eval_batches(train.batch_size, train.eval_iters, "val", train.seed)
@@ -536,13 +590,21 @@ def train_masked_lm(
     }
     logger.info(
         "masked-LM training of a %s-parameter encoder on %s (%s tokenizer, vocab %d)",
-        f"{engine.num_parameters():,}", name, data.tokenizer, tokenizer.vocab_size,
+        f"{engine.num_parameters():,}",
+        name,
+        data.tokenizer,
+        tokenizer.vocab_size,
     )
     trainer = Trainer(
-        engine, source, train, out_dir, tokenizer=tokenizer,
+        engine,
+        source,
+        train,
+        out_dir,
+        tokenizer=tokenizer,
         metadata={"data_source": name, "tokenizer_kind": getattr(tokenizer, "kind", None), "objective": "mlm"},
-        eval_hook=eval_hook, run_info=run_info,
-    )  # fmt: skip
+        eval_hook=eval_hook,
+        run_info=run_info,
+    )
     try:
         results = trainer.fit(resume=resume)
     finally:

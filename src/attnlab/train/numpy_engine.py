@@ -66,7 +66,9 @@ class NumpyEngine:
             ConfigError: a device or precision the NumPy engine cannot run.
         """
         if train.device not in ("auto", "cpu"):
-            raise ConfigError(f"the numpy engine runs on the CPU only; use --train.device=cpu (or auto), not {train.device!r}")
+            raise ConfigError(
+                f"the numpy engine runs on the CPU only; use --train.device=cpu (or auto), not {train.device!r}"
+            )
         if train.precision == "bf16":
             raise ConfigError("the numpy engine trains in float32; use --train.precision=fp32 (or auto)")
         if init_from is not None:

@@ -12,7 +12,6 @@ the model config's class chooses the model. The NumPy engine runs the GPT only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -187,8 +186,10 @@ def train_language_model(
     if resume:
         saved = ckpt.read_model(out_dir)
         if not registry.has_capability(saved.model_type, "causal_lm"):
-            raise CheckpointError(f"cannot resume {str(out_dir)!r}: it holds a {saved.model_type} model, not a GPT "
-                                  f"or another causal language model ({', '.join(registry.model_types('causal_lm'))})")
+            raise CheckpointError(
+                f"cannot resume {str(out_dir)!r}: it holds a {saved.model_type} model, not a GPT "
+                f"or another causal language model ({', '.join(registry.model_types('causal_lm'))})"
+            )
         tokenizer = saved.tokenizer
         model = from_dict(registry.config_class(saved.model_type), saved.config, section="model")
         init_from = out_dir
@@ -208,9 +209,13 @@ def train_language_model(
     from attnlab.models.memory import check_training_memory
 
     try:
-        check_training_memory(model, train.batch_size, device=train.device if engine == "torch" else "cpu",
-                              what=f"the {registry.model_label(model_type)}",
-                              eval_batches=train.eval_iters)
+        check_training_memory(
+            model,
+            train.batch_size,
+            device=train.device if engine == "torch" else "cpu",
+            what=f"the {registry.model_label(model_type)}",
+            eval_batches=train.eval_iters,
+        )
     except TypeError:  # no size arithmetic for this architecture yet: nothing is refused
         logger.debug("memory check skipped: no estimate for a %s", type(model).__name__)
     lm_data = LMData(ids, model.max_seq_len, train.val_fraction)
@@ -224,8 +229,13 @@ def train_language_model(
     }
     logger.info(
         "training a %s-parameter %s on %s (%s tokens, %s tokenizer, vocab %d) with the %s engine",
-        f"{eng.num_parameters():,}", registry.model_label(model_type), source.name, f"{len(ids):,}", data.tokenizer,
-        tokenizer.vocab_size, engine,
+        f"{eng.num_parameters():,}",
+        registry.model_label(model_type),
+        source.name,
+        f"{len(ids):,}",
+        data.tokenizer,
+        tokenizer.vocab_size,
+        engine,
     )
     trainer = Trainer(
         eng,
@@ -256,8 +266,15 @@ def _write_loss_plot(out_dir: Path) -> Path | None:
     return plot_loss_curves({out_dir.name: records}, out_dir / "loss_curve.png")
 
 
-def evaluate_checkpoint(checkpoint: str | Path, source: str, *, engine: str = "torch", split: str = "val",
-                        batch_size: int = 32, val_fraction: float = 0.1) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    source: str,
+    *,
+    engine: str = "torch",
+    split: str = "val",
+    batch_size: int = 32,
+    val_fraction: float = 0.1,
+) -> dict[str, Any]:
     """Loss and perplexity of a causal-LM checkpoint (GPT, LLaMA-style, ...) on a corpus split (every window once).
 
     Args:
@@ -273,8 +290,10 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, *, engine: str = "t
         raise ConfigError(f"unknown split {split!r}; choose val, train or all")
     meta = ckpt.read_metadata(checkpoint)
     if not registry.has_capability(meta["model_type"], "causal_lm"):
-        raise CheckpointError(f"{str(checkpoint)!r} holds a {meta['model_type']} model; `eval` needs a GPT "
-                              f"(language model: {', '.join(registry.model_types('causal_lm'))})")
+        raise CheckpointError(
+            f"{str(checkpoint)!r} holds a {meta['model_type']} model; `eval` needs a GPT "
+            f"(language model: {', '.join(registry.model_types('causal_lm'))})"
+        )
     if engine == "numpy":
         check_numpy_engine(meta["model_type"], "`eval --engine numpy`")
     text = load_text(source)
@@ -335,8 +354,9 @@ def evaluate_checkpoint(checkpoint: str | Path, source: str, *, engine: str = "t
 # ---------------------------------------------------------------------------
 
 
-def calibrate_iterations(model_config: Any, train: TrainConfig, seconds: float, vocab_size: int,
-                         trials: int = 8) -> tuple[int, float]:
+def calibrate_iterations(
+    model_config: Any, train: TrainConfig, seconds: float, vocab_size: int, trials: int = 8
+) -> tuple[int, float]:
     """How many optimizer steps fit in `seconds` on this machine (timed on a throwaway model).
 
     The step time is the lower quartile of `trials` timed steps: a burst of load from another
@@ -456,12 +476,10 @@ def write_attention_figure(model: Any, tokenizer: Any, text: str, out: Path) -> 
 
     from attnlab.viz.attention import plot_attention_grid
 
-    ids = tokenizer.encode(text)[-min(model.config.max_seq_len, 24):] or [0]
+    ids = tokenizer.encode(text)[-min(model.config.max_seq_len, 24) :] or [0]
     with torch.no_grad():
         out_ = model(torch.tensor([ids]), output_attentions=True)
     labels = tokenizer.token_strings(ids)
     name = registry.model_label(model.model_type)
     title = f"attention of the trained {name} on {text[:40]!r}…"
     return plot_attention_grid(out_.attentions, labels, out, title=title)
-
-

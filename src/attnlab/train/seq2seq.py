@@ -69,8 +69,14 @@ class TaskRecipe:
 # Training settings shared by the tasks: batches of 64 examples, AdamW at 1e-3 with a
 # short warmup and cosine decay; evaluation (loss + greedy exact match) every 250 steps.
 _COMMON_TRAIN: dict[str, Any] = dict(
-    batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, weight_decay=0.01,
-    eval_interval=250, eval_iters=8, log_interval=50,
+    batch_size=64,
+    lr=1e-3,
+    min_lr=1e-4,
+    warmup_iters=100,
+    weight_decay=0.01,
+    eval_interval=250,
+    eval_iters=8,
+    log_interval=50,
 )
 _TASK_TRAIN: dict[str, dict[str, Any]] = {
     "reverse": dict(max_iters=1000),
@@ -203,8 +209,12 @@ def translate(
             ids = ids.to(device)
             with torch.no_grad():
                 gen = model.generate(
-                    ids, ids != c.pad_id, beam_width=beam_width, max_new_tokens=max_new_tokens,
-                    length_penalty=length_penalty, use_cache=use_cache,
+                    ids,
+                    ids != c.pad_id,
+                    beam_width=beam_width,
+                    max_new_tokens=max_new_tokens,
+                    length_penalty=length_penalty,
+                    use_cache=use_cache,
                 )
             for i in range(len(rows)):
                 text = output_text(tokenizer, gen.sequences[i, : int(gen.lengths[i])].tolist(), c.eos_id)
@@ -229,7 +239,11 @@ def evaluate_exact_match(
         {"exact_match": share right, "num_examples": n, "predictions": [(source, target, prediction)]}.
     """
     translations = translate(
-        model, tokenizer, [s for s, _ in examples], beam_width=beam_width, length_penalty=length_penalty,
+        model,
+        tokenizer,
+        [s for s, _ in examples],
+        beam_width=beam_width,
+        length_penalty=length_penalty,
         batch_size=batch_size,
     )
     predictions = [t.text for t in translations]
@@ -248,7 +262,11 @@ def evaluate_exact_match(
 def _fit_model_to_task(model: Seq2SeqConfig, task: Any, tokenizer: Any) -> Seq2SeqConfig:
     """Vocabulary and special ids from the tokenizer; check the task fits the model's lengths."""
     model = dataclasses.replace(
-        model, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id
+        model,
+        vocab_size=tokenizer.vocab_size,
+        pad_id=tokenizer.pad_id,
+        bos_id=tokenizer.bos_id,
+        eos_id=tokenizer.eos_id,
     )
     if model.positional in ("learned", "sinusoidal", "fourier"):
         need_source = task.max_source_chars() + 1  # + <eos>
@@ -328,7 +346,9 @@ def train_task(
     if resume:
         saved = ckpt.read_metadata(out_dir)
         if saved["model_type"] != "seq2seq":
-            raise CheckpointError(f"cannot resume {str(out_dir)!r}: it holds a {saved['model_type']} model, not a seq2seq one")
+            raise CheckpointError(
+                f"cannot resume {str(out_dir)!r}: it holds a {saved['model_type']} model, not a seq2seq one"
+            )
         net, tokenizer = load_model(out_dir, expect="seq2seq")
         net.train()
         if tokenizer is None:
@@ -344,8 +364,9 @@ def train_task(
         # Before anything is allocated: a model (or batch) that cannot fit is one line, not a crash.
         from attnlab.models.memory import check_training_memory
 
-        check_training_memory(model, train.batch_size, device=train.device, what="the seq2seq model",
-                              eval_batches=train.eval_iters)
+        check_training_memory(
+            model, train.batch_size, device=train.device, what="the seq2seq model", eval_batches=train.eval_iters
+        )
         net = Seq2Seq(model)
     data = TaskData(the_task, tokenizer)
     engine = TorchEngine(
@@ -373,7 +394,10 @@ def train_task(
     }
     logger.info(
         "training a %s-parameter seq2seq model on the %s task (%s); %d held-out examples",
-        f"{engine.num_parameters():,}", task.name, the_task.description, len(examples),
+        f"{engine.num_parameters():,}",
+        task.name,
+        the_task.description,
+        len(examples),
     )
     trainer = Trainer(
         engine,
@@ -392,7 +416,9 @@ def train_task(
     greedy = evaluate_exact_match(engine.module, tokenizer, examples)
     results.update(task=task.name, num_eval_examples=len(examples), exact_match=greedy["exact_match"])
     if beam_width > 1:
-        beam = evaluate_exact_match(engine.module, tokenizer, examples, beam_width=beam_width, length_penalty=length_penalty)
+        beam = evaluate_exact_match(
+            engine.module, tokenizer, examples, beam_width=beam_width, length_penalty=length_penalty
+        )
         results.update(exact_match_beam=beam["exact_match"], beam_width=beam_width, length_penalty=length_penalty)
     write_json_atomic(out_dir / RESULTS_FILE, results)
     lines = [f"held-out examples of the {task.name} task (greedy decoding): source -> prediction"]

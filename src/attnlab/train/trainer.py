@@ -107,8 +107,14 @@ class TrainConfig:
         for name in ("min_lr", "weight_decay", "eps", "grad_clip"):
             limits.check_float(getattr(self, name), f"train.{name}", 0.0)
         if self.max_time is not None:
-            limits.check_float(self.max_time, "train.max_time", 0.0, limits.MAX_SECONDS, low_open=True,
-                               hint="give seconds, or null for no time limit")
+            limits.check_float(
+                self.max_time,
+                "train.max_time",
+                0.0,
+                limits.MAX_SECONDS,
+                low_open=True,
+                hint="give seconds, or null for no time limit",
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step `step` (0-based)."""
@@ -127,7 +133,9 @@ class BatchSource(Protocol):
     def train_batch(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A random training batch."""
 
-    def eval_batches(self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0) -> list[dict[str, np.ndarray]]:
+    def eval_batches(
+        self, batch_size: int, num_batches: int, split: str = "val", seed: int = 0
+    ) -> list[dict[str, np.ndarray]]:
         """Fixed evaluation batches (the same on every call)."""
 
 
@@ -287,7 +295,9 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Validation loss on the fixed evaluation batches (+ the eval hook's metrics)."""
         if self._eval_batches is None:
-            self._eval_batches = self.data.eval_batches(self.config.batch_size, self.config.eval_iters, "val", self.config.seed)
+            self._eval_batches = self.data.eval_batches(
+                self.config.batch_size, self.config.eval_iters, "val", self.config.seed
+            )
         metrics = {"val_loss": self.engine.eval_loss(self._eval_batches)}
         if self.eval_hook is not None:
             metrics.update(self.eval_hook())
@@ -362,7 +372,9 @@ class Trainer:
                 is_last = self.step >= cfg.max_iters
                 out_of_time = cfg.max_time is not None and self.train_seconds >= cfg.max_time
                 stop = self.engine.any_process(self._stop_signal is not None)
-                is_eval = (cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0) or is_last or out_of_time or stop
+                is_eval = (
+                    (cfg.eval_interval > 0 and self.step % cfg.eval_interval == 0) or is_last or out_of_time or stop
+                )
                 if self.step % cfg.log_interval == 0 or self.step == 1 or is_eval:
                     elapsed = time.perf_counter() - window_start
                     record = {
@@ -445,7 +457,11 @@ class Trainer:
             "device": str(getattr(self.engine, "device", "cpu")),
             "world_size": getattr(self.engine, "world_size", 1),
             "stopped_early": stop_reason,
-            **{k: v for k, v in (self.history[-1] if self.history else {}).items() if k not in ("step", "lr", "train_loss", "val_loss", "grad_norm", "tokens", "tokens_per_sec", "elapsed")},
+            **{
+                k: v
+                for k, v in (self.history[-1] if self.history else {}).items()
+                if k not in ("step", "lr", "train_loss", "val_loss", "grad_norm", "tokens", "tokens_per_sec", "elapsed")
+            },
         }
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from attnlab.errors import ConfigError
 from attnlab.foundations.figures import (  # one style for every lab

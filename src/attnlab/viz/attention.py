@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,9 @@ def attention_array(attentions: Any, batch_index: int = 0) -> np.ndarray:
             raise ConfigError(f"batch_index {batch_index} is out of range for a batch of {layers[0].shape[0]}")
         layers = [a[batch_index] for a in layers]
     if any(a.ndim != 3 for a in layers):
-        raise ConfigError(f"attention weights must be (B, H, T, S) or (H, T, S) per layer, got {[a.shape for a in layers][:2]}")
+        raise ConfigError(
+            f"attention weights must be (B, H, T, S) or (H, T, S) per layer, got {[a.shape for a in layers][:2]}"
+        )
     return np.stack(layers)  # (L, H, T, S)
 
 
@@ -73,7 +76,9 @@ def _rotation(labels: Sequence[str]) -> int:
     return 0 if max((len(t) for t in labels), default=0) <= 2 else 90
 
 
-def _heatmap(ax, w: np.ndarray, queries: list[str] | None, keys: list[str] | None, *, annotate: bool, vmax: float | None):
+def _heatmap(
+    ax, w: np.ndarray, queries: list[str] | None, keys: list[str] | None, *, annotate: bool, vmax: float | None
+):
     """Draw one (T, S) map with labelled axes on `ax`; returns the image."""
     vmax = max(float(w.max()), 1e-6) if vmax is None else vmax
     im = ax.imshow(w, cmap=CMAP, vmin=0.0, vmax=vmax, aspect="equal", interpolation="nearest")
@@ -88,8 +93,15 @@ def _heatmap(ax, w: np.ndarray, queries: list[str] | None, keys: list[str] | Non
             for j in range(S):
                 if w[i, j] >= 0.005:
                     dark = w[i, j] > 0.6 * vmax  # viridis is light at the top: dark text there
-                    ax.text(j, i, f"{w[i, j]:.2f}".lstrip("0") if w[i, j] < 1 else "1", ha="center", va="center",
-                            fontsize=11 if max(T, S) <= 8 else 9, color="black" if dark else "white")
+                    ax.text(
+                        j,
+                        i,
+                        f"{w[i, j]:.2f}".lstrip("0") if w[i, j] < 1 else "1",
+                        ha="center",
+                        va="center",
+                        fontsize=11 if max(T, S) <= 8 else 9,
+                        color="black" if dark else "white",
+                    )
     ax.set_xlabel("key: the token attended to")
     ax.set_ylabel("query: the token attending")
     return im
@@ -231,7 +243,7 @@ def plot_attention_mean(
         if len(layers) > 1:
             ax.set_xlabel("key")
             ax.set_ylabel("query")
-    for ax in axes[len(layers):]:
+    for ax in axes[len(layers) :]:
         ax.set_visible(False)
     fig.colorbar(im, ax=list(axes[: len(layers)]), shrink=0.7, label="mean attention weight")
     fig.suptitle(title or "Attention averaged over heads")
@@ -245,7 +257,9 @@ def check_index(index: int, size: int, what: str) -> int:
         ConfigError: naming the valid range.
     """
     if not -size <= index < size:
-        raise ConfigError(f"{what} {index} does not exist: this model has {size} {what}s, valid values are 0..{size - 1}")
+        raise ConfigError(
+            f"{what} {index} does not exist: this model has {size} {what}s, valid values are 0..{size - 1}"
+        )
     return index % size
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from attnlab.errors import ConfigError, DataError
 from attnlab.viz._mpl import DEFAULT_DPI, PALETTE, finish, new_figure, styled
@@ -119,10 +120,14 @@ def plot_metric_curves(
     for i, (label, records) in enumerate(runs.items()):
         points = _points(records, x_key, metric)
         if points:
-            ax.plot(*zip(*points), color=PALETTE[i % len(PALETTE)], marker="o" if len(points) < 30 else None, label=label)
+            ax.plot(
+                *zip(*points), color=PALETTE[i % len(PALETTE)], marker="o" if len(points) < 30 else None, label=label
+            )
             drawn += 1
     if not drawn:
-        available = sorted({k for records in runs.values() for r in records for k, v in r.items() if isinstance(v, (int, float))})
+        available = sorted(
+            {k for records in runs.values() for r in records for k, v in r.items() if isinstance(v, (int, float))}
+        )
         raise DataError(f"no run logged {metric!r}; logged metrics: {', '.join(available) or 'none'}")
     ax.set_xlabel(x_label)
     ax.set_ylabel(metric)
@@ -133,7 +138,9 @@ def plot_metric_curves(
     return finish(fig, out, dpi)
 
 
-def read_runs(run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+def read_runs(
+    run_dirs: Sequence[str | os.PathLike], labels: Sequence[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """label -> metrics records for each run folder (via `attnlab.runs.read_metrics`).
 
     Args:
@@ -196,7 +203,9 @@ def plot_runs(
     return plot_metric_curves(runs, metric, out, title=title, log_y=log_y, x=x, dpi=dpi)
 
 
-def plot_activations(out: str | os.PathLike | None = None, *, x_range: tuple[float, float] = (-4.0, 4.0), dpi: int = DEFAULT_DPI):
+def plot_activations(
+    out: str | os.PathLike | None = None, *, x_range: tuple[float, float] = (-4.0, 4.0), dpi: int = DEFAULT_DPI
+):
     """The activation functions and their derivatives (the foundations lab's figure).
 
     Args:

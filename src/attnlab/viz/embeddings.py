@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 import textwrap
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,9 @@ def analogy(a: str, b: str, c: str, k: int = 8, encoder: Any | None = None) -> l
     return nearest_neighbours(analogy_vector(a, b, c, enc), k, enc, exclude=(a, b, c))
 
 
-def random_cosines(dims: Sequence[int] = DEFAULT_RANDOM_DIMS, num_pairs: int = 2000, seed: int = 0) -> dict[int, np.ndarray]:
+def random_cosines(
+    dims: Sequence[int] = DEFAULT_RANDOM_DIMS, num_pairs: int = 2000, seed: int = 0
+) -> dict[int, np.ndarray]:
     """Cosine similarity of `num_pairs` pairs of independent standard Gaussian vectors per dimension.
 
     Returns:
@@ -309,8 +312,13 @@ def _draw_matrix(fig, ax, m, rows, cols, annotate, colorbar_label, vmin=None):
     im = ax.imshow(m, cmap="magma", vmin=vmin, vmax=1.0, interpolation="nearest")
     ax.grid(False)
     n_rows, n_cols = m.shape
-    ax.set_xticks(range(n_cols), cols, rotation=35 if max(map(len, cols)) > 6 else 0, ha="right" if max(map(len, cols)) > 6 else "center",
-                  fontsize=tick_fontsize(n_cols))
+    ax.set_xticks(
+        range(n_cols),
+        cols,
+        rotation=35 if max(map(len, cols)) > 6 else 0,
+        ha="right" if max(map(len, cols)) > 6 else "center",
+        fontsize=tick_fontsize(n_cols),
+    )
     ax.set_yticks(range(n_rows), rows, fontsize=tick_fontsize(n_rows))
     if annotate is None:
         annotate = max(m.shape) <= 12
@@ -319,8 +327,15 @@ def _draw_matrix(fig, ax, m, rows, cols, annotate, colorbar_label, vmin=None):
         for i in range(n_rows):
             for j in range(n_cols):
                 light = (m[i, j] - vmin) / span > 0.55  # magma is light at the top
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=12 if max(m.shape) <= 6 else 10,
-                        color="black" if light else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=12 if max(m.shape) <= 6 else 10,
+                    color="black" if light else "white",
+                )
     fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar_label)
 
 
@@ -349,7 +364,9 @@ def plot_word_similarity(
     """Cosine-similarity matrix of words' input-embedding vectors (one word piece each)."""
     enc = _encoder(encoder)
     sim = word_similarity(words, enc)
-    return plot_similarity_matrix(sim, list(words), out, title=f"Word similarity ({enc.name} input embeddings)", dpi=dpi)
+    return plot_similarity_matrix(
+        sim, list(words), out, title=f"Word similarity ({enc.name} input embeddings)", dpi=dpi
+    )
 
 
 @styled
@@ -497,7 +514,9 @@ def plot_random_cosines(
     hist, spread, jl = fig.subplots(1, 3)
     bins = np.linspace(-1, 1, 81)
     for n, (d, values) in enumerate(cos.items()):
-        hist.hist(values, bins=bins, density=True, histtype="step", lw=2.2, color=PALETTE[n % len(PALETTE)], label=f"d = {d}")
+        hist.hist(
+            values, bins=bins, density=True, histtype="step", lw=2.2, color=PALETTE[n % len(PALETTE)], label=f"d = {d}"
+        )
     hist.set_xlabel("cosine similarity of two random vectors")
     hist.set_ylabel("density")
     hist.set_title("Random directions are nearly orthogonal")

@@ -20,8 +20,9 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,13 @@ def head_view_html(
         HTML text with inline CSS, JavaScript and data; no external references.
     """
     data = head_view_data(
-        attentions, tokens, key_tokens=key_tokens, title=title, subtitle=subtitle, batch_index=batch_index, decimals=decimals
+        attentions,
+        tokens,
+        key_tokens=key_tokens,
+        title=title,
+        subtitle=subtitle,
+        batch_index=batch_index,
+        decimals=decimals,
     )
     fields = {
         "TITLE": html.escape(data["title"]),
@@ -137,7 +144,13 @@ def write_head_view(
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"the head view is a web page: give --out a name ending in .html, not {out.name!r}")
     text = head_view_html(
-        attentions, tokens, key_tokens=key_tokens, title=title, subtitle=subtitle, batch_index=batch_index, decimals=decimals
+        attentions,
+        tokens,
+        key_tokens=key_tokens,
+        title=title,
+        subtitle=subtitle,
+        batch_index=batch_index,
+        decimals=decimals,
     )
     try:
         write_text_atomic(out, text)

@@ -10,8 +10,9 @@ Figures are built without pyplot (`matplotlib.figure.Figure`, rendered by Agg wh
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

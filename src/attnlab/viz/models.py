@@ -58,7 +58,7 @@ def minilm_path() -> Path:
 
 
 def resolve_source(source: str | os.PathLike) -> str:
-    """"minilm" -> the shipped MiniLM folder; a path or hub name is returned unchanged."""
+    """ "minilm" -> the shipped MiniLM folder; a path or hub name is returned unchanged."""
     text = str(source)
     if text.lower() in MINILM_NAMES:
         return str(minilm_path())
@@ -169,12 +169,15 @@ def tokenize_for_model(model: Any, tokenizer: Any, text: str, *, truncate: bool 
     unk = getattr(tokenizer, "unk_id", None)
     if unk is not None and unk in ids:
         # word-piece tokenizers map unknown characters to [UNK] instead of failing, as BERT does
-        logger.warning("%d token(s) of the text are unknown to the tokenizer and appear as its unknown token",
-                       ids.count(unk))
+        logger.warning(
+            "%d token(s) of the text are unknown to the tokenizer and appear as its unknown token", ids.count(unk)
+        )
     return TokenizedText(ids, token_labels(tokenizer, ids), original)
 
 
-def attention_for_text(model: Any, tokenizer: Any, text: str, *, truncate: bool = False) -> tuple[list[str], np.ndarray]:
+def attention_for_text(
+    model: Any, tokenizer: Any, text: str, *, truncate: bool = False
+) -> tuple[list[str], np.ndarray]:
     """Run the model on `text` and return its self-attention weights.
 
     Args:
@@ -244,7 +247,9 @@ class TextEncoder:
             out = self.model(torch.tensor([list(ids)]), output_hidden_states=True)
         states = out.hidden_states
         if not -len(states) <= layer < len(states):
-            raise ConfigError(f"layer {layer} does not exist: valid values are 0..{len(states) - 1} (or negative from the end)")
+            raise ConfigError(
+                f"layer {layer} does not exist: valid values are 0..{len(states) - 1} (or negative from the end)"
+            )
         return states[layer][0].float().cpu().numpy()  # (T, C)
 
     def word_vector(self, text: str, word: str, *, layer: int = -1) -> np.ndarray:

@@ -19,7 +19,7 @@ Notation: T positions, C channels, D head size, K offsets, P reference positions
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -109,7 +109,9 @@ def rope_scores_by_offset(
     q, k = _random_pair(head_dim, seed, same_vector)
     offsets = np.arange(-max_offset, max_offset + 1)
     if min(query_positions) < max_offset:
-        raise ConfigError(f"query positions must be >= max_offset ({max_offset}) so that key positions are not negative")
+        raise ConfigError(
+            f"query positions must be >= max_offset ({max_offset}) so that key positions are not negative"
+        )
     rope = RotaryEmbedding(head_dim, base)
     qt = torch.from_numpy(q)[None, None, None, :]  # (1, 1, 1, D)
     kt = torch.from_numpy(k)[None, None, None, :]
@@ -170,8 +172,15 @@ def _draw_offset(ax, num_positions: int, dim: int, period: float | None) -> None
         curves = similarity_by_offset(encoding_table(kind, num_positions, dim, period), refs)
         for n, (offsets, sim) in enumerate(curves):
             # the curves of the three reference positions lie on top of each other
-            ax.plot(offsets, sim, color=color, lw=[4.5, 2.2, 1.0][n], alpha=[0.35, 0.8, 1.0][n],
-                    ls=["-", "--", ":"][n], label=f"{label}, p = {refs[n]}")
+            ax.plot(
+                offsets,
+                sim,
+                color=color,
+                lw=[4.5, 2.2, 1.0][n],
+                alpha=[0.35, 0.8, 1.0][n],
+                ls=["-", "--", ":"][n],
+                label=f"{label}, p = {refs[n]}",
+            )
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_xlabel("offset k (position q - p)")
     ax.set_ylabel("cosine similarity of PE[p], PE[p + k]")
@@ -186,8 +195,15 @@ def _draw_rope(ax, head_dim: int, base: float) -> None:
     for n, m in enumerate(positions):
         ax.plot(offsets, added[n], color="0.55", lw=1.3, ls=["-", "--", ":"][n], label=f"added sinusoidal PE, m = {m}")
     for n, m in enumerate(positions):
-        ax.plot(offsets, rope[n], color=PALETTE[2] if n == 0 else BLACK, lw=[5.0, 2.0, 1.0][n],
-                alpha=[0.45, 0.9, 1.0][n], ls=["-", "--", ":"][n], label=f"RoPE, query at m = {m}")
+        ax.plot(
+            offsets,
+            rope[n],
+            color=PALETTE[2] if n == 0 else BLACK,
+            lw=[5.0, 2.0, 1.0][n],
+            alpha=[0.45, 0.9, 1.0][n],
+            ls=["-", "--", ":"][n],
+            label=f"RoPE, query at m = {m}",
+        )
     ax.set_xlabel("offset n - m (key position - query position)")
     ax.set_ylabel("attention score q.k / sqrt(D)")
     ax.set_title("RoPE: the score depends on n - m only")
@@ -226,9 +242,15 @@ def plot_positions(
     if panel == "all":
         fig = new_figure(16, 12)
         (a, b), (c, d) = fig.subplots(2, 2)
-        _draw_table(fig, a, encoding_table("sinusoidal", num_positions, dim), f"Sinusoidal encoding ({num_positions} x {dim})")
-        _draw_table(fig, b, encoding_table("fourier", num_positions, dim, period),
-                    f"Fourier basis (period {period or dim:g} positions)")
+        _draw_table(
+            fig, a, encoding_table("sinusoidal", num_positions, dim), f"Sinusoidal encoding ({num_positions} x {dim})"
+        )
+        _draw_table(
+            fig,
+            b,
+            encoding_table("fourier", num_positions, dim, period),
+            f"Fourier basis (period {period or dim:g} positions)",
+        )
         _draw_offset(c, num_positions, dim, period)
         _draw_rope(d, head_dim, rope_base)
         fig.suptitle("Positional encodings")
@@ -236,9 +258,16 @@ def plot_positions(
     fig = new_figure(9, 6.5)
     ax = fig.subplots()
     if panel == "sinusoidal":
-        _draw_table(fig, ax, encoding_table("sinusoidal", num_positions, dim), f"Sinusoidal encoding ({num_positions} x {dim})")
+        _draw_table(
+            fig, ax, encoding_table("sinusoidal", num_positions, dim), f"Sinusoidal encoding ({num_positions} x {dim})"
+        )
     elif panel == "fourier":
-        _draw_table(fig, ax, encoding_table("fourier", num_positions, dim, period), f"Fourier basis (period {period or dim:g} positions)")
+        _draw_table(
+            fig,
+            ax,
+            encoding_table("fourier", num_positions, dim, period),
+            f"Fourier basis (period {period or dim:g} positions)",
+        )
     elif panel == "offset":
         _draw_offset(ax, num_positions, dim, period)
     else:

@@ -14,8 +14,9 @@ Notation: N images, H height, W width, G patch-grid size, K classes, T time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,11 +37,14 @@ _BASE_FONT = 13  # points (the projector style's base size); titles and labels s
 _BLUE, _VERMILION, _GREEN, _ORANGE, _PINK, _SKY, _BLACK, _YELLOW = PALETTE
 # One colour per model across all figures: the transformer is always vermilion.
 _MODEL_COLORS = {
-    "vit": _VERMILION, "transformer": _VERMILION,
-    "cnn": _BLUE, "lstm": _BLUE,
-    "mlp": _GREEN, "gru": _GREEN,
+    "vit": _VERMILION,
+    "transformer": _VERMILION,
+    "cnn": _BLUE,
+    "lstm": _BLUE,
+    "mlp": _GREEN,
+    "gru": _GREEN,
     "rnn": _BLACK,
-}  # fmt: skip
+}
 
 
 def _color(name: str, i: int) -> str:
@@ -100,7 +104,9 @@ def plot_learning_curves(
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel(f"{accuracy_label} (%)")
     ax_acc.set_title(accuracy_label[:1].upper() + accuracy_label[1:])
-    finals = [100 * r["test_accuracy"] for recs in curves.values() for r in recs[-1:] if r.get("test_accuracy") is not None]
+    finals = [
+        100 * r["test_accuracy"] for recs in curves.values() for r in recs[-1:] if r.get("test_accuracy") is not None
+    ]
     if finals and min(finals) > 80:
         ax_acc.set_ylim(max(80.0, min(finals) - 5), 100.0)  # zoom in where the models differ
     for ax in (ax_loss, ax_acc):
@@ -112,7 +118,14 @@ def plot_learning_curves(
 
 
 @styled
-def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], out: str | Path | None = None, *, title: str = "", dpi: int = DEFAULT_DPI):
+def plot_confusion_matrix(
+    matrix: np.ndarray,
+    class_names: Sequence[str],
+    out: str | Path | None = None,
+    *,
+    title: str = "",
+    dpi: int = DEFAULT_DPI,
+):
     """A (K, K) confusion matrix with the counts written in the cells.
 
     Args:
@@ -135,8 +148,15 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], out: s
         for i in range(K):
             for j in range(K):
                 if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=_BASE_FONT - 2 if K > 10 else _BASE_FONT,
-                            color="white" if share[i, j] > 0.5 else ("#b00000" if i != j else "black"))
+                    ax.text(
+                        j,
+                        i,
+                        str(int(m[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=_BASE_FONT - 2 if K > 10 else _BASE_FONT,
+                        color="white" if share[i, j] > 0.5 else ("#b00000" if i != j else "black"),
+                    )
     labels = [str(c) for c in class_names]
     rotate = 45 if max(len(s) for s in labels) > 2 else 0
     ax.set_xticks(range(K), labels, rotation=rotate, ha="right" if rotate else "center")
@@ -260,8 +280,17 @@ def plot_misclassified(
         text = f"{class_names[int(true[i])]} → {class_names[int(predicted[i])]}"
         if confidence is not None:
             text += f"\n{100 * float(confidence[i]):.0f}% sure"
-        ax.text(x + W / 2, y - 0.08 * H, text, ha="center", va="bottom", fontsize=_BASE_FONT - 1, color=_VERMILION,
-                fontweight="bold", linespacing=1.1)
+        ax.text(
+            x + W / 2,
+            y - 0.08 * H,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=_BASE_FONT - 1,
+            color=_VERMILION,
+            fontweight="bold",
+            linespacing=1.1,
+        )
     return finish(fig, out, dpi)
 
 
@@ -304,8 +333,14 @@ def plot_attention_overlay(
             base = _rgba(images[j], "gray")  # white strokes on black under the heat map
             tiles.append((1 - alpha) * base + alpha * heat)
     left = round(2.0 * W)  # room for the row names
-    canvas, positions = _mosaic(tiles, n, gap_x=max(1, W // 6), gap_y=max(1, W // 6), left=left,
-                                first_gap=max(2, round(0.7 * H)) if labels is not None else None)
+    canvas, positions = _mosaic(
+        tiles,
+        n,
+        gap_x=max(1, W // 6),
+        gap_y=max(1, W // 6),
+        left=left,
+        first_gap=max(2, round(0.7 * H)) if labels is not None else None,
+    )
     fig, ax = _canvas_figure(canvas, 1.35 / W, title)
     for row, name in enumerate(["image", *maps]):
         _, y = positions[row * n]
@@ -317,13 +352,23 @@ def plot_attention_overlay(
             if predictions is not None:
                 text += f"\npredicted {predictions[j]}"
                 color = "black" if predictions[j] == labels[j] else _VERMILION
-            ax.text(x + W / 2, y - 0.08 * H, text, ha="center", va="bottom", fontsize=_BASE_FONT - 1, color=color,
-                    linespacing=1.1)
+            ax.text(
+                x + W / 2,
+                y - 0.08 * H,
+                text,
+                ha="center",
+                va="bottom",
+                fontsize=_BASE_FONT - 1,
+                color=color,
+                linespacing=1.1,
+            )
     return finish(fig, out, dpi)
 
 
 @styled
-def plot_patches(image: np.ndarray, patch_size: int, out: str | Path | None = None, *, title: str = "", dpi: int = DEFAULT_DPI):
+def plot_patches(
+    image: np.ndarray, patch_size: int, out: str | Path | None = None, *, title: str = "", dpi: int = DEFAULT_DPI
+):
     """One image with its patch grid, next to the patches as separate tokens, numbered in reading order.
 
     Args:
@@ -344,8 +389,9 @@ def plot_patches(image: np.ndarray, patch_size: int, out: str | Path | None = No
     _image_axes(ax_image, frame=True)
     ax_image.set_title(f"{H} x {W} image, {P} x {P} patches")
     scale = max(1, 40 // P)  # each patch drawn at about 40 pixels, with a thin grey frame
-    patches = [_framed(_rgba(image[r * P : (r + 1) * P, c * P : (c + 1) * P]), scale)
-               for r in range(G) for c in range(G)]
+    patches = [
+        _framed(_rgba(image[r * P : (r + 1) * P, c * P : (c + 1) * P]), scale) for r in range(G) for c in range(G)
+    ]
     P = P * scale
     canvas, positions = _mosaic(patches, G, gap_x=P // 3, gap_y=round(0.7 * P) if G <= 8 else P // 3)
     ax_patches.imshow(canvas, interpolation="nearest")
@@ -471,8 +517,14 @@ def plot_training_time(
     names = list(epoch_seconds)
     bars = ax.bar(names, [epoch_seconds[n] for n in names], color=[_color(n, i) for i, n in enumerate(names)])
     for bar, name in zip(bars, names):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{epoch_seconds[name]:.1f} s",
-                ha="center", va="bottom", fontsize=_BASE_FONT)
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height(),
+            f"{epoch_seconds[name]:.1f} s",
+            ha="center",
+            va="bottom",
+            fontsize=_BASE_FONT,
+        )
     ax.set_ylabel("seconds per epoch")
     ax.set_title("Training time per epoch")
     ax.margins(y=0.15)

@@ -23,8 +23,13 @@ source = st.radio("Model", list(SOURCES), format_func=SOURCES.get, horizontal=Tr
 model = tokenizer = None
 name = ""
 if source == "checkpoint":
-    entry = ui.pick_checkpoint(root, attention_model_types(), key="attn_checkpoint", label="Checkpoint",
-                               empty=ui.checkpoint_commands("causal_lm") + " Or look at MiniLM above.")
+    entry = ui.pick_checkpoint(
+        root,
+        attention_model_types(),
+        key="attn_checkpoint",
+        label="Checkpoint",
+        empty=ui.checkpoint_commands("causal_lm") + " Or look at MiniLM above.",
+    )
     if entry is not None:
         with ui.friendly():
             model, tokenizer = ui.load_checkpoint(root, entry, attention_model_types())
@@ -43,8 +48,12 @@ if tokenizer is None:
 
 c1, c2 = st.columns([4, 1])
 text = c1.text_input("Sentence", value=default_text, key=f"attn_text_{source}", max_chars=2000)
-truncate = c2.checkbox("Cut to the context", value=True, key="attn_truncate",
-                       help="Keep the first tokens that fit the model's context instead of refusing long text.")
+truncate = c2.checkbox(
+    "Cut to the context",
+    value=True,
+    key="attn_truncate",
+    help="Keep the first tokens that fit the model's context instead of refusing long text.",
+)
 
 tokens = weights = None
 with ui.friendly():
@@ -63,14 +72,18 @@ if view == "One head":
     head = c2.selectbox("Head", range(H), key="attn_head")
     with ui.friendly():
         layer, head = A.check_index(layer, L, "layer"), A.check_index(head, H, "head")
-        ui.show_figure(A.plot_attention_head(weights[layer, head], tokens, title=f"{name}: layer {layer}, head {head}"),
-                       width="content" if T <= 12 else 860)
+        ui.show_figure(
+            A.plot_attention_head(weights[layer, head], tokens, title=f"{name}: layer {layer}, head {head}"),
+            width="content" if T <= 12 else 860,
+        )
 elif view == "All heads":
     ui.show_figure(A.plot_attention_grid(weights, tokens, title=f"{name}: every layer and head"))
 elif view == "Mean over heads":
     ui.show_figure(A.plot_attention_mean(weights, tokens, title=f"{name}: each layer's heads averaged"))
 else:
-    st.caption("Hover a token to see only its lines; pick the layer and head at the top of the view. "
-               "Works offline (no network).")
+    st.caption(
+        "Hover a token to see only its lines; pick the layer and head at the top of the view. "
+        "Works offline (no network)."
+    )
     page = head_view_html(weights, tokens, title=f"Head view: {name}", subtitle=text[:120])
     st.iframe(page, height="content", alt=f"attention head view of {name}")

@@ -16,20 +16,35 @@ ui.setup_page(
 root = ui.runs_root()
 
 # --- the model -----------------------------------------------------------------------------
-entry = ui.pick_checkpoint(root, ui.causal_lm_types(), key="gen_checkpoint", label="Trained language model",
-                           empty=ui.checkpoint_commands("causal_lm"))
+entry = ui.pick_checkpoint(
+    root,
+    ui.causal_lm_types(),
+    key="gen_checkpoint",
+    label="Trained language model",
+    empty=ui.checkpoint_commands("causal_lm"),
+)
 
 job = ui.active_job()
 with st.expander("Train a tiny GPT here", expanded=entry is None or (job is not None and not job.done)):
-    st.write("Trains on the corpus that ships with attnlab (CPython's documentation) and saves "
-             f"the model in a new folder of `{root}`.")
+    st.write(
+        "Trains on the corpus that ships with attnlab (CPython's documentation) and saves "
+        f"the model in a new folder of `{root}`."
+    )
     c1, c2 = st.columns(2)
-    preset = c1.radio("Size", training.TRAIN_PRESETS, horizontal=True, key="train_preset",
-                      format_func=lambda p: {"nano": "nano (2 layers, fastest)", "baby": "baby (4 layers, better text)"}[p])
+    preset = c1.radio(
+        "Size",
+        training.TRAIN_PRESETS,
+        horizontal=True,
+        key="train_preset",
+        format_func=lambda p: {"nano": "nano (2 layers, fastest)", "baby": "baby (4 layers, better text)"}[p],
+    )
     seconds = c2.slider("Training time (seconds)", training.MIN_TRAIN_SECONDS, 120, 20, step=1, key="train_seconds")
     busy = job is not None and not job.done
     if busy and st.session_state.get("train_started") != job.relative:
-        st.info(f"A training started elsewhere is still running (`{job.relative}`); wait for it to finish.", icon=":material/hourglass_top:")
+        st.info(
+            f"A training started elsewhere is still running (`{job.relative}`); wait for it to finish.",
+            icon=":material/hourglass_top:",
+        )
     if st.button("Train", key="train_button", disabled=busy, icon=":material/model_training:"):
         with ui.friendly():
             job = training.TrainingJob(root, preset, seconds)
@@ -67,27 +82,53 @@ if tokenizer is None:
 
 # --- prompt and sampling ---------------------------------------------------------------------
 with st.form("generate_form", border=True):
-    prompt = st.text_area("Prompt", value="The ", key="prompt", height=80,
-                          help="Text for the model to continue. It must use characters the model saw in training.")
+    prompt = st.text_area(
+        "Prompt",
+        value="The ",
+        key="prompt",
+        height=80,
+        help="Text for the model to continue. It must use characters the model saw in training.",
+    )
     c1, c2, c3, c4 = st.columns(4)
-    temperature = c1.slider("Temperature", 0.0, generation.MAX_TEMPERATURE, generation.DEFAULT_TEMPERATURE,
-                            step=0.05, key="temperature",
-                            help="0 = greedy (always the most likely token); below 1 sharper, above 1 flatter.")
+    temperature = c1.slider(
+        "Temperature",
+        0.0,
+        generation.MAX_TEMPERATURE,
+        generation.DEFAULT_TEMPERATURE,
+        step=0.05,
+        key="temperature",
+        help="0 = greedy (always the most likely token); below 1 sharper, above 1 flatter.",
+    )
     vocab = int(model.config.vocab_size)
     top_k = c2.slider("Top-k", 0, vocab, 0, step=1, key="top_k", help="Keep the k most likely tokens (0 = all).")
-    top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, step=0.05, key="top_p",
-                      help="Keep the smallest set of tokens whose probabilities add up to p (1 = all).")
+    top_p = c3.slider(
+        "Top-p",
+        0.05,
+        1.0,
+        1.0,
+        step=0.05,
+        key="top_p",
+        help="Keep the smallest set of tokens whose probabilities add up to p (1 = all).",
+    )
     max_new = c4.slider("Tokens to generate", 1, generation.MAX_NEW_TOKENS, 60, step=1, key="max_new_tokens")
     c5, c6 = st.columns([1, 3])
-    seed = c5.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
-                           help="The same seed and settings give the same text.")
+    seed = c5.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        value=0,
+        step=1,
+        key="seed",
+        help="The same seed and settings give the same text.",
+    )
     submitted = st.form_submit_button("Generate", type="primary", icon=":material/play_arrow:")
 
 if submitted:
     st.session_state.pop("gen_result", None)
     with ui.friendly():
-        sampling = generation.sampling_from_controls(temperature=temperature, top_k=top_k, top_p=top_p,
-                                                max_new_tokens=max_new, seed=int(seed))
+        sampling = generation.sampling_from_controls(
+            temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new, seed=int(seed)
+        )
         with st.spinner("generating ..."):
             result = generation.generate_steps(model, tokenizer, prompt, sampling)
             attention = generation.last_step_attention(model, tokenizer, result)
@@ -100,8 +141,10 @@ _, result, attention = saved
 
 # --- the result ----------------------------------------------------------------------------------
 st.subheader("Generated text")
-st.html(f'<div class="attnlab-generated" data-testid="generated-text"><span class="prompt">{html.escape(result.prompt)}'
-        f'</span><span class="new">{html.escape(result.continuation)}</span></div>')
+st.html(
+    f'<div class="attnlab-generated" data-testid="generated-text"><span class="prompt">{html.escape(result.prompt)}'
+    f'</span><span class="new">{html.escape(result.continuation)}</span></div>'
+)
 if len(result.prompt_ids) > result.context:
     st.caption(f"The prompt is {len(result.prompt_ids)} tokens long; the model reads only its last {result.context}.")
 with st.expander("Plain text (to copy)"):
@@ -121,15 +164,19 @@ with left:
     ]
     st.dataframe(rows, hide_index=True, height=min(420, 36 * len(rows) + 40), width="stretch")
     if result.greedy:
-        st.caption("Temperature 0 is greedy: the most likely token is always chosen; the table shows the model's own probabilities.")
+        st.caption(
+            "Temperature 0 is greedy: the most likely token is always chosen; the table shows the model's own probabilities."
+        )
 with right:
     st.subheader("One step up close")
     which = 1 if len(result.steps) == 1 else st.slider("Step", 1, len(result.steps), len(result.steps), key="step_view")
     ui.show_figure(figures.plot_step_distribution(result.steps[which - 1]))
 
 st.subheader("Attention of the last step")
-st.caption("When it chose the last token, the newest position attended to these earlier tokens "
-           "(one row per layer and head; each row sums to 1).")
+st.caption(
+    "When it chose the last token, the newest position attended to these earlier tokens "
+    "(one row per layer and head; each row sums to 1)."
+)
 ui.show_figure(figures.plot_last_step_attention(attention))
 with st.expander("Every query of that forward pass (layers x heads)"):
     ui.show_figure(plot_attention_grid(attention.full, attention.tokens if len(attention.tokens) <= 24 else None))

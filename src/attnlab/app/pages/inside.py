@@ -3,8 +3,8 @@
 import streamlit as st
 
 from attnlab.analysis import hidden_state_stats
-from attnlab.analysis.lens import logit_lens, stream_norms, sublayer_effects
 from attnlab.analysis.hidden_states import collect_hidden_states
+from attnlab.analysis.lens import logit_lens, stream_norms, sublayer_effects
 from attnlab.app import figures, generation, ui
 from attnlab.viz.hidden_states import plot_hidden_state_stats
 
@@ -15,8 +15,13 @@ ui.setup_page(
     "Here you see how big each step is, and what every layer would already predict.",
 )
 root = ui.runs_root()
-entry = ui.pick_checkpoint(root, ui.causal_lm_types(), key="inside_checkpoint", label="Trained language model",
-                           empty=ui.checkpoint_commands("causal_lm"))
+entry = ui.pick_checkpoint(
+    root,
+    ui.causal_lm_types(),
+    key="inside_checkpoint",
+    label="Trained language model",
+    empty=ui.checkpoint_commands("causal_lm"),
+)
 if entry is None:
     st.stop()
 model = tokenizer = None
@@ -41,8 +46,10 @@ VIEWS = ["Hidden-state norms", "Each sub-layer", "Logit lens"]
 view = st.radio("View", VIEWS, horizontal=True, key="inside_view", label_visibility="collapsed")
 if view == "Hidden-state norms":
     ui.show_figure(figures.plot_stream_norms(stream_norms(model, ids), tokens))
-    st.caption("Pre-norm GPTs let the residual stream grow from layer to layer; the final LayerNorm "
-               "rescales it before the output head.")
+    st.caption(
+        "Pre-norm GPTs let the residual stream grow from layer to layer; the final LayerNorm "
+        "rescales it before the output head."
+    )
     stats = hidden_state_stats(collect_hidden_states(model, [ids]))
     ui.show_figure(plot_hidden_state_stats(stats, title=f"{entry.relative}: hidden states layer by layer"))
     st.caption("The last entry is after the final LayerNorm (Hugging Face's layout).")
@@ -50,11 +57,24 @@ if view == "Hidden-state norms":
 elif view == "Each sub-layer":
     effects = sublayer_effects(model, ids)
     ui.show_figure(figures.plot_sublayer_effects(effects))
-    names = {"stream_in": "|x| in", "norm1": "|LN1|", "attn_out": "|attn|", "residual_attn": "|x+attn|",
-             "norm2": "|LN2|", "ff_out": "|ff|", "residual_ff": "|h+ff|", "stream_out": "|out|",
-             "attn_update": "attn/|x|", "ff_update": "ff/|h|", "attn_cosine": "cos attn", "ff_cosine": "cos ff"}
-    rows = [{names.get(k, k): (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in effects.rows()]
+    names = {
+        "stream_in": "|x| in",
+        "norm1": "|LN1|",
+        "attn_out": "|attn|",
+        "residual_attn": "|x+attn|",
+        "norm2": "|LN2|",
+        "ff_out": "|ff|",
+        "residual_ff": "|h+ff|",
+        "stream_out": "|out|",
+        "attn_update": "attn/|x|",
+        "ff_update": "ff/|h|",
+        "attn_cosine": "cos attn",
+        "ff_cosine": "cos ff",
+    }
+    rows = [
+        {names.get(k, k): (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in effects.rows()
+    ]
     st.dataframe(rows, hide_index=True, width="stretch")
     st.caption(
         "Means over the tokens. |x| in: the stream entering the block; |LN1|, |LN2|: the LayerNorm outputs the "
@@ -66,13 +86,25 @@ else:
     lens = logit_lens(model, ids, k=5)
     vocab = generation.token_labels(tokenizer, range(model.config.vocab_size))
     ui.show_figure(figures.plot_logit_lens(lens, tokens, vocab))
-    st.caption("Each row applies the final LayerNorm and the output head to the stream after that block, as if "
-               "the network stopped there. The top row is the model's real prediction.")
-    position = st.select_slider("Position", options=list(range(len(tokens))), value=len(tokens) - 1,
-                                format_func=lambda i: f"{i}: {tokens[i]}", key="lens_position")
+    st.caption(
+        "Each row applies the final LayerNorm and the output head to the stream after that block, as if "
+        "the network stopped there. The top row is the model's real prediction."
+    )
+    position = st.select_slider(
+        "Position",
+        options=list(range(len(tokens))),
+        value=len(tokens) - 1,
+        format_func=lambda i: f"{i}: {tokens[i]}",
+        key="lens_position",
+    )
     rows = [
-        {"layer": lens.layer_names[r],
-         **{f"#{j + 1}": f"{vocab[int(lens.top_ids[r, position, j])]} {lens.top_probs[r, position, j]:.2f}" for j in range(5)}}
+        {
+            "layer": lens.layer_names[r],
+            **{
+                f"#{j + 1}": f"{vocab[int(lens.top_ids[r, position, j])]} {lens.top_probs[r, position, j]:.2f}"
+                for j in range(5)
+            },
+        }
         for r in range(lens.num_rows - 1, -1, -1)
     ]
     st.dataframe(rows, hide_index=True, width="stretch")

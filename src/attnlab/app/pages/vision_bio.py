@@ -11,8 +11,13 @@ ui.setup_page(
     "the vision and protein labs saved in your runs folder.",
 )
 root = ui.runs_root()
-section = st.radio("Show", ["Digits through a ViT", "Proteins through a probe"], horizontal=True,
-                   key="vb_section", label_visibility="collapsed")
+section = st.radio(
+    "Show",
+    ["Digits through a ViT", "Proteins through a probe"],
+    horizontal=True,
+    key="vb_section",
+    label_visibility="collapsed",
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,7 +28,9 @@ def _images(name: str):
 
 
 if section == "Digits through a ViT":
-    entry = ui.pick_checkpoint(root, ("vit",), key="vit_checkpoint", label="Trained ViT", empty=ui.checkpoint_commands("vit"))
+    entry = ui.pick_checkpoint(
+        root, ("vit",), key="vit_checkpoint", label="Trained ViT", empty=ui.checkpoint_commands("vit")
+    )
     if entry is None:
         st.stop()
     model = data = None
@@ -51,18 +58,28 @@ if section == "Digits through a ViT":
     if prediction is None:
         st.stop()
     verdict = ":green[right]" if prediction.predicted == label else ":red[wrong]"
-    st.subheader(f"Digit #{index}: label {classes[label]}, the ViT says {classes[prediction.predicted]} "
-                 f"({100 * prediction.probs.max():.0f}%) {verdict}")
+    st.subheader(
+        f"Digit #{index}: label {classes[label]}, the ViT says {classes[prediction.predicted]} "
+        f"({100 * prediction.probs.max():.0f}%) {verdict}"
+    )
     left, right = st.columns([3, 2])
     with left:
-        ui.show_figure(figures.plot_digit_attention(
-            image[0], {"attention rollout": prediction.rollout, "last layer, CLS row": prediction.last_layer},
-        ))
-        st.caption("Attention rollout (Abnar & Zuidema 2020) follows the attention through every layer and the "
-                   "residual connections; the last layer shows only the CLS token's own row. Brighter = more.")
+        ui.show_figure(
+            figures.plot_digit_attention(
+                image[0],
+                {"attention rollout": prediction.rollout, "last layer, CLS row": prediction.last_layer},
+            )
+        )
+        st.caption(
+            "Attention rollout (Abnar & Zuidema 2020) follows the attention through every layer and the "
+            "residual connections; the last layer shows only the CLS token's own row. Brighter = more."
+        )
     with right:
-        ui.show_figure(figures.plot_class_probabilities(prediction.probs, classes, true_class=label,
-                                                        title="Class probabilities (true class outlined)"))
+        ui.show_figure(
+            figures.plot_class_probabilities(
+                prediction.probs, classes, true_class=label, title="Class probabilities (true class outlined)"
+            )
+        )
 else:
     probes = protein_probes.find_probes(root) if root.is_dir() else []
     if not probes:
@@ -91,8 +108,13 @@ else:
     chosen = st.selectbox("Trained probe", list(by_rel), format_func=lambda r: by_rel[r].label(), key="probe_pick")
     entry = by_rel[chosen]
     st.caption(f"Features: {entry.features_note}.")
-    sequence = st.text_area("Protein sequence (one-letter code)", "GIGKFLHSAKKFGKAFVGEIMNS", key="probe_sequence",
-                            height=100, help="Magainin 2, an antimicrobial peptide from frog skin, is the example.")
+    sequence = st.text_area(
+        "Protein sequence (one-letter code)",
+        "GIGKFLHSAKKFGKAFVGEIMNS",
+        key="probe_sequence",
+        height=100,
+        help="Magainin 2, an antimicrobial peptide from frog skin, is the example.",
+    )
     result = None
     with ui.friendly():
         result = protein_probes.probe_predict(root, entry, sequence)
@@ -101,7 +123,9 @@ else:
         if result.probs is not None:
             top = int(result.probs.argmax())
             st.subheader(f"Prediction: {result.class_names[top]} ({100 * result.probs[top]:.0f}%)")
-            ui.show_figure(figures.plot_class_probabilities(result.probs, result.class_names, title="Probe output"),
-                           width="content")
+            ui.show_figure(
+                figures.plot_class_probabilities(result.probs, result.class_names, title="Probe output"),
+                width="content",
+            )
         else:
             st.subheader(f"Prediction: {result.value:.3f}")

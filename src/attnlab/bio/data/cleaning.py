@@ -34,8 +34,12 @@ class DedupReport:
             f"{self.num_duplicate_rows} duplicate rows removed"
         )
         if self.num_conflicting_sequences:
-            action = {"drop": "dropped", "first": "kept the first label", "majority": "majority label (ties dropped)",
-                      "mean": "labels averaged"}[self.conflicts]  # fmt: skip
+            action = {
+                "drop": "dropped",
+                "first": "kept the first label",
+                "majority": "majority label (ties dropped)",
+                "mean": "labels averaged",
+            }[self.conflicts]
             text += (
                 f"; {self.num_conflicting_sequences} sequences ({self.num_conflicting_rows} rows) carried "
                 f"conflicting labels: {action}"
@@ -102,14 +106,25 @@ def deduplicate(
             keep.append(rows[0])
     keep.sort()
     report = DedupReport(
-        num_input=len(dataset), num_distinct=len(groups), num_duplicate_rows=len(dataset) - len(groups),
-        num_conflicting_sequences=n_conflict_seq, num_conflicting_rows=n_conflict_rows, num_output=len(keep),
+        num_input=len(dataset),
+        num_distinct=len(groups),
+        num_duplicate_rows=len(dataset) - len(groups),
+        num_conflicting_sequences=n_conflict_seq,
+        num_conflicting_rows=n_conflict_rows,
+        num_output=len(keep),
         conflicts=conflicts,
-    )  # fmt: skip
+    )
     source = SequenceDataset(
-        dataset.ids, dataset.sequences, new_labels, dataset.task, dataset.mask, dataset.splits,
-        name=dataset.name, label_names=dataset.label_names, notes=dataset.notes,
-    )  # fmt: skip
+        dataset.ids,
+        dataset.sequences,
+        new_labels,
+        dataset.task,
+        dataset.mask,
+        dataset.splits,
+        name=dataset.name,
+        label_names=dataset.label_names,
+        notes=dataset.notes,
+    )
     logger.info("%s: %s", dataset.name or "dataset", report)
     return source.subset(keep, note=str(report)), report
 

@@ -19,10 +19,18 @@ SPLIT_NAMES = ("train", "valid", "test")
 
 
 _SPLIT_ALIASES = {
-    "train": "train", "training": "train", "trn": "train",
-    "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid", "development": "valid",
-    "test": "test", "testing": "test", "tst": "test",
-}  # fmt: skip
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "development": "valid",
+    "test": "test",
+    "testing": "test",
+    "tst": "test",
+}
 
 
 class SequenceDataset:
@@ -134,9 +142,16 @@ class SequenceDataset:
             return None if values is None else [values[i] for i in idx]
 
         return SequenceDataset(
-            pick(self.ids), pick(self.sequences), pick(self.labels), self.task, pick(self.mask), pick(self.splits),
-            name=self.name, label_names=self.label_names, notes=self.notes + ([note] if note else []),
-        )  # fmt: skip
+            pick(self.ids),
+            pick(self.sequences),
+            pick(self.labels),
+            self.task,
+            pick(self.mask),
+            pick(self.splits),
+            name=self.name,
+            label_names=self.label_names,
+            notes=self.notes + ([note] if note else []),
+        )
 
     def split(self, name: str) -> SequenceDataset:
         """The rows of split `name` ("train", "valid" or "test").
@@ -159,9 +174,16 @@ class SequenceDataset:
     def with_splits(self, splits: Sequence[str], note: str | None = None) -> SequenceDataset:
         """A copy with new split names (one per row)."""
         return SequenceDataset(
-            self.ids, self.sequences, self.labels, self.task, self.mask, list(splits),
-            name=self.name, label_names=self.label_names, notes=self.notes + ([note] if note else []),
-        )  # fmt: skip
+            self.ids,
+            self.sequences,
+            self.labels,
+            self.task,
+            self.mask,
+            list(splits),
+            name=self.name,
+            label_names=self.label_names,
+            notes=self.notes + ([note] if note else []),
+        )
 
     def label_counts(self) -> dict[Any, int]:
         """Class -> count (binary, multiclass, multilabel per class, residue per scored residue)."""
@@ -187,9 +209,11 @@ class SequenceDataset:
         out: dict[str, Any] = {"name": self.name, "task": self.task, "num_sequences": len(self)}
         if len(self):
             out["length"] = {
-                "min": int(lengths.min()), "median": float(np.median(lengths)),
-                "mean": round(float(lengths.mean()), 2), "max": int(lengths.max()),
-            }  # fmt: skip
+                "min": int(lengths.min()),
+                "median": float(np.median(lengths)),
+                "mean": round(float(lengths.mean()), 2),
+                "max": int(lengths.max()),
+            }
         if self.task == "regression":
             y = np.asarray(self.labels, dtype=np.float64)
             out["label_stats"] = {

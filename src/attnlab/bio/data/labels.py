@@ -42,8 +42,24 @@ MAX_INFERRED_CLASSES = 10
 _INT = re.compile(r"[+-]?\d+")
 # Label values that mean "no label" (compared case-insensitively, after stripping spaces); any
 # other value that parses as a non-finite float ("1e999", "-Infinity") is refused as well.
-MISSING_LABELS = frozenset({"", "nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
-                            "na", "n/a", "null", "none"})  # fmt: skip
+MISSING_LABELS = frozenset(
+    {
+        "",
+        "nan",
+        "+nan",
+        "-nan",
+        "inf",
+        "+inf",
+        "-inf",
+        "infinity",
+        "+infinity",
+        "-infinity",
+        "na",
+        "n/a",
+        "null",
+        "none",
+    }
+)
 BAD_LABEL_POLICIES = ("error", "drop")
 
 
@@ -148,8 +164,10 @@ class _LabelScreen:
         """The dataset note for what was dropped (None when nothing was)."""
         if not self.dropped:
             return None
-        return (f"dropped {self.dropped} of {total} records with a missing or non-finite label "
-                f"(bad_labels='drop'; the first: {self.first})")  # fmt: skip
+        return (
+            f"dropped {self.dropped} of {total} records with a missing or non-finite label "
+            f"(bad_labels='drop'; the first: {self.first})"
+        )
 
 
 def _parse_labels(raw: list[str], sequences: list[str], task: str, where: list[str], separator: str) -> list[Any]:

@@ -314,9 +314,19 @@ def read_csv(
         seqs.append(seq)
         where.append(w)
     return _finish(
-        ids, seqs, raw if label_col else None, task, masks if mask_col else None, splits if split_col else None,
-        where, name or path.stem, label_separator, repr(str(path)), screen, len(rows),
-    )  # fmt: skip
+        ids,
+        seqs,
+        raw if label_col else None,
+        task,
+        masks if mask_col else None,
+        splits if split_col else None,
+        where,
+        name or path.stem,
+        label_separator,
+        repr(str(path)),
+        screen,
+        len(rows),
+    )
 
 
 def read_fasta(
@@ -428,18 +438,36 @@ def read_fasta(
     masks = None
     if labels_path is not None:
         kept, raw, masks, csv_splits = _join_labels(
-            Path(labels_path), ids, seqs, where, labels_id_column, labels_column, labels_mask_column, labels_split_column,
-            screen, label_separator,
-        )  # fmt: skip
+            Path(labels_path),
+            ids,
+            seqs,
+            where,
+            labels_id_column,
+            labels_column,
+            labels_mask_column,
+            labels_split_column,
+            screen,
+            label_separator,
+        )
         if len(kept) < len(ids):
             ids, seqs, where = [ids[i] for i in kept], [seqs[i] for i in kept], [where[i] for i in kept]
             splits = [splits[i] for i in kept] if splits else splits
         if csv_splits is not None:
             splits = csv_splits
     return _finish(
-        ids, seqs, raw if raw else None, task, masks, splits if splits else None, where,
-        name or path.stem, label_separator, repr(str(path)), screen, len(records),
-    )  # fmt: skip
+        ids,
+        seqs,
+        raw if raw else None,
+        task,
+        masks,
+        splits if splits else None,
+        where,
+        name or path.stem,
+        label_separator,
+        repr(str(path)),
+        screen,
+        len(records),
+    )
 
 
 def _join_labels(

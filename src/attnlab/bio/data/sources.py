@@ -82,8 +82,11 @@ def load_amp(
             w = f"{str(path)!r}, line {n}"
             total += 1
             if len(parts) == 2 and _label_problem(parts[1], MULTILABEL_SEPARATOR) is not None:
-                screen.reject(w, f"{w}: the label {parts[1]!r} is {_label_problem(parts[1], MULTILABEL_SEPARATOR)}; "
-                                 "write 0 or 1, or remove the row")  # fmt: skip
+                screen.reject(
+                    w,
+                    f"{w}: the label {parts[1]!r} is {_label_problem(parts[1], MULTILABEL_SEPARATOR)}; "
+                    "write 0 or 1, or remove the row",
+                )
                 continue
             if len(parts) != 2 or not _INT.fullmatch(parts[1]):
                 raise DataError(f"{w}: expected 'SEQUENCE,LABEL', got {line!r}")
@@ -92,9 +95,14 @@ def load_amp(
             where.append(w)
         ids = [f"amp{i:04d}" for i in range(1, len(seqs) + 1)]
         dataset = SequenceDataset(
-            ids, seqs, labels, "binary", name="amp", label_names=label_names,
+            ids,
+            seqs,
+            labels,
+            "binary",
+            name="amp",
+            label_names=label_names,
             notes=[f"read {len(seqs)} sequences from {str(path)!r}"] + ([screen.note(total)] if screen.dropped else []),
-        )  # fmt: skip
+        )
     else:
         read = read_csv(path, task="binary", id_column=None, name="amp", bad_labels=bad_labels)
         ids = [f"amp{i:04d}" for i in range(1, len(read) + 1)]
@@ -117,9 +125,16 @@ def load_flip_ss3(path: str | Path) -> SequenceDataset:
         SequenceDataset with task "residue", masks and train/valid/test splits.
     """
     return read_csv(
-        path, task="residue", id_column="id", sequence_column="sequence", label_column="ss3",
-        mask_column="resolved_mask", split_column="set", validation_column="validation", name="flip_ss3",
-    )  # fmt: skip
+        path,
+        task="residue",
+        id_column="id",
+        sequence_column="sequence",
+        label_column="ss3",
+        mask_column="resolved_mask",
+        split_column="set",
+        validation_column="validation",
+        name="flip_ss3",
+    )
 
 
 def load_dataset(source: str | Path, **options: Any) -> SequenceDataset:
