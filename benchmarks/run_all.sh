@@ -4,7 +4,7 @@
 # come from these reports. On 2 cores the whole set takes about 1.5 hours.
 #
 #   benchmarks/run_all.sh [OUT]            # default OUT: runs/benchmarks
-#   ONLY="gpt vision" benchmarks/run_all.sh # a subset: gpt numpy seq2seq minilm vision sequence bio
+#   ONLY="gpt vision" benchmarks/run_all.sh # a subset: gpt llama numpy seq2seq minilm vision sequence bio
 #
 # Needs ../shared/data (tiny Shakespeare, MNIST t10k, FLIP SS3) and the labs extras
 # (sentence-transformers for minilm). Run it on an otherwise idle machine.
@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/benchmarks}
 PY=${PYTHON:-.venv/bin/python}
-ONLY=${ONLY:-"gpt numpy seq2seq minilm vision sequence bio"}
+ONLY=${ONLY:-"gpt llama numpy seq2seq minilm vision sequence bio"}
 mkdir -p "$OUT"
 
 run() {  # run NAME COMMAND...: the report on stdout goes to OUT/NAME.md, stderr to OUT/NAME.log
@@ -29,6 +29,7 @@ run() {  # run NAME COMMAND...: the report on stdout goes to OUT/NAME.md, stderr
 }
 
 run gpt "$PY" benchmarks/bench_gpt.py
+run llama "$PY" benchmarks/bench_llama.py
 run numpy "$PY" benchmarks/bench_numpy_engine.py --preset baby --iters 30 --rounds 5 --threads 2 --train-iters 2000
 run seq2seq "$PY" benchmarks/bench_seq2seq.py --threads 2 --out "$OUT/seq2seq"
 run minilm "$PY" benchmarks/minilm_embed.py --threads 2
