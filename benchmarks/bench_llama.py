@@ -33,66 +33,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
-SEQ_LEN, BATCH = 64, 12
+sys.path.insert(0, str(HERE))
+from bench_gpt import BATCH, DEFAULT_DATA, SEQ_LEN, load_data, machine, peak_rss_mb, train_config  # noqa: E402
+
 LABELS = {"gpt": "GPT (`baby`)", "llama": "LLaMA-style (`baby`)"}
 
 
-def model_config(arch: str, vocab_size: int):
-    if arch == "gpt":
-        from attnlab.configs.gpt import GPTConfig
-
-        return GPTConfig.from_name("baby", vocab_size=vocab_size)
-    from attnlab.configs.llama import LlamaConfig
-
-    return LlamaConfig.from_name("baby", vocab_size=vocab_size)
-
-
 def build_model(arch: str, vocab_size: int):
-    from attnlab.models.registry import model_class
+    """The registry's `arch` (its model_type) at its `baby` preset, for this vocabulary."""
+    from attnlab.models import registry
 
-    return model_class(arch)(model_config(arch, vocab_size))  # arch is the registry's model_type
-
-
-def train_config(iters: int):
-    from attnlab.train.trainer import TrainConfig
-
-    return TrainConfig(
-        batch_size=BATCH,
-        max_iters=iters,
-        lr=1e-3,
-        min_lr=1e-4,
-        warmup_iters=100,
-        lr_decay_iters=iters,
-        beta1=0.9,
-        beta2=0.99,
-        weight_decay=0.1,
-        grad_clip=1.0,
-        eval_interval=250,
-        eval_iters=200,
-        log_interval=50,
-        seed=1337,
-        device="cpu",
-        precision="fp32",
-        progress=False,
-    )
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
-
-
-def load_data(path: str):
-    import numpy as np
-
-    from attnlab.data.text import LMData, load_text
-    from attnlab.tokenizers import CharTokenizer
-
-    text = load_text(path).text
-    tok = CharTokenizer.train(text)
-    return tok, LMData(np.asarray(tok.encode(text)), SEQ_LEN, 0.1)
+    config = registry.config_class(arch).from_name("baby", vocab_size=vocab_size)
+    return registry.model_class(arch)(config)
 
 
 def engine_for(model):
@@ -196,8 +148,6 @@ def run_part(part: str, args) -> dict:
 
 
 def report(args, train: dict[str, dict], s: dict) -> str:
-    from bench_gpt import machine
-
     steps = sorted(train["gpt"]["val_curve"], key=int)
     lines = [
         f"Machine: {machine()}; torch threads: {args.threads}. Command: `python benchmarks/bench_llama.py`"
@@ -245,7 +195,6 @@ def main() -> None:
     p.add_argument("--steps-per-round", type=int, default=40)
     p.add_argument("--part", choices=sorted(PARTS))
     args = p.parse_args()
-    sys.path.insert(0, str(HERE))
     if args.part:
         import torch
 
