@@ -280,20 +280,22 @@ def export_gpt2(model: GPT, out_dir: str | Path, tokenizer: Any | None = None) -
     Returns:
         The folder.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
     config = gpt_to_gpt2_config(model.config, tokenizer)
     return write_hf_folder(out_dir, config, gpt_state_to_gpt2(model), tokenizer, model.config.max_seq_len, "GPT-2")
 
 
 def write_hf_folder(
-    out_dir: Path, config: dict[str, Any], state: dict[str, Tensor], tokenizer: Any | None, max_seq_len: int, what: str
+    out_dir: str | Path,
+    config: dict[str, Any],
+    state: dict[str, Tensor],
+    tokenizer: Any | None,
+    max_seq_len: int,
+    what: str,
 ) -> Path:
     """Write a Hugging Face model folder: weights, tokenizer (when it has an HF form), generation and model config.
 
     Args:
-        out_dir: folder to write (created).
+        out_dir: folder to write (created; a file there is a CheckpointError).
         config: the config.json dict (with bos/eos/pad_token_id).
         state: weights under Hugging Face's names.
         tokenizer: an attnlab tokenizer or None; HFTokenizer and CharTokenizer are written as tokenizer.json.
@@ -305,6 +307,9 @@ def write_hf_folder(
     from attnlab.tokenizers.bpe import HFTokenizer
     from attnlab.tokenizers.char import CharTokenizer
 
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})

@@ -241,8 +241,5 @@ def export_llama(model: Llama, out_dir: str | Path, tokenizer: Any | None = None
     Returns:
         The folder.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CheckpointError(f"--out {str(out_dir)!r} is a file; pass a folder")
     config = llama_to_hf_config(model.config, tokenizer)
     return write_hf_folder(out_dir, config, llama_state_to_hf(model), tokenizer, model.config.max_seq_len, "Llama")
