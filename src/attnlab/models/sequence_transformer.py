@@ -23,14 +23,14 @@ Notation: B batch, T time, E embed_dim, K classes, H heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from attnlab.configs.base import (
     IGNORE_INDEX,
-    PresetsMixin,
+    BlockShape,
     check_at_least_one,
     check_dropout,
     check_ff_dim,
@@ -40,16 +40,20 @@ from attnlab.configs.base import TablePositional as Positional
 from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
-from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
+from attnlab.nn.stack import block_stack
 
 __all__ = ["SequenceTransformer", "SequenceTransformerConfig", "SEQUENCE_TRANSFORMER_PRESETS", "IGNORE_INDEX"]
 
 
 @dataclass(frozen=True)
-class SequenceTransformerConfig(PresetsMixin):
-    """Hyper-parameters of the sequence-task transformer."""
+class SequenceTransformerConfig(BlockShape):
+    """Hyper-parameters of the sequence-task transformer.
+
+    Its blocks are always pre-norm GELU blocks with biases (class constants below, not
+    fields), built by `attnlab.nn.stack.block_stack` from `block_kwargs()`.
+    """
 
     vocab_size: int = 17  # number of input token ids; set from the task
     num_classes: int | None = None  # outputs per position; None = vocab_size
@@ -64,6 +68,10 @@ class SequenceTransformerConfig(PresetsMixin):
     init_std: float = 0.02  # std of the normal initialisation of embeddings
 
     preset_kind = "sequence-transformer"
+    activation: ClassVar[str] = "gelu"
+    norm_first: ClassVar[bool] = True
+    bias: ClassVar[bool] = True
+    layer_norm_eps: ClassVar[float] = 1e-5
 
     def __post_init__(self) -> None:
         check_at_least_one(self, ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"))
@@ -83,11 +91,6 @@ class SequenceTransformerConfig(PresetsMixin):
     def output_size(self) -> int:
         """Number of logits per position K."""
         return self.num_classes if self.num_classes is not None else self.vocab_size
-
-    @property
-    def hidden_dim(self) -> int:
-        """Hidden width of the feed-forward layer."""
-        return self.ff_dim if self.ff_dim is not None else 4 * self.embed_dim
 
 
 SEQUENCE_TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
@@ -121,10 +124,7 @@ class SequenceTransformer(CheckpointMixin, nn.Module):
         else:
             self.pos_emb = FixedPositionalEncoding(c.max_seq_len, c.embed_dim, "sinusoidal")
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(c.embed_dim, c.num_heads, c.hidden_dim, dropout=c.dropout, norm_first=True)
-            for _ in range(c.num_layers)
-        )
+        self.blocks = block_stack(c)  # num_layers x pre-norm TransformerBlock
         self.norm = layer_norm(c.embed_dim)
         self.head = nn.Linear(c.embed_dim, c.output_size)
         self.reset_parameters()
