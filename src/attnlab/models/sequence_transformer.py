@@ -42,7 +42,7 @@ from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
-from attnlab.nn.stack import block_stack
+from attnlab.nn.stack import block_stack, init_weights
 
 __all__ = ["SequenceTransformer", "SequenceTransformerConfig", "SEQUENCE_TRANSFORMER_PRESETS", "IGNORE_INDEX"]
 
@@ -132,14 +132,7 @@ class SequenceTransformer(CheckpointMixin, nn.Module):
     def reset_parameters(self) -> None:
         """N(0, init_std) embeddings; PyTorch's default (Kaiming-uniform) linear layers,
         which suit a model this narrow better than GPT-2's N(0, 0.02)."""
-        for module in self.modules():
-            if isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=self.config.init_std)
-            elif isinstance(module, nn.Linear):
-                module.reset_parameters()
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_weights(self, self.config.init_std, linear=nn.Linear.reset_parameters)
 
     def forward(
         self,

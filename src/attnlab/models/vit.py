@@ -45,7 +45,7 @@ from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
 from attnlab.nn.layers import layer_norm
-from attnlab.nn.stack import block_stack
+from attnlab.nn.stack import block_stack, init_weights, xavier_linear
 
 __all__ = [
     "ViT",
@@ -232,14 +232,7 @@ class ViT(CheckpointMixin, nn.Module):
         (1/sqrt(64) = 0.125): the signal shrinks layer after layer and training stalls.
         """
         std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_weights(self, std, linear=xavier_linear)  # Glorot linear layers, unit LayerNorms
         proj = self.patch_embed.proj
         lecun_std = 1.0 / math.sqrt(proj.in_features)
         nn.init.trunc_normal_(proj.weight, std=lecun_std, a=-2 * lecun_std, b=2 * lecun_std)

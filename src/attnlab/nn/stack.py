@@ -22,7 +22,7 @@ replaced.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,15 @@ from attnlab.nn.attention import KVCache, padding_mask
 from attnlab.nn.block import TransformerBlock
 from attnlab.nn.layers import RMSNorm
 
-__all__ = ["StackOutput", "block_stack", "init_weights", "key_padding_mask", "residual_projections", "run_blocks"]
+__all__ = [
+    "StackOutput",
+    "block_stack",
+    "init_weights",
+    "key_padding_mask",
+    "residual_projections",
+    "run_blocks",
+    "xavier_linear",
+]
 
 
 def block_stack(
@@ -134,8 +142,14 @@ def residual_projections(block: nn.Module) -> list[nn.Linear]:
     return [linear for part in parts if part is not None for linear in part.residual_projections()]
 
 
-def init_weights(model: nn.Module, std: float, residual: Iterable[tuple[Iterable[nn.Module], int]] = ()) -> None:
-    """GPT-2 initialisation of `model` in place.
+def init_weights(
+    model: nn.Module,
+    std: float,
+    residual: Iterable[tuple[Iterable[nn.Module], int]] = (),
+    *,
+    linear: Callable[[nn.Linear], None] | None = None,
+) -> None:
+    """GPT-2 initialisation of `model` in place (or another rule for its linear layers).
 
     Args:
         model: the model; every `nn.Linear` / `nn.Embedding` weight is drawn from N(0, std),
@@ -143,9 +157,13 @@ def init_weights(model: nn.Module, std: float, residual: Iterable[tuple[Iterable
         std: the weights' standard deviation (`config.init_std`).
         residual: (blocks, num_layers) pairs; the residual projections of those blocks are
             drawn again from N(0, std / sqrt(2 * num_layers)). Empty: no rescaling (BERT).
+        linear: initialises one `nn.Linear` (weight and bias) instead of N(0, std) and zero,
+            e.g. `xavier_linear` (the ViT) or `nn.Linear.reset_parameters` (PyTorch's default).
     """
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, nn.Linear) and linear is not None:
+            linear(module)
+        elif isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=std)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
@@ -158,3 +176,10 @@ def init_weights(model: nn.Module, std: float, residual: Iterable[tuple[Iterable
         for block in blocks:
             for linear in residual_projections(block):
                 nn.init.normal_(linear.weight, mean=0.0, std=residual_std)
+
+
+def xavier_linear(module: nn.Linear) -> None:
+    """Glorot-uniform weight and zero bias (Glorot & Bengio 2010): the ViT's linear layers."""
+    nn.init.xavier_uniform_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
