@@ -34,6 +34,9 @@ class CountingCache:
     def reorder(self, index: Tensor) -> None:
         pass
 
+    def crop(self, length: int) -> None:
+        self.count = length
+
 
 class PositionalBigram(nn.Module):
     """Not a transformer: next-token logits from the current token and its position.
@@ -176,3 +179,29 @@ def test_seq2seq_decoders_drive_a_stand_in_and_the_real_model():
         model.generate(x, beam_width=2, max_new_tokens=5).sequences,
         beam_search(model, x, beam_width=2, max_new_tokens=5).sequences,
     )
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_a_cropped_cache_is_the_cache_of_the_shorter_prefix(kind):
+    """Take back the last 4 tokens, feed 4 others: the logits are those of that sequence fed straight."""
+    from attnlab.models.gpt import GPT, GPTConfig
+    from attnlab.models.llama import Llama, LlamaConfig
+
+    torch.manual_seed(0)
+    model = (
+        GPT(GPTConfig.from_name("nano", vocab_size=23))
+        if kind == "gpt"
+        else Llama(LlamaConfig.from_name("nano", vocab_size=23))
+    ).eval()
+    first, second = torch.randint(0, 23, (2, 1, 10))
+    straight = torch.cat([first[:, :6], second[:, 6:]], dim=1)  # (1, 10)
+    with torch.no_grad():
+        cache = model.new_cache()
+        model(first, cache=cache)
+        cache.crop(6)
+        assert cache.length == 6
+        again = model(second[:, 6:], cache=cache).logits  # positions 6..9
+        reference = model(straight).logits[:, 6:]
+    torch.testing.assert_close(again, reference, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="cannot crop a cache of 10 positions to 11"):
+        cache.crop(11)

@@ -25,7 +25,8 @@ class DecodingCache(Protocol):
     """A key/value cache: the model grows it by the positions it is fed.
 
     `attnlab.nn.attention.KVCache` is one. A decoder never writes into it: it passes it to
-    the model's forward, reads `length`, and (beam search) reorders its rows.
+    the model's forward (which grows it), reads `length`, reorders its rows (beam search)
+    and crops it to take tokens back.
     """
 
     @property
@@ -35,6 +36,10 @@ class DecodingCache(Protocol):
 
     def reorder(self, index: Tensor) -> None:
         """Keep the batch rows `index` (N,), in that order (beam search follows its beams)."""
+        ...
+
+    def crop(self, length: int) -> None:
+        """Forget the positions from `length` on (take back tokens, e.g. to redraw a step)."""
         ...
 
 

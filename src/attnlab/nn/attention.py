@@ -212,6 +212,11 @@ class LayerKVCache:
             self.v = torch.cat([self.v, v], dim=-2)
         return self.k, self.v
 
+    def crop(self, length: int) -> None:
+        """Keep the first `length` positions (drop the newest ones)."""
+        if self.k is not None:
+            self.k, self.v = self.k[..., :length, :], self.v[..., :length, :]
+
 
 @dataclass
 class KVCache:
@@ -235,6 +240,19 @@ class KVCache:
     def length(self) -> int:
         """Number of positions already cached (the position of the next token)."""
         return self.layers[0].length if self.layers else 0
+
+    def crop(self, length: int) -> None:
+        """Forget every position from `length` on: the cache is then what feeding the first
+        `length` tokens gave (the model continues at position `length`). Cross-attention
+        entries, which hold the encoder's positions, are kept whole.
+
+        Raises:
+            ValueError: `length` is negative or more than is cached.
+        """
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot crop a cache of {self.length} positions to {length}")
+        for entry in self.layers:
+            entry.crop(length)
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows `index` (beam search): select along the batch dimension."""
