@@ -126,11 +126,11 @@ def test_arch_errors_are_one_line(tiny_lm, corpus, tmp_path, capsys):
     assert main(["train", "--resume", "--arch", "gpt", "--out", str(out), "--max-iters", "3"]) == 2
     assert "holds a tiny_lm model; drop --arch (or pass --arch tiny_lm)" in error_line(capsys)
     assert main(["train", "--arch", "tiny_lm", "--engine", "numpy", "--out", str(tmp_path / "np")]) == 2
-    assert "--engine numpy runs the GPT only, not a tiny_lm model" in error_line(capsys)
+    assert "--engine numpy runs only gpt and llama models, not a tiny_lm model" in error_line(capsys)
     assert main(["generate", "--checkpoint", str(out), "--engine", "numpy"]) == 2
-    assert "runs the GPT only, not a tiny_lm model; use --engine torch" in error_line(capsys)
+    assert "runs only gpt and llama models, not a tiny_lm model; use --engine torch" in error_line(capsys)
     assert main(["eval", "--checkpoint", str(out), "--data", str(corpus), "--engine", "numpy"]) == 2
-    assert "runs the GPT only, not a tiny_lm model" in error_line(capsys)
+    assert "runs only gpt and llama models, not a tiny_lm model" in error_line(capsys)
     assert main(["train", "--objective", "mlm", "--arch", "gpt", "--out", str(tmp_path / "mlm")]) == 2
     assert "--arch chooses the causal language model" in error_line(capsys)
     assert main(["train", "--arch", "nope", "--out", str(tmp_path / "x")]) == 2
@@ -192,8 +192,11 @@ def test_a_nano_llama_trains_resumes_generates_and_evaluates(llama_module, corpu
 
 
 def test_llama_flags_and_engine(llama_module, corpus, tmp_path, capsys):
-    assert main(["train", "--arch", "llama", "--engine", "numpy", "--out", str(tmp_path / "x")]) == 2
-    assert "--engine numpy runs the GPT only, not a llama model; use --engine torch" in error_line(capsys)
+    out = tmp_path / "x"
+    numpy_run = ["train", "--arch", "llama", "--engine", "numpy", "--data", str(corpus), "--out", str(out)]
+    assert main([*numpy_run, "--max-iters", "2", *FAST]) == 0  # the NumPy engine runs the LLaMA-style model too
+    assert _model_type(out) == "llama" and json.loads((out / "results.json").read_text())["engine"] == "numpy"
+    capsys.readouterr()
     assert (
         main(
             [

@@ -3,9 +3,9 @@
 No autograd and no torch: each layer caches what its backward pass needs in
 `forward` and turns the gradient of the loss with respect to its output into the
 gradients with respect to its input and parameters in `backward`. Together they
-make `NumpyGPT`, which computes the same function as `attnlab.models.gpt.GPT`, shares
-its parameter names and checkpoint format, and trains with the optimizers in
-`attnlab.scratch.optim` (the update rules of `torch.optim`).
+make `NumpyGPT`, which computes the same function as `attnlab.models.gpt.GPT` (or, from a
+`LlamaConfig`, as `attnlab.models.llama.Llama`), shares its parameter names and checkpoint
+format, and trains with the optimizers in `attnlab.scratch.optim` (the update rules of `torch.optim`).
 
 Modules, bottom up:
     module.py      the `Module` base class (params, grads, train/eval, dotted names)
@@ -13,8 +13,8 @@ Modules, bottom up:
                    Dropout, FeedForward, SwiGLU, CrossEntropyLoss
     positional.py  sinusoidal / Fourier tables, learned positions
     attention.py   scaled dot-product attention, multi-head (and grouped-query) self-attention, masks
-    block.py       pre-norm and post-norm transformer blocks
-    gpt.py         NumpyGPT: forward, backward, generate, checkpoints
+    block.py       pre-norm and post-norm transformer blocks (LayerNorm + MLP, or RMSNorm + SwiGLU + GQA)
+    gpt.py         NumpyGPT (GPT or LLaMA-style): forward, backward, generate, checkpoints
     optim.py       SGD, Adam, AdamW, clip_grad_norm
 """
 

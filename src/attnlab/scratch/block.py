@@ -4,8 +4,11 @@ Post-norm (the original transformer, Vaswani et al. 2017):
     h = norm1(x + attn(x));        y = norm2(h + ff(h))
 Pre-norm (GPT-2, Radford et al. 2019):
     h = x + attn(norm1(x));        y = h + ff(norm2(h))
-(each sub-layer's output passes through dropout before the residual add). Same
-parameter names as `attnlab.nn.block.TransformerBlock`: norm1, attn, norm2, ff.
+(each sub-layer's output passes through dropout before the residual add). A LLaMA block
+(Touvron et al. 2023) is the pre-norm block with RMSNorm (`norm="rms"`), a SwiGLU
+feed-forward (`feed_forward="swiglu"`) and grouped-query attention (`num_kv_heads`).
+Same parameter names as `attnlab.nn.block.TransformerBlock`: norm1, attn, norm2, ff
+(ff.fc1 / ff.fc2, or ff.w_gate / ff.w_up / ff.w_down; an RMSNorm has a weight only).
 
 The backward pass of a residual connection y = x + f(x) is dx = dy + f'(x)^T dy: the
 gradient flows through the identity unchanged *and* through the branch, and the two
@@ -19,10 +22,19 @@ from __future__ import annotations
 import numpy as np
 
 from attnlab.scratch.attention import MultiHeadAttention
-from attnlab.scratch.layers import Dropout, FeedForward, LayerNorm
+from attnlab.scratch.layers import Dropout, FeedForward, LayerNorm, RMSNorm, SwiGLU
 from attnlab.scratch.module import Module
 
-__all__ = ["TransformerBlock"]
+__all__ = ["TransformerBlock", "make_norm"]
+
+
+def make_norm(kind: str, dim: int, eps: float = 1e-5, bias: bool = True, *, dtype=np.float32) -> Module:
+    """The norm a block asks for: "layer" (`LayerNorm`, bias optional) or "rms" (`RMSNorm`, no bias)."""
+    if kind == "layer":
+        return LayerNorm(dim, eps, bias, dtype=dtype)
+    if kind == "rms":
+        return RMSNorm(dim, eps, dtype=dtype)
+    raise ValueError(f"unknown norm {kind!r}; choose layer or rms")
 
 
 class TransformerBlock(Module):
@@ -33,16 +45,19 @@ class TransformerBlock(Module):
         num_heads: H.
         hidden_dim: feed-forward width (commonly 4 C).
         dropout: dropout on attention weights and on both residual branches.
-        activation: relu, gelu, gelu_tanh or tanh.
+        activation: relu, gelu, gelu_tanh or tanh (silu too for SwiGLU).
         norm_first: pre-norm when True, post-norm when False.
         bias: biases in linear layers and norms.
-        layer_norm_eps: LayerNorm epsilon.
+        layer_norm_eps: the norms' epsilon.
         dtype: np.float32 or np.float64.
         rng: generator for the initialisation.
         init_std: N(0, init_std) weights (None = PyTorch's default init).
         out_init_std: std of the two projections into the residual stream (attn.out, ff.fc2).
         dropout_rng: generator for the dropout masks.
         rope_base: rotary positions in the self-attention with this base (None = none).
+        norm: "layer" (LayerNorm) or "rms" (RMSNorm, no bias).
+        feed_forward: "mlp" (`FeedForward`: fc1, fc2) or "swiglu" (`SwiGLU`: w_gate, w_up, w_down).
+        num_kv_heads: key/value heads of the self-attention (grouped-query attention); None = num_heads.
     """
 
     def __init__(
@@ -62,11 +77,16 @@ class TransformerBlock(Module):
         out_init_std: float | None = None,
         dropout_rng: np.random.Generator | None = None,
         rope_base: float | None = None,
+        norm: str = "layer",
+        feed_forward: str = "mlp",
+        num_kv_heads: int | None = None,
     ):
         super().__init__()
+        if feed_forward not in ("mlp", "swiglu"):
+            raise ValueError(f"unknown feed_forward {feed_forward!r}; choose mlp or swiglu")
         rng = rng if rng is not None else np.random.default_rng(0)
         self.norm_first = norm_first
-        self.norm1 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)
+        self.norm1 = make_norm(norm, embed_dim, layer_norm_eps, bias, dtype=dtype)
         self.attn = MultiHeadAttention(
             embed_dim,
             num_heads,
@@ -78,10 +98,12 @@ class TransformerBlock(Module):
             out_init_std=out_init_std,
             dropout_rng=dropout_rng,
             rope_base=rope_base,
+            num_kv_heads=num_kv_heads,
         )
         self.drop1 = Dropout(dropout, dropout_rng)
-        self.norm2 = LayerNorm(embed_dim, layer_norm_eps, bias, dtype=dtype)
-        self.ff = FeedForward(
+        self.norm2 = make_norm(norm, embed_dim, layer_norm_eps, bias, dtype=dtype)
+        ff_class = SwiGLU if feed_forward == "swiglu" else FeedForward
+        self.ff = ff_class(
             embed_dim,
             hidden_dim,
             activation,

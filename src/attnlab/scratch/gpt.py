@@ -1,21 +1,25 @@
-"""A GPT in NumPy with a hand-written backward pass: the same model as `attnlab.models.gpt.GPT`.
+"""A GPT in NumPy with a hand-written backward pass: the same model as `attnlab.models.gpt.GPT`,
+and, built from a `LlamaConfig`, the same model as `attnlab.models.llama.Llama`.
 
-Reads top to bottom, exactly like the PyTorch model (Radford et al. 2018, 2019):
+Reads top to bottom, exactly like the PyTorch models (Radford et al. 2018, 2019; Touvron et al. 2023):
     token ids (B, T)
-      -> tok_emb[ids] + position information               (B, T, C)
-      -> num_layers x TransformerBlock (causal self-attention) (B, T, C)
-      -> final LayerNorm (pre-norm models)                   (B, T, C)
-      -> lm_head (tied to tok_emb by default)                (B, T, V) logits
+      -> tok_emb[ids] + position information (a table, or rotary inside attention) (B, T, C)
+      -> num_layers x TransformerBlock (causal self-attention)  (B, T, C)
+      -> final norm of the blocks' kind (pre-norm models)       (B, T, C)
+      -> lm_head (GPT: tied to tok_emb by default; LLaMA: untied) (B, T, V) logits
       -> mean cross-entropy against the targets (ignore_index -100)
 `backward()` walks the same list in reverse. With weight tying the embedding matrix is
 used twice (lookup at the bottom, output head at the top), so its gradient is the sum
 of both uses.
 
-`NumpyGPT` takes the same `GPTConfig`, has the same parameter names and shapes as
-`GPT.state_dict()` (`tok_emb.weight`, `blocks.0.attn.qkv.weight`, ...) and the same
-initialisation scheme, and reads and writes the same checkpoints: a checkpoint saved
-here loads into the PyTorch GPT (`attnlab.models.registry.load_model`) and back.
-Rotary positions are the one configuration it does not implement.
+`NumpyGPT` takes the same config (`GPTConfig`, or `LlamaConfig` for the LLaMA-style model:
+RMSNorm, SwiGLU, grouped-query attention, rotary positions, via `config.block_kwargs()`),
+has the same parameter names and shapes as the PyTorch model's `state_dict()`
+(`tok_emb.weight`, `blocks.0.attn.qkv.weight`, ...) and the same initialisation scheme,
+and reads and writes the same checkpoints: a checkpoint saved here loads into the PyTorch
+model (`attnlab.models.registry.load_model`) and back. `MODEL_TYPES` lists the model
+types it implements (scratch sits below `attnlab.models`, so it keeps its own torch-free
+table of config class -> model type).
 
 Notation: B batch, T time, C channels (embed_dim), V vocabulary, H heads.
 """
@@ -32,39 +36,70 @@ import numpy as np
 
 from attnlab import checkpoint as ckpt
 from attnlab.config import from_dict, to_dict
+from attnlab.configs.base import TransformerConfig
 from attnlab.configs.gpt import GPTConfig
+from attnlab.configs.llama import LlamaConfig
 from attnlab.configs.sampling import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, SamplingConfig
 from attnlab.errors import CheckpointError, ConfigError
 from attnlab.scratch.attention import padding_mask
-from attnlab.scratch.block import TransformerBlock
-from attnlab.scratch.layers import IGNORE_INDEX, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, softmax
+from attnlab.scratch.block import TransformerBlock, make_norm
+from attnlab.scratch.layers import IGNORE_INDEX, CrossEntropyLoss, Dropout, Embedding, Linear, softmax
 from attnlab.scratch.module import Module, as_float_dtype
 from attnlab.scratch.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
 
-__all__ = ["NumpyGPT", "load_numpy_gpt", "IGNORE_INDEX"]
+__all__ = ["NumpyGPT", "load_numpy_gpt", "IGNORE_INDEX", "MODEL_TYPES", "model_type_of", "config_class_of"]
 
 logger = logging.getLogger(__name__)
 
 TIED = {"lm_head.weight": "tok_emb.weight"}  # alias -> original when config.tie_weights
 
+# config class -> model type (the registry's names, `attnlab.models.registry`), torch-free
+_CONFIG_MODEL_TYPES: dict[type[TransformerConfig], str] = {GPTConfig: "gpt", LlamaConfig: "llama"}
+MODEL_TYPES: tuple[str, ...] = tuple(_CONFIG_MODEL_TYPES.values())  # what the NumPy engine implements
+
+
+def model_type_of(config: Any) -> str:
+    """The model type ("gpt", "llama") that `NumpyGPT` builds from `config`.
+
+    Raises:
+        ConfigError: a config of a model the NumPy engine does not implement.
+    """
+    model_type = _CONFIG_MODEL_TYPES.get(type(config))
+    if model_type is None:
+        raise ConfigError(
+            f"the NumPy engine builds {', '.join(MODEL_TYPES)} models only, not one from a {type(config).__name__}"
+        )
+    return model_type
+
+
+def config_class_of(model_type: str) -> type[TransformerConfig]:
+    """The config class of `model_type` (one of `MODEL_TYPES`); KeyError for any other."""
+    for config_class, name in _CONFIG_MODEL_TYPES.items():
+        if name == model_type:
+            return config_class
+    raise KeyError(model_type)
+
 
 class NumpyGPT(Module):
-    """Decoder-only transformer language model in NumPy.
+    """Decoder-only transformer language model in NumPy: the GPT or the LLaMA-style model.
 
     Args:
-        config: a `GPTConfig` (the PyTorch GPT's), any positional kind.
+        config: a `GPTConfig` (the PyTorch GPT's, any positional kind) or a `LlamaConfig`
+            (`attnlab.models.llama.Llama`'s); the config's class sets `model_type`.
         dtype: np.float32 (default) or np.float64 (for exact comparisons).
         seed: seeds the initialisation and the dropout masks.
 
     Attributes:
         params: dict name -> array of every parameter (a tied array is listed once).
         grads: dict name -> gradient, filled by `backward`.
+        model_type: "gpt" or "llama" (the checkpoint's model type).
     """
 
-    model_type = "gpt"
+    model_type = "gpt"  # the default; an instance built from another config sets its own
 
-    def __init__(self, config: GPTConfig, dtype=np.float32, seed: int = 0):
+    def __init__(self, config: GPTConfig | LlamaConfig, dtype=np.float32, seed: int = 0):
         super().__init__()
+        self.model_type = model_type_of(config)
         self.config = c = config
         self.dtype = dtype = as_float_dtype(dtype)
         init_rng, dropout_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
@@ -83,16 +118,10 @@ class NumpyGPT(Module):
         else:
             self.pos_emb = None
         self.drop = Dropout(c.dropout, dropout_rng)
+        block_kwargs = c.block_kwargs()  # GPT: LayerNorm + MLP; LLaMA: RMSNorm + SwiGLU + num_kv_heads
         self.blocks = [
             TransformerBlock(
-                c.embed_dim,
-                c.num_heads,
-                c.hidden_dim,
-                dropout=c.dropout,
-                activation=c.activation,
-                norm_first=c.norm_first,
-                bias=c.bias,
-                layer_norm_eps=c.layer_norm_eps,
+                **block_kwargs,
                 dtype=dtype,
                 rng=init_rng,
                 init_std=std,
@@ -103,7 +132,8 @@ class NumpyGPT(Module):
             for _ in range(c.num_layers)
         ]
         # pre-norm blocks leave the stream un-normalised, so a final norm precedes the head
-        self.norm = LayerNorm(c.embed_dim, c.layer_norm_eps, c.bias, dtype=dtype) if c.norm_first else None
+        norm_kind = block_kwargs.get("norm", "layer")
+        self.norm = make_norm(norm_kind, c.embed_dim, c.layer_norm_eps, c.bias, dtype=dtype) if c.norm_first else None
         self.lm_head = Linear(c.embed_dim, c.vocab_size, bias=False, dtype=dtype, rng=init_rng, init_std=std)
         if c.tie_weights:
             self.lm_head.params["weight"] = self.tok_emb.params["weight"]  # one array, two uses
@@ -325,7 +355,7 @@ class NumpyGPT(Module):
     # -- checkpoints -------------------------------------------------------------------
 
     def save(self, folder: str | Path, tokenizer: Any | None = None, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write a checkpoint folder that `attnlab.models.registry.load_model` reads into the PyTorch GPT.
+        """Write a checkpoint folder that `attnlab.models.registry.load_model` reads into the PyTorch model.
 
         Weights are saved in the model's dtype (float32 or float64); a tied head is saved once.
         """
@@ -346,13 +376,13 @@ class NumpyGPT(Module):
 
     @classmethod
     def from_checkpoint(cls, folder: str | Path, dtype=np.float32, seed: int = 0) -> NumpyGPT:
-        """Load a GPT checkpoint written by either engine (see `load_numpy_gpt` for the tokenizer too)."""
+        """Load a GPT or LLaMA checkpoint written by either engine (see `load_numpy_gpt` for the tokenizer too)."""
         model, _ = load_numpy_gpt(folder, dtype, seed=seed)
         return model
 
 
 def load_numpy_gpt(folder: str | Path, dtype=np.float32, *, seed: int = 0) -> tuple[NumpyGPT, Any]:
-    """Read a GPT checkpoint folder (from either engine) into a `NumpyGPT`.
+    """Read a GPT or LLaMA checkpoint folder (from either engine) into a `NumpyGPT`.
 
     Args:
         folder: checkpoint folder.
@@ -361,15 +391,17 @@ def load_numpy_gpt(folder: str | Path, dtype=np.float32, *, seed: int = 0) -> tu
     Returns:
         (model in eval mode, tokenizer or None).
     Raises:
-        CheckpointError: not a GPT checkpoint, or weights that do not match the config.
+        CheckpointError: not a GPT or LLaMA checkpoint, or weights that do not match the config.
     """
     saved = ckpt.read_model(folder)
-    if saved.model_type != NumpyGPT.model_type:
+    if saved.model_type not in MODEL_TYPES:
         raise CheckpointError(
-            f"{str(folder)!r} holds a {saved.model_type!r} model, but the NumPy engine loads only 'gpt' models"
+            f"{str(folder)!r} holds a {saved.model_type!r} model, but the NumPy engine loads only "
+            + " or ".join(repr(t) for t in MODEL_TYPES)
+            + " models"
         )
     try:
-        config = from_dict(GPTConfig, saved.config, section="config")
+        config = from_dict(config_class_of(saved.model_type), saved.config, section="config")
     except ConfigError as e:
         raise CheckpointError(f"checkpoint config is invalid: {e}") from None
     model = NumpyGPT(config, dtype=dtype, seed=seed)

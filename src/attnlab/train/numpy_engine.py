@@ -1,4 +1,5 @@
-"""The NumPy engine: the Trainer's `Engine` protocol for the from-scratch NumPy GPT.
+"""The NumPy engine: the Trainer's `Engine` protocol for the from-scratch NumPy GPT (and the
+LLaMA-style model, which `NumpyGPT` builds from a `LlamaConfig`).
 
 It does what `TorchEngine` does, with hand-written gradients instead of autograd:
 AdamW over two parameter groups (decay on matrices and embeddings, none on biases and
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.configs.gpt import GPTConfig
+from attnlab.configs.llama import LlamaConfig
 from attnlab.errors import ConfigError
 from attnlab.scratch.gpt import NumpyGPT, load_numpy_gpt
 from attnlab.scratch.optim import AdamW, clip_grad_norm, global_grad_norm
@@ -27,10 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 class NumpyEngine:
-    """Trains a `NumpyGPT` (one process, CPU).
+    """Trains a `NumpyGPT`, GPT or LLaMA-style (one process, CPU).
 
     Args:
-        model: the NumPy GPT.
+        model: the NumPy model.
         lr, betas, eps, weight_decay: AdamW settings (lr is set every step by the Trainer).
         grad_clip: clip the global gradient norm to this value (0 = no clipping).
     """
@@ -55,13 +57,16 @@ class NumpyEngine:
         self.grad_clip = grad_clip
 
     @classmethod
-    def for_gpt(cls, model_config: GPTConfig, train: Any, init_from: str | Path | None = None) -> NumpyEngine:
-        """A NumPy engine for a fresh GPT of `model_config` (or the checkpoint `init_from`).
+    def for_gpt(
+        cls, model_config: GPTConfig | LlamaConfig, train: Any, init_from: str | Path | None = None
+    ) -> NumpyEngine:
+        """A NumPy engine for a fresh model of `model_config` (or the checkpoint `init_from`).
 
         Args:
-            model_config: the GPT's config (ignored with `init_from`, whose config is used).
+            model_config: the model's config, a `GPTConfig` or a `LlamaConfig` (ignored with
+                `init_from`, whose config is used).
             train: the `TrainConfig` (optimizer settings, seed, device, precision).
-            init_from: a GPT checkpoint folder of either engine to start from.
+            init_from: a GPT or LLaMA checkpoint folder of either engine to start from.
         Raises:
             ConfigError: a device or precision the NumPy engine cannot run.
         """

@@ -6,7 +6,7 @@ calls these functions, so a notebook can run exactly what the command line runs.
 
 The language-model recipes train, evaluate and sample any causal LM of the registry
 (`attnlab.models.registry.model_types("causal_lm")`: the GPT, the LLaMA-style model, ...);
-the model config's class chooses the model. The NumPy engine runs the GPT only.
+the model config's class chooses the model. The NumPy engine runs the GPT and the LLaMA-style model.
 """
 
 from __future__ import annotations
@@ -108,13 +108,16 @@ def causal_lm_config_class(arch: str) -> type:
 
 
 def check_numpy_engine(model_type: str, what: str = "the numpy engine") -> None:
-    """The NumPy engine implements the GPT only (`NumpyGPT.model_type`): anything else is one ConfigError."""
+    """The NumPy engine implements the GPT and the LLaMA-style model (`attnlab.scratch.gpt.MODEL_TYPES`):
+    anything else is one ConfigError."""
     try:
-        from attnlab.scratch.gpt import NumpyGPT  # torch-free
+        from attnlab.scratch.gpt import MODEL_TYPES  # torch-free
     except ModuleNotFoundError as e:  # pragma: no cover - an install without the NumPy engine
         raise ConfigError(f"the numpy engine is not available in this install ({e})") from None
-    if model_type != NumpyGPT.model_type:
-        raise ConfigError(f"{what} runs the GPT only, not a {model_type} model; use --engine torch")
+    if model_type not in MODEL_TYPES:
+        raise ConfigError(
+            f"{what} runs only {' and '.join(MODEL_TYPES)} models, not a {model_type} model; use --engine torch"
+        )
 
 
 def make_engine(name: str, model_config: Any, train: TrainConfig, init_from: str | Path | None = None) -> Any:
@@ -170,7 +173,7 @@ def train_language_model(
         model: the architecture: the config of a registered causal LM (e.g. a GPTConfig);
             vocab_size is taken from the tokenizer. With `resume`, the checkpoint's is used.
         train: optimisation settings.
-        engine: "torch" or "numpy" (the GPT only).
+        engine: "torch" or "numpy" (the GPT and the LLaMA-style model).
         resume: continue the run in `out_dir` exactly where its checkpoint stopped.
         write_plots: write loss_curve.png at the end.
     Returns:
@@ -280,7 +283,7 @@ def evaluate_checkpoint(
     Args:
         checkpoint: checkpoint folder (from either engine).
         source: corpus name or text file path.
-        engine: evaluate with the "torch" or the "numpy" implementation (the GPT only).
+        engine: evaluate with the "torch" or the "numpy" implementation (the GPT and the LLaMA-style model).
         split: "val" (the last `val_fraction` of the text), "train" or "all".
         batch_size: windows per forward pass.
     """
