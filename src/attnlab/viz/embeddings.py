@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from attnlab.errors import ConfigError
-from attnlab.utils import cosine_similarity_matrix
+from attnlab.foundations.vectors import pairwise_cosine_similarity
 from attnlab.viz._mpl import BLUE, DEFAULT_DPI, GREEN, PALETTE, VERMILION, finish, new_figure, styled, tick_fontsize
 
 DEFAULT_SENTENCES = (
@@ -77,7 +77,8 @@ def _check_items(items: Sequence[str], what: str, minimum: int = 2) -> list[str]
 def cosine_matrix(vectors: Any, other: Any | None = None) -> np.ndarray:
     """(N, M) cosine similarities between the rows of `vectors` and of `other` (default itself)."""
     vectors = np.asarray(vectors, dtype=np.float64)
-    return cosine_similarity_matrix(vectors, None if other is None else np.asarray(other, dtype=np.float64))
+    other = vectors if other is None else np.asarray(other, dtype=np.float64)
+    return pairwise_cosine_similarity(vectors, other)  # checks its inputs (shapes, NaN) by name
 
 
 def sentence_similarity(sentences: Sequence[str], encoder: Any | None = None) -> np.ndarray:
