@@ -130,6 +130,22 @@ def test_generate_ignores_checkpoints_outside_the_runs_folder(app, tmp_path, tra
 
 
 @pytest.mark.slow
+def test_train_a_tiny_llama_from_the_page(app, tmp_path):
+    """The architecture list is the registry's causal LMs: a LLaMA-style model trains with no page code of its own."""
+    runs = tmp_path / "runs"
+    at = app(runs)
+    assert set(at.radio(key="train_arch").options) >= {"GPT", "LLaMA-style model"}
+    at.radio(key="train_arch").set_value("llama")
+    at.radio(key="train_preset").set_value("nano")
+    at.slider(key="train_seconds").set_value(training.MIN_TRAIN_SECONDS)
+    at.button(key="train_button").click().run(timeout=180)
+    _ok(at)
+    trained = runs_folder.find_checkpoints(runs, ("llama",))
+    assert len(trained) == 1 and trained[0].relative.startswith("app-llama-nano-")
+    assert at.selectbox(key="gen_checkpoint").value == trained[0].relative
+
+
+@pytest.mark.slow
 def test_train_a_tiny_gpt_from_the_page(app, tmp_path):
     runs = tmp_path / "runs"
     at = app(runs)

@@ -18,6 +18,9 @@ def test_training_job_validates_its_settings(tmp_path):
         training.TrainingJob(tmp_path, preset="huge")
     with pytest.raises(ConfigError, match="seconds"):
         training.TrainingJob(tmp_path, seconds=10_000)
+    with pytest.raises(ConfigError, match="unknown architecture 'encoder'; choose one of gpt, llama"):
+        training.TrainingJob(tmp_path, arch="encoder")
+    assert training.TrainingJob(tmp_path, arch="llama").folder.name.startswith("app-llama-nano-")
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is a file"):
         training.TrainingJob(tmp_path / "file")

@@ -1,4 +1,4 @@
-"""Training a tiny GPT from the Generate page, in a background thread (`TrainingJob`).
+"""Training a tiny language model (any registered causal LM) from the Generate page, in a background thread.
 
 Its progress is read from the run's metrics.jsonl (what the Trainer writes anyway), so
 the page can draw a progress bar and the Trainer needs no callback.
@@ -34,7 +34,7 @@ def new_run_folder(root: Path, prefix: str) -> Path:
 
 
 class TrainingJob:
-    """Train a small GPT on the embedded corpus in a background thread.
+    """Train a small causal language model on the embedded corpus in a background thread.
 
     The thread measures the speed of this machine, sets the number of steps that fit in
     `seconds`, and runs `attnlab.train.recipes.train_language_model`; `progress()` reads
@@ -43,12 +43,19 @@ class TrainingJob:
 
     Args:
         root: the runs folder (created if missing).
-        preset: a GPT preset ("nano" or "baby").
+        preset: a size preset ("nano" or "baby"; every causal LM has both).
         seconds: training time budget (MIN_TRAIN_SECONDS..MAX_TRAIN_SECONDS).
         seed: training seed.
+        arch: the registry's causal LM to train ("gpt", "llama", ...).
     """
 
-    def __init__(self, root: Path, preset: str = "nano", seconds: float = 20.0, seed: int = 1337):
+    def __init__(self, root: Path, preset: str = "nano", seconds: float = 20.0, seed: int = 1337, arch: str = "gpt"):
+        from attnlab.models import registry
+
+        if arch not in registry.model_types("causal_lm"):
+            raise ConfigError(
+                f"unknown architecture {arch!r}; choose one of {', '.join(registry.model_types('causal_lm'))}"
+            )
         if preset not in TRAIN_PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
         if not MIN_TRAIN_SECONDS <= seconds <= MAX_TRAIN_SECONDS:
@@ -58,10 +65,11 @@ class TrainingJob:
         if root.exists() and not root.is_dir():
             raise DataError(f"the runs folder {str(root)!r} is a file; start the app with another --runs-dir")
         self.root = root
+        self.arch = arch
         self.preset = preset
         self.seconds = float(seconds)
         self.seed = seed
-        self.folder = new_run_folder(root, f"app-gpt-{preset}")
+        self.folder = new_run_folder(root, f"app-{arch}-{preset}")
         self.max_iters: int | None = None  # known once the speed is measured
         self.results: dict[str, Any] | None = None
         self.error: str | None = None
@@ -92,13 +100,13 @@ class TrainingJob:
 
     def _run(self) -> None:
         from attnlab.data.text import DEFAULT_CORPUS, load_text
-        from attnlab.models.gpt_config import GPTConfig
+        from attnlab.models import registry
         from attnlab.train.recipes import DataConfig, build_tokenizer_for, calibrate_iterations, train_language_model
         from attnlab.train.trainer import TrainConfig
 
         try:
             data = DataConfig(source=DEFAULT_CORPUS, tokenizer="char")
-            model = GPTConfig.from_name(self.preset)
+            model = registry.config_class(self.arch).from_name(self.preset)
             tokenizer = build_tokenizer_for(data, load_text(DEFAULT_CORPUS).text)
             base = TrainConfig(seed=self.seed, eval_interval=0, eval_iters=5, progress=False)
             iters, _ = calibrate_iterations(model, base, self.seconds, tokenizer.vocab_size)

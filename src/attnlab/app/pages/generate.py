@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from attnlab.app import figures, generation, training, ui
+from attnlab.models import registry
 from attnlab.viz.attention import plot_attention_grid
 
 ui.setup_page(
@@ -25,10 +26,17 @@ entry = ui.pick_checkpoint(
 )
 
 job = ui.active_job()
-with st.expander("Train a tiny GPT here", expanded=entry is None or (job is not None and not job.done)):
+with st.expander("Train a tiny model here", expanded=entry is None or (job is not None and not job.done)):
     st.write(
         "Trains on the corpus that ships with attnlab (CPython's documentation) and saves "
         f"the model in a new folder of `{root}`."
+    )
+    arch = st.radio(
+        "Architecture",
+        ui.causal_lm_types(),
+        horizontal=True,
+        key="train_arch",
+        format_func=registry.model_label,
     )
     c1, c2 = st.columns(2)
     preset = c1.radio(
@@ -47,7 +55,7 @@ with st.expander("Train a tiny GPT here", expanded=entry is None or (job is not 
         )
     if st.button("Train", key="train_button", disabled=busy, icon=":material/model_training:"):
         with ui.friendly():
-            job = training.TrainingJob(root, preset, seconds)
+            job = training.TrainingJob(root, preset, seconds, arch=arch)
             ui.start_job(job)
             st.session_state["train_started"] = job.relative
     if job is not None and st.session_state.get("train_started") == job.relative:
