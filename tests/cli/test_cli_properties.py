@@ -241,6 +241,7 @@ BUDGET = {
 HEAVY = {
     ("compare", "mnist"): {"optimizer_steps": 1},
     ("compare", "sequence"): {"optimizer_steps": 1},
+    ("compare", "points"): {"optimizer_steps": 1},
     ("demo",): {"optimizer_steps": 1},
     ("figures", "foundations"): {"pixels": 200_000},
 }
@@ -435,6 +436,21 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
                 "--timing-lengths": "none",
                 "--no-progress": True,
                 "--seq-len": "8",
+                "--no-save-models": True,
+            },
+            [],
+            [],
+        ),
+        ("compare", "points"): (
+            {
+                "--out": o,
+                "--quick": True,
+                "--models": "mlp",
+                "--device": "cpu",
+                "--epochs": "1",
+                "--no-progress": True,
+                "--num-train": "16",
+                "--num-test": "8",
                 "--no-save-models": True,
             },
             [],

@@ -26,9 +26,9 @@ def scratch_entry():
 def test_every_entry_names_its_class_and_capabilities():
     assert registry.model_types("causal_lm") == ("gpt", "llama")
     assert registry.model_types("masked_lm") == ("encoder",)
-    assert registry.model_types("encoder_decoder") == ("seq2seq",)
+    assert registry.model_types("encoder_decoder") == ("seq2seq", "rnn_seq2seq")
     assert set(registry.model_types("image")) == {"vit", "mlp", "convnet"}
-    assert set(registry.model_types("classifier")) >= {"encoder", "vit", "mlp", "convnet", "recurrent"}
+    assert set(registry.model_types("classifier")) >= {"encoder", "vit", "mlp", "convnet", "recurrent", "pointnet"}
     assert registry.model_types() == tuple(registry.MODELS)
     for name, entry in registry.MODELS.items():
         assert ":" in entry.target and entry.capabilities <= set(registry.CAPABILITIES), name

@@ -115,6 +115,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume continues the checkpoint's own",
     )
     p.add_argument("--task", default=None, help="train a seq2seq model on a generated task (e.g. reverse)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="{rnn,rnn-bahdanau,rnn-luong,transformer}",
+        help="with --task: the encoder-decoder (transformer [default]; rnn: no attention; "
+        "rnn-bahdanau: additive attention; rnn-luong: multiplicative attention)",
+    )
     p.set_defaults(func=cmd_train, accepts_extra=True)
 
     p = sub.add_parser(
@@ -253,6 +260,11 @@ def _train_arch(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    if getattr(args, "model", None) is not None and args.task is None:
+        raise ConfigError(
+            f"--model {args.model} chooses the encoder-decoder of a --task run; it does not apply without --task "
+            "(a language model's architecture is --arch)"
+        )
     if args.task is not None or args.objective != "clm":
         if getattr(args, "arch", None) is not None:
             raise ConfigError(

@@ -2,6 +2,7 @@
 
 Training is `attnlab train --task reverse|sort|numbers --out DIR`: `attnlab.cli.lm` hands
 `--task` runs to `run_training` below, which calls `attnlab.train.seq2seq.train_task`.
+`--model rnn|rnn-bahdanau|rnn-luong|transformer` chooses the encoder-decoder (default transformer).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_translate(args: argparse.Namespace) -> int:
     import torch
 
+    from attnlab.models import registry
     from attnlab.models.registry import load_model
     from attnlab.train.seq2seq import encode_source, output_text, translate
 
@@ -61,7 +63,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--beam must be at least 1, got {args.beam}")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    model, tokenizer = load_model(args.checkpoint, expect="seq2seq")
+    model, tokenizer = load_model(args.checkpoint, expect=registry.model_types("encoder_decoder"))
     if tokenizer is None:
         raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn text into tokens")
     results = translate(
@@ -131,11 +133,44 @@ def _task_settings(args: Any, extra_task: dict[str, Any], base: Any) -> Any:
     return C.replace(task, extra_task, section="task")
 
 
+def _saved_model_type(out: str) -> str | None:
+    """The model type of the checkpoint in `out`, or None when it holds none."""
+    from attnlab import checkpoint as ckpt
+
+    try:
+        return str(ckpt.read_metadata(out)["model_type"])
+    except CheckpointError:
+        return None
+
+
+def _task_model(args: Any) -> str:
+    """The --model of a --task run: the flag; when resuming without it, the checkpoint's own kind.
+
+    Raises:
+        ConfigError: an unknown --model, or one the resumed checkpoint was not trained as.
+    """
+    from attnlab.train.seq2seq import TASK_MODELS, task_model_type
+
+    chosen = getattr(args, "model", None)
+    if chosen is not None:
+        task_model_type(chosen)  # known?
+    saved_type = _saved_model_type(args.out) if args.resume else None
+    saved_kinds = [kind for kind in TASK_MODELS if task_model_type(kind) == saved_type]
+    if not saved_kinds:
+        return chosen or "transformer"  # not a checkpoint of a task model: the recipe says so in its own words
+    if chosen is not None and chosen not in saved_kinds:
+        raise ConfigError(
+            f"cannot resume {args.out!r} with --model {chosen}: it holds a {saved_type} model; drop --model "
+            "(or pass the one it was trained with), or train a new run with another --out"
+        )
+    return chosen or saved_kinds[0]  # the attention itself comes from the checkpoint
+
+
 def run_training(args: Any, extra: list[str]) -> int:
     """`attnlab train --task NAME ...` (called by `attnlab.cli.lm`). Returns the exit code."""
     from attnlab import config as C
+    from attnlab.configs.rnn_seq2seq import TASK_MODEL_ATTENTION
     from attnlab.data.seq2seq_tasks import TaskConfig
-    from attnlab.models.seq2seq import Seq2SeqConfig
     from attnlab.train.seq2seq import recipe, train_task
 
     if args.engine != "torch":
@@ -145,8 +180,16 @@ def run_training(args: Any, extra: list[str]) -> int:
             "--data and --tokenizer do not apply to --task: a task generates its own examples "
             "and character vocabulary (set task sizes with --task.FIELD=VALUE)"
         )
-    r = recipe(args.task)
-    model, train, _, overrides = collect_configs(args, extra, Seq2SeqConfig, r.model_preset, sections=SECTIONS)
+    kind = _task_model(args)
+    r = recipe(args.task, kind)
+    model, train, _, overrides = collect_configs(args, extra, type(r.model), r.model_preset, sections=SECTIONS)
+    resume_overrides = overrides
+    if kind in TASK_MODEL_ATTENTION:  # --model rnn-*: its attention, unless a file or --model.attention sets one
+        file_model = (C.load_file(args.config).get("model") or {}) if args.config else {}
+        if "attention" not in overrides.get("model", {}) and "attention" not in file_model:
+            model = C.replace(model, {"attention": TASK_MODEL_ATTENTION[kind]}, section="model")
+            if getattr(args, "model", None) is not None:  # resuming: the named attention must be the saved one
+                resume_overrides = {**overrides, "model": {**overrides.get("model", {}), "attention": kind}}
     explicit = set(overrides.get("train", {}))
     if args.config:
         explicit |= set(C.load_file(args.config).get("train") or {})
@@ -158,7 +201,7 @@ def run_training(args: Any, extra: list[str]) -> int:
     task = _task_settings(args, overrides.get("task", {}), r.task)
 
     if args.resume:
-        check_resume_agrees(args, overrides, model)
+        check_resume_agrees(args, resume_overrides, model)
         if overrides.get("task"):
             raise ConfigError("the task cannot change when resuming; drop the --task.* overrides")
         saved = saved_run(args.out)

@@ -5,7 +5,7 @@ language model: the logit lens, the app) read; `attnlab.models.gpt.GPT` and
 `attnlab.models.llama.Llama` satisfy it, and so does any class with the same attributes.
 `DecodingCache` is the key/value cache it grows, `attnlab.nn.attention.KVCache`.
 `Seq2SeqLM` is what the greedy and beam-search decoders of `attnlab.decoding.seq2seq`
-read; `attnlab.models.seq2seq.Seq2Seq` satisfies it.
+read; `attnlab.models.seq2seq.Seq2Seq` and `attnlab.models.rnn_seq2seq.RNNSeq2Seq` satisfy it.
 
 They are `runtime_checkable`, so `isinstance(model, CausalLM)` checks that the
 attributes and methods exist (not their signatures).
@@ -118,7 +118,8 @@ class Seq2SeqLM(Protocol):
     """An encoder-decoder that greedy decoding and beam search can drive.
 
     `encode` returns an object with `last_hidden_state` (B, S, C) and `attention_mask`
-    (B, S) that is a dataclass (the decoders select its rows with `dataclasses.replace`).
+    (B, S) that is a dataclass (the decoders select its rows with `dataclasses.replace`:
+    every tensor field must be batch-first, e.g. a recurrent encoder's final state (B, L, H)).
     """
 
     config: Seq2SeqConfigLike

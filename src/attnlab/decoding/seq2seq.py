@@ -17,7 +17,8 @@ cross-attention ones are computed once from the encoder output.
     heuristic, not an exact maximiser.
 
 The model is anything meeting `attnlab.decoding.protocol.Seq2SeqLM`, e.g.
-`attnlab.models.seq2seq.Seq2Seq` (whose `generate` method calls `generate` here).
+`attnlab.models.seq2seq.Seq2Seq` or the recurrent `attnlab.models.rnn_seq2seq.RNNSeq2Seq`
+(whose `generate` methods call `generate` here).
 
 Notation: B batch, S source length, V vocabulary, K beam width, N = B * K rows.
 """
@@ -78,13 +79,18 @@ def _step_logits(model: Seq2SeqLM, tokens: Tensor, encoder_output: Any, cache: D
 
 
 def _select_rows(encoder_output: Any, index: Tensor) -> Any:
-    """The rows `index` of an encoder output (the same dataclass), without its optional internals."""
-    changes: dict[str, Any] = {
-        "last_hidden_state": encoder_output.last_hidden_state.index_select(0, index),
-        "attention_mask": encoder_output.attention_mask.index_select(0, index),
-    }
-    names = {f.name for f in dataclasses.fields(encoder_output)}
-    changes.update({name: None for name in ("hidden_states", "attentions") if name in names})  # not needed to decode
+    """The rows `index` of an encoder output (the same dataclass), without its optional internals.
+
+    Every tensor field is batch-first and is selected (`last_hidden_state`, `attention_mask`,
+    and e.g. a recurrent encoder's final state); `hidden_states` / `attentions` are dropped.
+    """
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(encoder_output):
+        value = getattr(encoder_output, f.name)
+        if f.name in ("hidden_states", "attentions"):
+            changes[f.name] = None  # not needed to decode
+        elif isinstance(value, Tensor):
+            changes[f.name] = value.index_select(0, index)
     return dataclasses.replace(encoder_output, **changes)
 
 

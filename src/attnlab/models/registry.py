@@ -51,6 +51,12 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "encoder": ModelEntry("attnlab.models.encoder:Encoder", frozenset({"masked_lm", "classifier"})),
     "seq2seq": ModelEntry("attnlab.models.seq2seq:Seq2Seq", frozenset({"encoder_decoder"})),
+    "rnn_seq2seq": ModelEntry(
+        "attnlab.models.rnn_seq2seq:RNNSeq2Seq",
+        frozenset({"encoder_decoder"}),
+        "attnlab.configs.rnn_seq2seq:RNNSeq2SeqConfig",
+        "recurrent encoder-decoder",
+    ),
     "vit": ModelEntry("attnlab.models.vit:ViT", frozenset({"image", "classifier"})),
     "mlp": ModelEntry("attnlab.models.baselines:MLPClassifier", frozenset({"image", "classifier"})),
     "convnet": ModelEntry("attnlab.models.baselines:ConvNetClassifier", frozenset({"image", "classifier"})),

@@ -1,9 +1,10 @@
 """Recipe: train an encoder-decoder on a generated task; decode text; exact-match accuracy.
 
-What `attnlab train --task reverse|sort|numbers --out DIR` runs, as library calls:
+What `attnlab train --task reverse|sort|numbers [--model rnn|rnn-bahdanau|rnn-luong|transformer] --out DIR`
+runs, as library calls:
 
     from attnlab.train.seq2seq import train_task, recipe
-    r = recipe("reverse")
+    r = recipe("reverse")                      # the transformer; recipe("reverse", model="rnn-bahdanau") ...
     results = train_task("runs/reverse", task=r.task, model=r.model, train=r.train)
     results["exact_match"]          # greedy decoding on the held-out examples
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from attnlab import checkpoint as ckpt
 from attnlab.config import to_dict
+from attnlab.configs.rnn_seq2seq import TASK_MODEL_ATTENTION, RNNSeq2SeqConfig
 from attnlab.data.seq2seq_tasks import TASK_NAMES, TaskConfig, TaskData, make_task, task_tokenizer
 from attnlab.errors import CheckpointError, ConfigError, TokenizerError, UnknownCharactersError
 from attnlab.models.seq2seq import Seq2SeqConfig
@@ -35,6 +37,8 @@ from attnlab.utils import write_json_atomic, write_text_atomic
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "TASK_MODELS",
+    "task_model_type",
     "TaskRecipe",
     "recipe",
     "exact_match",
@@ -49,6 +53,21 @@ __all__ = [
 
 PREDICTIONS_FILE = "predictions.txt"
 
+# `attnlab train --task NAME --model M`: the encoder-decoders a task trains (default transformer)
+TASK_MODELS = ("rnn", "rnn-bahdanau", "rnn-luong", "transformer")
+TaskModelConfig = Seq2SeqConfig | RNNSeq2SeqConfig
+
+
+def task_model_type(model: str) -> str:
+    """The registry model type that `--model` names build ("seq2seq" or "rnn_seq2seq").
+
+    Raises:
+        ConfigError: an unknown --model (the message lists the valid ones).
+    """
+    if model not in TASK_MODELS:
+        raise ConfigError(f"unknown --model {model!r}; choose one of: {', '.join(TASK_MODELS)}")
+    return "seq2seq" if model == "transformer" else "rnn_seq2seq"
+
 
 # ---------------------------------------------------------------------------
 # Recipes: default task, model and training settings per task
@@ -60,9 +79,9 @@ class TaskRecipe:
     """The settings `attnlab train --task NAME` starts from (flags and files override them)."""
 
     task: TaskConfig  # the task and its sizes
-    model: Seq2SeqConfig  # the model (vocab_size and special ids come from the tokenizer)
+    model: TaskModelConfig  # the model (vocab_size and special ids come from the tokenizer)
     train: TrainConfig  # optimisation
-    model_preset: str = "small"  # the Seq2SeqConfig preset `model` was built from
+    model_preset: str = "small"  # the preset of the config class `model` was built from
     train_overrides: dict[str, Any] = field(default_factory=dict)  # fields that differ from TrainConfig()
 
 
@@ -85,18 +104,28 @@ _TASK_TRAIN: dict[str, dict[str, Any]] = {
 }
 
 
-def recipe(name: str) -> TaskRecipe:
-    """The default recipe of task `name` (reverse, sort or numbers).
+def recipe(name: str, model: str = "transformer") -> TaskRecipe:
+    """The default recipe of task `name` (reverse, sort or numbers) for the encoder-decoder `model`.
+
+    `model` is one of `TASK_MODELS`: the transformer (`Seq2SeqConfig` "small"), or the
+    recurrent encoder-decoder (`RNNSeq2SeqConfig` "small") without attention (rnn), with
+    additive (rnn-bahdanau) or with general multiplicative attention (rnn-luong). The
+    training settings are the same for all.
 
     Raises:
-        ConfigError: unknown task (the message lists the valid ones).
+        ConfigError: unknown task or model (the message lists the valid ones).
     """
     if name not in TASK_NAMES:
         raise ConfigError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
+    model_type = task_model_type(model)
     overrides = {**_COMMON_TRAIN, **_TASK_TRAIN[name]}
+    if model_type == "seq2seq":
+        config: TaskModelConfig = Seq2SeqConfig.from_name("small")
+    else:
+        config = RNNSeq2SeqConfig.from_name("small", attention=TASK_MODEL_ATTENTION[model])
     return TaskRecipe(
         task=TaskConfig.from_name(name),
-        model=Seq2SeqConfig.from_name("small"),
+        model=config,
         train=TrainConfig(**overrides),
         model_preset="small",
         train_overrides=overrides,
@@ -167,10 +196,10 @@ def translate(
     batch_size: int = 256,
     use_cache: bool = True,
 ) -> list[Translation]:
-    """Decode source strings with a trained `Seq2Seq` (greedy, or beam search when beam_width > 1).
+    """Decode source strings with a trained `Seq2Seq` or `RNNSeq2Seq` (greedy, or beam search when beam_width > 1).
 
     Args:
-        model: a `Seq2Seq` (any device; put in eval mode here and restored after).
+        model: a `Seq2Seq` or `RNNSeq2Seq` (any device; put in eval mode here and restored after).
         tokenizer: its tokenizer (from the checkpoint).
         sources: input texts.
         beam_width: 1 = greedy; K > 1 keeps K hypotheses.
@@ -259,7 +288,7 @@ def evaluate_exact_match(
 # ---------------------------------------------------------------------------
 
 
-def _fit_model_to_task(model: Seq2SeqConfig, task: Any, tokenizer: Any) -> Seq2SeqConfig:
+def _fit_model_to_task(model: TaskModelConfig, task: Any, tokenizer: Any) -> TaskModelConfig:
     """Vocabulary and special ids from the tokenizer; check the task fits the model's lengths."""
     model = dataclasses.replace(
         model,
@@ -310,19 +339,20 @@ def train_task(
     out_dir: str | Path,
     *,
     task: TaskConfig,
-    model: Seq2SeqConfig,
+    model: TaskModelConfig,
     train: TrainConfig,
     resume: bool = False,
     beam_width: int = 4,
     length_penalty: float = 1.0,
 ) -> dict[str, Any]:
-    """Train a `Seq2Seq` on a generated task; the run folder becomes a checkpoint.
+    """Train a `Seq2Seq` (or an `RNNSeq2Seq`) on a generated task; the run folder becomes a checkpoint.
 
     Args:
         out_dir: run folder (metrics.jsonl, results.json, predictions.txt, checkpoint files).
         task: which task and its sizes.
-        model: architecture (vocab_size and special ids are taken from the task tokenizer;
-            ignored when resuming, which continues the checkpoint's own model).
+        model: architecture, a `Seq2SeqConfig` or an `RNNSeq2SeqConfig` (vocab_size and special
+            ids are taken from the task tokenizer; ignored when resuming, which continues the
+            checkpoint's own model).
         train: optimisation settings (`train.eval_interval` also sets how often exact match runs).
         resume: continue the run in `out_dir` where its checkpoint stopped.
         beam_width: after training, also score the held-out examples with beam search of this
@@ -332,8 +362,8 @@ def train_task(
         The results dict (also in out_dir/results.json), with `exact_match` (greedy) and
         `exact_match_beam`.
     """
+    from attnlab.models import registry
     from attnlab.models.registry import load_model
-    from attnlab.models.seq2seq import Seq2Seq
     from attnlab.train.engine import TorchEngine
     from attnlab.utils import seed_everything
 
@@ -345,11 +375,11 @@ def train_task(
     seed_everything(train.seed)
     if resume:
         saved = ckpt.read_metadata(out_dir)
-        if saved["model_type"] != "seq2seq":
+        if not registry.has_capability(saved["model_type"], "encoder_decoder"):
             raise CheckpointError(
                 f"cannot resume {str(out_dir)!r}: it holds a {saved['model_type']} model, not a seq2seq one"
             )
-        net, tokenizer = load_model(out_dir, expect="seq2seq")
+        net, tokenizer = load_model(out_dir, expect=registry.model_types("encoder_decoder"))
         net.train()
         if tokenizer is None:
             raise CheckpointError(f"cannot resume {str(out_dir)!r}: its tokenizer is missing")
@@ -364,10 +394,11 @@ def train_task(
         # Before anything is allocated: a model (or batch) that cannot fit is one line, not a crash.
         from attnlab.models.memory import check_training_memory
 
-        check_training_memory(
-            model, train.batch_size, device=train.device, what="the seq2seq model", eval_batches=train.eval_iters
-        )
-        net = Seq2Seq(model)
+        if isinstance(model, Seq2SeqConfig):  # the estimate knows transformers; the recurrent models are small
+            check_training_memory(
+                model, train.batch_size, device=train.device, what="the seq2seq model", eval_batches=train.eval_iters
+            )
+        net = registry.model_class(registry.model_type_for_config(model, "encoder_decoder") or "seq2seq")(model)
     data = TaskData(the_task, tokenizer)
     engine = TorchEngine(
         net,
