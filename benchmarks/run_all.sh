@@ -4,7 +4,7 @@
 # come from these reports. On 2 cores the whole set takes about 1.5 hours.
 #
 #   benchmarks/run_all.sh [OUT]            # default OUT: runs/benchmarks
-#   ONLY="gpt vision" benchmarks/run_all.sh # a subset: gpt llama numpy seq2seq minilm vision sequence bio
+#   ONLY="gpt vision" benchmarks/run_all.sh # a subset: gpt llama numpy seq2seq minilm vision sequence points rnn_seq2seq bio
 #
 # Needs ../shared/data (tiny Shakespeare, MNIST t10k, FLIP SS3) and the labs extras
 # (sentence-transformers for minilm). Run it on an otherwise idle machine.
@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/benchmarks}
 PY=${PYTHON:-.venv/bin/python}
-ONLY=${ONLY:-"gpt llama numpy seq2seq minilm vision sequence bio"}
+ONLY=${ONLY:-"gpt llama numpy seq2seq minilm vision sequence points rnn_seq2seq bio"}
 mkdir -p "$OUT"
 
 run() {  # run NAME COMMAND...: the report on stdout goes to OUT/NAME.md, stderr to OUT/NAME.log
@@ -35,4 +35,6 @@ run seq2seq "$PY" benchmarks/bench_seq2seq.py --threads 2 --out "$OUT/seq2seq"
 run minilm "$PY" benchmarks/minilm_embed.py --threads 2
 run vision "$PY" benchmarks/bench_vision.py --out "$OUT/vision"
 run sequence "$PY" benchmarks/bench_sequence.py --out "$OUT/sequence"
+run points "$PY" benchmarks/bench_points.py --out "$OUT/points"
+run rnn_seq2seq "$PY" benchmarks/bench_rnn_seq2seq.py --threads 2 --figures "$OUT/rnn_seq2seq"
 run bio "$PY" benchmarks/bench_bio.py --out "$OUT/bio" --reuse
