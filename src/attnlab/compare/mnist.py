@@ -43,7 +43,7 @@ import numpy as np
 
 from attnlab import limits
 from attnlab.bio.metrics import confusion_matrix
-from attnlab.compare._common import check_device
+from attnlab.compare._common import check_device, train_classifier
 from attnlab.errors import ConfigError
 from attnlab.runs import writes_run
 
@@ -366,47 +366,6 @@ def measure_inference_ms(
     return 1000.0 * best / len(images)
 
 
-class _ClassifierEngine:
-    """Mixin for TorchEngine: one pass over the evaluation batches gives the loss and the
-    accuracy (the Trainer asks for the loss; the eval hook reads `last_accuracy`)."""
-
-    last_accuracy: float | None = None
-
-    def eval_loss(self, batches: Sequence[dict[str, np.ndarray]]) -> float:
-        torch = self.torch  # type: ignore[attr-defined]
-        module = self.module  # type: ignore[attr-defined]
-        module.eval()
-        total_loss, correct, count = 0.0, 0, 0
-        with torch.no_grad(), self._autocast():  # type: ignore[attr-defined]
-            for batch in batches:
-                b = self._to_device(batch)  # type: ignore[attr-defined]
-                out = module(**b)
-                n = int(b["targets"].numel())
-                total_loss += float(out.loss) * n
-                correct += int((out.logits.argmax(-1) == b["targets"]).sum())
-                count += n
-        module.train()
-        self.last_accuracy = correct / count if count else float("nan")
-        return total_loss / count if count else float("nan")
-
-
-def _classifier_engine(model: Any, recipe: ImageRecipe, device: str) -> Any:
-    from attnlab.train.engine import TorchEngine
-
-    # The subclass is made here, not at import, so that registering the CLI command
-    # (which imports this module) does not import the training stack.
-    engine_class = type("ClassifierEngine", (_ClassifierEngine, TorchEngine), {})
-    return engine_class(
-        model,
-        lr=recipe.lr,
-        weight_decay=recipe.weight_decay,
-        grad_clip=1.0,
-        device=device,
-        precision="auto",
-        distributed=False,
-    )
-
-
 # ---------------------------------------------------------------------------
 # The comparison
 # ---------------------------------------------------------------------------
@@ -425,69 +384,6 @@ def _load_data(config: MnistCompareConfig) -> Any:
         num_test = None if num_test is None or num_test >= len(data.test_labels) else num_test
         data = data.subset(num_train, num_test)
     return data
-
-
-def _train_one(
-    name: str,
-    model: Any,
-    recipe: ImageRecipe,
-    source: ImageBatchSource,
-    config: MnistCompareConfig,
-) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
-    """Train `model` with the Trainer; returns (engine, trainer results, per-epoch curve)."""
-    from attnlab.train.trainer import TrainConfig, Trainer
-
-    steps_per_epoch = source.steps_per_epoch(recipe.batch_size)
-    max_iters = recipe.epochs * steps_per_epoch
-    train_config = TrainConfig(
-        batch_size=recipe.batch_size,
-        max_iters=max_iters,
-        lr=recipe.lr,
-        min_lr=recipe.lr * recipe.min_lr_ratio,
-        warmup_iters=min(round(recipe.warmup_epochs * steps_per_epoch), max_iters - 1),
-        weight_decay=recipe.weight_decay,
-        grad_clip=1.0,
-        eval_interval=steps_per_epoch,
-        eval_iters=math.ceil(len(source.test_labels) / recipe.batch_size),
-        log_interval=max(1, steps_per_epoch // 10),
-        seed=config.seed,
-        device=config.device,
-        progress=config.progress,
-    )
-    engine = _classifier_engine(model, recipe, config.device)
-    trainer = Trainer(engine, source, train_config, None, eval_hook=lambda: {"test_accuracy": engine.last_accuracy})
-    logger.info(
-        "training %s: %s parameters, %d epoch(s) x %d steps of %d images",
-        name,
-        f"{engine.num_parameters():,}",
-        recipe.epochs,
-        steps_per_epoch,
-        recipe.batch_size,
-    )
-    results = trainer.fit()
-    return engine, results, _epoch_curve(trainer.history, steps_per_epoch)
-
-
-def _epoch_curve(history: list[dict[str, Any]], steps_per_epoch: int) -> list[dict[str, Any]]:
-    """Per epoch: mean logged training loss, test loss and test accuracy at its end."""
-    curve = []
-    for record in history:
-        if "test_accuracy" not in record:
-            continue
-        epoch = record["step"] / steps_per_epoch
-        start = record["step"] - steps_per_epoch
-        losses = [
-            r["train_loss"] for r in history if r.get("train_loss") is not None and start < r["step"] <= record["step"]
-        ]
-        curve.append(
-            {
-                "epoch": round(epoch, 4),
-                "train_loss": float(np.mean(losses)) if losses else None,
-                "test_loss": record.get("val_loss"),
-                "test_accuracy": record.get("test_accuracy"),
-            }
-        )
-    return curve
 
 
 @writes_run("compare")
@@ -535,7 +431,7 @@ def compare_mnist(
         source = ImageBatchSource(
             train_x, data.train_labels, test_x, data.test_labels, shift_pixels=recipe.shift_pixels, fill=background
         )
-        engine, results, curve = _train_one(name, model, recipe, source, config)
+        engine, results, curve = train_classifier(name, model, recipe, source, config, what="images")
         model = engine.module
         device_name = str(engine.device)
         probs = _predict(model, test_x, engine.device)

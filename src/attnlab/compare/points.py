@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from attnlab import limits
-from attnlab.compare._common import check_device
+from attnlab.compare._common import check_device, train_classifier
 from attnlab.errors import ConfigError
 from attnlab.runs import writes_run
 
@@ -323,41 +323,6 @@ def _inference_ms(model: Any, split: Any, device: Any, *, batch_size: int = 200,
     return 1000.0 * best / n
 
 
-def _train_one(name: str, model: Any, recipe: PointRecipe, source: PointBatchSource, config: PointsCompareConfig):
-    """Train with the Trainer; returns (engine, trainer results, per-epoch curve)."""
-    from attnlab.compare.mnist import _classifier_engine, _epoch_curve
-    from attnlab.train.trainer import TrainConfig, Trainer
-
-    steps_per_epoch = source.steps_per_epoch(recipe.batch_size)
-    max_iters = recipe.epochs * steps_per_epoch
-    train_config = TrainConfig(
-        batch_size=recipe.batch_size,
-        max_iters=max_iters,
-        lr=recipe.lr,
-        min_lr=recipe.lr * recipe.min_lr_ratio,
-        warmup_iters=min(round(recipe.warmup_epochs * steps_per_epoch), max_iters - 1),
-        weight_decay=recipe.weight_decay,
-        grad_clip=1.0,
-        eval_interval=steps_per_epoch,
-        eval_iters=math.ceil(len(source.test_labels) / recipe.batch_size),
-        log_interval=max(1, steps_per_epoch // 10),
-        seed=config.seed,
-        device=config.device,
-        progress=config.progress,
-    )
-    engine = _classifier_engine(model, recipe, config.device)
-    trainer = Trainer(engine, source, train_config, None, eval_hook=lambda: {"test_accuracy": engine.last_accuracy})
-    logger.info(
-        "training %s: %s parameters, %d epoch(s) x %d steps",
-        name,
-        f"{engine.num_parameters():,}",
-        recipe.epochs,
-        steps_per_epoch,
-    )
-    results = trainer.fit()
-    return engine, results, _epoch_curve(trainer.history, steps_per_epoch)
-
-
 @writes_run("compare")
 def compare_points(
     config: PointsCompareConfig,
@@ -405,7 +370,7 @@ def compare_points(
         seed_everything(config.seed)  # each model starts from the same seed, whatever the order
         model = _build(name, data, config.quick)
         source = PointBatchSource(data.train, data.test, augment=recipe.augment)
-        engine, results, curve = _train_one(name, model, recipe, source, config)
+        engine, results, curve = train_classifier(name, model, recipe, source, config, what="clouds")
         model = engine.module
         device_name = str(engine.device)
         probs = _predict(model, data.test, engine.device)
