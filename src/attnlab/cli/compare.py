@@ -276,7 +276,10 @@ def cmd_compare_points(args: argparse.Namespace) -> int:
 
 
 def _no_comparison(args: argparse.Namespace) -> int:
-    raise ConfigError("choose a comparison: `attnlab compare mnist --out DIR` or `attnlab compare sequence --out DIR`")
+    raise ConfigError(
+        "choose a comparison: `attnlab compare mnist --out DIR`, `attnlab compare sequence --out DIR` "
+        "or `attnlab compare points --out DIR`"
+    )
 
 
 def _print_model(name: str, result: dict) -> None:
