@@ -150,10 +150,10 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
             text = generated.inner_text()
             assert text.startswith("The ") and len(text) > len("The ")
             expect(page.get_by_text("Attention of the last step")).to_be_visible()
-            figures = page.locator('[data-testid="stImage"] img')
-            # the step close-up and the attention of the last step; a stale element of the previous
-            # run may linger until the rerun settles, hence the longer wait
-            expect(figures).to_have_count(2, timeout=20_000)
+            # the step close-up and the attention of the last step; the layers x heads grid waits
+            # in a collapsed expander, whose image the browser may or may not have attached yet
+            figures = page.locator('[data-testid="stImage"] img:visible')
+            expect(figures).to_have_count(2)
             # the image element appears before its bytes have loaded: wait until it has decoded
             page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figures.nth(1).element_handle())
             assert page.locator('[data-testid="stException"]').count() == 0
