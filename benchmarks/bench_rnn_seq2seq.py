@@ -11,17 +11,19 @@ training lengths from 35 on) are decoded greedily and scored by exact match.
   rnn            GRU encoder-decoder, no attention (Sutskever et al. 2014; Cho et al. 2014)
   rnn-bahdanau   the same with additive attention (Bahdanau et al. 2015)
   rnn-luong      the same with general multiplicative attention and input feeding (Luong et al. 2015)
+  rnn-luong-dot  the same with dot-product attention (`--model rnn-luong --model.attention=dot`)
   transformer    `Seq2SeqConfig` "small", its position tables widened to the longest test source
                  (its learned positions beyond the training lengths are never trained)
 
 Also reported: parameters and training ms/step (the same batches and optimiser for all), and,
-with --figures DIR, one alignment heatmap per attention model (decoder step x source position).
+with --figures DIR, one alignment heatmap per attention model (decoder step x source position,
+drawn as `attnlab viz alignment` draws it; the transformer's: last decoder layer, mean over heads).
 The random test sources are drawn with --seed; lengths up to --train-max may repeat a training
 source by chance (26**5 sources of length 5: rarely).
 
 Usage:
-    python benchmarks/bench_rnn_seq2seq.py [--models rnn rnn-bahdanau rnn-luong transformer] [--max-iters N]
-        [--train-max 30] [--lengths 5 10 ... 60] [--per-length 100] [--threads 2] [--out DIR] [--figures DIR]
+    python benchmarks/bench_rnn_seq2seq.py [--models rnn rnn-bahdanau rnn-luong rnn-luong-dot transformer]
+        [--max-iters N] [--train-max 30] [--lengths 5 10 ... 60] [--per-length 100] [--threads 2] [--out DIR] [--figures DIR]
 It prints a markdown table (paste it into benchmarks/RESULTS.md). The lead runs it on an idle machine.
 """
 
@@ -35,7 +37,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-MODELS = ("rnn", "rnn-bahdanau", "rnn-luong", "transformer")
+MODELS = ("rnn", "rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "transformer")
+# the benchmark's names that are not a `--model` of `attnlab train`: (--model, its model.attention)
+VARIANTS = {"rnn-luong-dot": ("rnn-luong", "dot")}
 LENGTHS = tuple(range(5, 61, 5))
 
 
@@ -44,9 +48,10 @@ def train_one(kind: str, out: Path, *, train_max: int, longest: int, max_iters: 
     from attnlab.data.seq2seq_tasks import TaskConfig
     from attnlab.train.seq2seq import recipe, train_task
 
-    r = recipe("reverse", kind)
+    base, attention = VARIANTS.get(kind, (kind, None))
+    r = recipe("reverse", base)
     task = TaskConfig(name="reverse", min_length=1, max_length=train_max, num_eval_examples=200)
-    model = r.model
+    model = r.model if attention is None else dataclasses.replace(r.model, attention=attention)
     if kind == "transformer":  # room for the longest test source (+ <eos>) and output (<bos> + target)
         model = dataclasses.replace(model, max_source_len=longest + 1, max_target_len=longest + 1)
     else:
@@ -75,36 +80,28 @@ def exact_match_by_length(folder: Path, lengths: list[int], per_length: int, see
 
 
 def alignment_figure(folder: Path, kind: str, path: Path, length: int = 20, seed: int = 0) -> None:
-    """Heatmap of the attention weights (decoder step x source position) for one random source."""
-    import matplotlib
+    """Heatmap of the attention weights (decoder step x source position) for one random source.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
+    The library's `attnlab viz alignment`: `attnlab.train.seq2seq.alignment` decodes greedily and
+    reads the cross-attention; the transformer's map is its last decoder layer averaged over heads.
+    """
     from attnlab.models.registry import load_model
-    from attnlab.train.seq2seq import encode_source
+    from attnlab.train.seq2seq import alignment
+    from attnlab.viz.attention import plot_alignment
 
     model, tok = load_model(folder)
-    c = model.config
     rng = random.Random(seed)
     source = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
-    ids = torch.tensor([encode_source(tok, source, c.eos_id)])
-    with torch.no_grad():
-        gen = model.generate(ids, max_new_tokens=length + 1)
-        out = gen.sequences[:, : int(gen.lengths[0])]
-        (alpha,) = model(ids, labels=out, output_attentions=True).cross_attentions  # (1, 1, T, S)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    image = ax.imshow(alpha[0, 0].numpy(), cmap="viridis", vmin=0)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
-    ax.set_xticks(range(ids.size(1)), [*source, "<eos>"], fontsize=6)
-    ax.set_yticks(range(out.size(1)), [tok.decode([int(t)]) or "<eos>" for t in out[0]], fontsize=6)
-    ax.set_xlabel("source position")
-    ax.set_ylabel("decoder step (its output token)")
-    ax.set_title(f"{kind}: attention while reversing {length} letters")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    found = alignment(model, tok, source, max_new_tokens=length + 1)
+    weights = found.weights[-1].mean(axis=0)  # (T, S): the last decoder layer, mean over heads (RNN: its one map)
+    what = f"{found.attention} attention" if found.weights.shape[:2] == (1, 1) else "last layer, mean over heads"
+    plot_alignment(
+        weights,
+        found.source_tokens,
+        found.output_tokens,
+        path,
+        title=f"{kind} ({what}): reversing {length} letters",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         by_length = exact_match_by_length(out / kind, args.lengths, args.per_length, args.seed + 1)
         rows.append((kind, results, by_length))
-        if args.figures and kind.startswith("rnn-"):
+        if args.figures and kind != "rnn":  # every model with attention
             Path(args.figures).mkdir(parents=True, exist_ok=True)
             alignment_figure(out / kind, kind, Path(args.figures) / f"alignment_{kind}.png")
 

@@ -477,6 +477,7 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
             [],
             [],
         ),
+        ("viz", "alignment"): ({"--checkpoint": w["s2s"], "--text": "abc", "--out": o + ".png", "--dpi": tiny}, [], []),
         ("viz", "positions"): ({"--out": o + ".png", "--positions": "16", "--dim": "8", "--dpi": tiny}, [], []),
         ("viz", "embeddings"): (
             {"--random-dims": ["2", "8"], "--model": w["enc"], "--out": o + ".png", "--dpi": tiny},

@@ -24,7 +24,7 @@ COMMAND_MODULES = [
     "attnlab.cli.figures",  # figures foundations
     "attnlab.cli.compare",  # compare mnist|sequence
     "attnlab.cli.probe",  # probe
-    "attnlab.cli.viz",  # viz attention|positions|embeddings|activations|curves
+    "attnlab.cli.viz",  # viz attention|alignment|positions|embeddings|activations|curves
     "attnlab.cli.app",  # app
     "attnlab.cli.data",  # data list|fetch|import
 ]

@@ -1,6 +1,7 @@
 """`attnlab viz ...`: one figure per call, written to --out (PNG, SVG or PDF by its suffix).
 
     attnlab viz attention  --checkpoint DIR|minilm --text T [--layer L [--head H] | --grid | --mean | --html] --out FILE
+    attnlab viz alignment  --checkpoint DIR --text T [--layer L] [--head H | --mean] --out FILE
     attnlab viz positions  [--panel all|sinusoidal|fourier|offset|rope] --out FILE
     attnlab viz embeddings (--sentences ... | --words ... | --contextual ... | --neighbours ... |
                             --analogy A B C | --random-dims ...) --out FILE
@@ -31,12 +32,13 @@ def register(subparsers) -> None:
     """Add the `viz` command group to the top-level parser."""
     parser = subparsers.add_parser(
         "viz",
-        help="figures: attention maps and head view, positional encodings, embeddings, activations, training curves",
+        help="figures: attention maps, head view, seq2seq alignments, positional encodings, embeddings, activations, curves",
         description="Draw one figure and write it to --out (PNG, SVG or PDF, chosen by the file suffix).",
     )
     figures = parser.add_subparsers(dest="figure", metavar="FIGURE", parser_class=type(parser))
     parser.set_defaults(func=_no_figure)
     _register_attention(figures)
+    _register_alignment(figures)
     _register_positions(figures)
     _register_embeddings(figures)
     _register_activations(figures)
@@ -69,7 +71,7 @@ def _checks_out(run):
 
 def _no_figure(args: argparse.Namespace) -> int:
     raise ConfigError(
-        "choose a figure: attention, positions, embeddings, activations or curves (see attnlab viz --help)"
+        "choose a figure: attention, alignment, positions, embeddings, activations or curves (see attnlab viz --help)"
     )
 
 
@@ -191,6 +193,92 @@ def _run_attention(args: argparse.Namespace) -> int:
         )
     else:
         path = A.plot_attention_grid(weights, tokens, args.out, dpi=args.dpi, title=f"{name}: attention on {text!r}")
+    print(path)
+    return 0
+
+
+# --- alignment (seq2seq cross-attention) -------------------------------------------------
+
+
+def _register_alignment(figures) -> None:
+    p = figures.add_parser(
+        "alignment",
+        help="alignment heatmap of a seq2seq model: decoder step x source position (RNN attention or transformer)",
+        description=(
+            "Decode --text greedily with a seq2seq checkpoint (`attnlab train --task NAME --model ...`) and draw "
+            "what the decoder attended to at each step: rows are decoder steps (their output tokens), columns "
+            "the source positions (<eos> included); each row sums to 1. A recurrent model with attention "
+            "(rnn-bahdanau, rnn-luong) has one map; for the transformer the default is the last decoder layer's "
+            "cross-attention averaged over its heads, and --layer/--head pick another."
+        ),
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="DIR",
+        help="a seq2seq run folder of `attnlab train --task NAME --model rnn-bahdanau|rnn-luong|transformer`",
+    )
+    p.add_argument("--text", required=True, help="the source text to decode")
+    p.add_argument(
+        "--layer",
+        type=_index,
+        default=None,
+        help="decoder layer (0 = first; negative counts from the end; default: the last" + INDEX_HELP + ")",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--head",
+        type=_index,
+        default=None,
+        help="one cross-attention head of --layer (default: the mean" + INDEX_HELP + ")",
+    )
+    mode.add_argument("--mean", action="store_true", help="the mean over the layer's heads (the default)")
+    _add_common(p)
+    p.set_defaults(func=_run_alignment)
+
+
+@_checks_out
+def _run_alignment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from attnlab.errors import CheckpointError
+    from attnlab.models import registry
+    from attnlab.models.registry import load_model
+    from attnlab.train.seq2seq import alignment
+    from attnlab.viz import attention as A
+    from attnlab.viz._mpl import output_format
+
+    output_format(args.out)  # a bad suffix fails before the model loads
+    model, tokenizer = load_model(args.checkpoint, expect=registry.model_types("encoder_decoder"))
+    if tokenizer is None:
+        raise CheckpointError(f"{args.checkpoint!r} has no tokenizer, so it cannot turn --text into tokens")
+    found = alignment(model, tokenizer, args.text)
+    L, H = found.weights.shape[:2]
+    if L == H == 1 and any(i is not None and i not in (0, -1) for i in (args.layer, args.head)):
+        raise ConfigError(
+            f"this {found.model_type} model ({found.attention} attention) has one alignment map "
+            "(layer 0, head 0); drop --layer/--head"
+        )
+    layer = A.check_index(args.layer if args.layer is not None else -1, L, "layer")
+    head = A.check_index(args.head, H, "head") if args.head is not None else None
+    name = Path(str(args.checkpoint)).name
+    if H == 1 and L == 1:  # a recurrent decoder: one map
+        weights, what = found.weights[0, 0], f"{found.attention} attention"
+    elif head is not None:
+        weights, what = found.weights[layer, head], f"layer {layer}, head {head}"
+    else:
+        weights, what = found.weights[layer].mean(axis=0), f"layer {layer}, mean of {H} heads"
+    source = args.text if len(args.text) <= 30 else args.text[:27] + "..."
+    output = found.text if len(found.text) <= 30 else found.text[:27] + "..."
+    path = A.plot_alignment(
+        weights,
+        found.source_tokens,
+        found.output_tokens,
+        args.out,
+        title=f"{name} ({what}): {source!r} -> {output!r}",
+        dpi=args.dpi,
+    )
+    print(f"{args.text} -> {found.text}" + ("" if found.finished else "  (hit the length limit before <eos>)"))
     print(path)
     return 0
 

@@ -13,6 +13,8 @@ at every evaluation the Trainer also decodes the task's held-out examples greedi
 and reports the share decoded exactly right (`exact_match`); after training the same
 examples are decoded with beam search (`exact_match_beam`). Both land in
 OUT/results.json, with a few decoded examples in OUT/predictions.txt.
+`alignment(model, tokenizer, text)` decodes one text and returns the decoder's attention
+over the source at every step (what `attnlab viz alignment` draws).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = [
     "exact_match",
     "Translation",
     "translate",
+    "Alignment",
+    "alignment",
     "encode_source",
     "output_text",
     "evaluate_exact_match",
@@ -185,6 +189,19 @@ def output_text(tokenizer: Any, ids: Sequence[int], eos_id: int) -> str:
     return tokenizer.decode(ids)
 
 
+def _check_source_fits(config: Any, text: str, ids: Sequence[int]) -> None:
+    """Refuse a source longer than a position table can hold (recurrent models have none).
+
+    Raises:
+        ConfigError: naming the source's length and the model's limit.
+    """
+    if config.positional in ("learned", "sinusoidal", "fourier") and len(ids) > config.max_source_len:
+        raise ConfigError(
+            f"the input {text[:40]!r} has {len(ids)} tokens (with <eos>) but this model reads at most "
+            f"{config.max_source_len}; shorten it"
+        )
+
+
 def translate(
     model: Any,
     tokenizer: Any,
@@ -218,13 +235,8 @@ def translate(
     c = model.config
     device = next(model.parameters()).device
     encoded = [encode_source(tokenizer, s, c.eos_id) for s in sources]
-    fixed_positions = c.positional in ("learned", "sinusoidal", "fourier")
     for s, ids in zip(sources, encoded):
-        if fixed_positions and len(ids) > c.max_source_len:
-            raise ConfigError(
-                f"the input {s[:40]!r} has {len(ids)} tokens (with <eos>) but this model reads at most "
-                f"{c.max_source_len}; shorten it"
-            )
+        _check_source_fits(c, s, ids)
     was_training = model.training
     model.eval()
     out: list[Translation] = []
@@ -251,6 +263,93 @@ def translate(
     finally:
         model.train(was_training)
     return out
+
+
+@dataclass
+class Alignment:
+    """What the decoder attended to while it produced one greedy output: `alignment` returns it.
+
+    Row t of every map is decoder step t (the step that produced `output_tokens[t]`); column j is
+    source position j (`source_tokens[j]`, the last being `<eos>`). Each row sums to 1.
+    """
+
+    source: str  # the input text
+    text: str  # the greedy output (up to `<eos>`, which is not included)
+    source_tokens: list[str]  # S tokens of the source, `<eos>` included
+    output_tokens: list[str]  # T tokens of the greedy output, `<eos>` included when the model produced it
+    weights: Any  # (L, H, T, S) float32 NumPy array: per decoder layer and head (a recurrent model: L = H = 1)
+    model_type: str  # registry type of the model: "seq2seq", "rnn_seq2seq", ...
+    attention: str  # its attention: "additive", "dot", "general" (recurrent) or "multi-head" (transformer)
+    finished: bool  # the output ended with `<eos>` (else it hit max_new_tokens)
+
+
+def _token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    strings = getattr(tokenizer, "token_strings", None)
+    if strings is not None:
+        return list(strings(ids))
+    return [tokenizer.decode([int(i)]) for i in ids]
+
+
+def alignment(model: Any, tokenizer: Any, text: str, *, max_new_tokens: int | None = None) -> Alignment:
+    """Decode `text` greedily and return the decoder's attention over the source at every step.
+
+    The output is decoded first (as `translate` does); one teacher-forced forward pass over
+    that output with `output_attentions=True` then gives the cross-attention weights, the
+    alignment of Bahdanau et al. (2015, fig. 3): decoder step x source position.
+
+    Args:
+        model: a trained encoder-decoder with attention (`Seq2Seq`, or `RNNSeq2Seq` whose
+            attention is additive, dot or general); put in eval mode here and restored after.
+        tokenizer: its tokenizer (from the checkpoint).
+        text: the source text.
+        max_new_tokens: longest output (default: the decoder's max_target_len).
+    Returns:
+        An `Alignment` with `weights` (L, H, T, S).
+    Raises:
+        ConfigError: the model has no attention (a recurrent model with attention "none"),
+            or the source is longer than the model reads.
+        UnknownCharactersError: the text holds characters the vocabulary lacks.
+    """
+    import numpy as np
+    import torch
+
+    c = model.config
+    attention = str(getattr(c, "attention", "multi-head"))
+    if attention == "none":  # checked first: nothing to decode for
+        raise ConfigError(
+            "this model has no attention: it reads the source through one fixed-size state (the encoder's "
+            "last), so there is no alignment to draw; train one with attention "
+            "(--model rnn-bahdanau, rnn-luong or transformer)"
+        )
+    ids = encode_source(tokenizer, text, c.eos_id)
+    _check_source_fits(c, text, ids)
+    device = next(model.parameters()).device
+    source = torch.tensor([ids], device=device)  # (1, S)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            gen = model.generate(source, max_new_tokens=max_new_tokens)
+            output = gen.sequences[:, : int(gen.lengths[0])]  # (1, T) no <bos>; <eos> last when finished
+            cross = model(source, labels=output, output_attentions=True).cross_attentions
+    finally:
+        model.train(was_training)
+    if not cross:
+        raise ConfigError(
+            f"this {getattr(model, 'model_type', 'model')} model has no attention over the source: it reads the "
+            "source through one fixed-size state, so there is no alignment to draw"
+        )
+    weights = np.stack([a[0].detach().float().cpu().numpy() for a in cross])  # (L, H, T, S)
+    return Alignment(
+        source=text,
+        text=output_text(tokenizer, output[0].tolist(), c.eos_id),
+        source_tokens=_token_strings(tokenizer, ids),
+        output_tokens=_token_strings(tokenizer, output[0].tolist()),
+        weights=weights,
+        model_type=str(getattr(model, "model_type", type(model).__name__)),
+        attention=attention,
+        finished=bool(gen.finished[0]),
+    )
 
 
 def evaluate_exact_match(

@@ -15,7 +15,7 @@ Modules (imported on first use, so `import attnlab.viz` stays cheap):
 Every `plot_*` function returns a matplotlib `Figure` when `out` is None (a notebook
 shows it), else writes `out` (.png, .svg or .pdf) atomically and returns its path.
 Figures are built without pyplot, in the workshop's projector style. The CLI is
-`attnlab viz attention|positions|embeddings|activations|curves`.
+`attnlab viz attention|alignment|positions|embeddings|activations|curves`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Attention maps: one head with token labels, a layers x heads grid, the mean over heads.
+"""Attention maps: one head with token labels, a layers x heads grid, the mean over heads,
+and the alignment of an encoder-decoder (decoder step x source position).
 
 Input weights follow the Hugging Face layout (`output_attentions=True`): per layer a
 (B, H, T, S) array of softmax weights; rows are queries, columns the keys they
@@ -250,6 +251,57 @@ def plot_attention_mean(
     return finish(fig, out, dpi)
 
 
+@styled
+def plot_alignment(
+    weights: Any,
+    source_labels: Sequence[str],
+    output_labels: Sequence[str],
+    out: str | os.PathLike | None = None,
+    *,
+    title: str | None = None,
+    annotate: bool | None = None,
+    dpi: int = DEFAULT_DPI,
+):
+    """Alignment heatmap of an encoder-decoder: decoder step x source position (Bahdanau et al. 2015, fig. 3).
+
+    Row t is the decoder step that produced `output_labels[t]`, column j the source token
+    `source_labels[j]`; each row (the attention of one step over the source) sums to 1.
+    The weights come from `attnlab.train.seq2seq.alignment` (one map of its (L, H, T, S)
+    `weights`, or their mean over heads).
+
+    Args:
+        weights: (T, S) weights, rows = decoder steps (a torch tensor or array).
+        source_labels: S source tokens (`<eos>` included).
+        output_labels: T output tokens, one per decoder step.
+        out: file to write (.png, .svg, .pdf); None returns the figure.
+        title: figure title (default: "Alignment: decoder step x source position").
+        annotate: write each weight in its cell (default: when T, S <= 16).
+        dpi: PNG resolution.
+    Returns:
+        The figure when `out` is None, else the written path.
+    """
+    w = to_numpy(weights)
+    if w.ndim != 2:
+        raise ConfigError(f"an alignment must be (T, S) = (decoder steps, source positions), got shape {w.shape}")
+    outputs = _check_labels(output_labels, w.shape[0], "output")
+    sources = _check_labels(source_labels, w.shape[1], "source")
+    T, S = w.shape
+    annotate = max(T, S) <= 16 if annotate is None else annotate
+    cell = 0.42 if max(T, S) <= 24 else 0.28  # inches a cell
+    width = min(max(5.0, cell * S + 3.6), 24.0)
+    height = min(max(4.0, cell * T + 2.4), 24.0)
+    fig = new_figure(width, height)
+    ax = fig.subplots()
+    im = _heatmap(ax, w, outputs, sources, annotate=annotate, vmax=1.0)
+    for label in ax.get_xticklabels():  # characters upright, `<eos>` and words vertical
+        label.set_rotation(0 if len(label.get_text()) <= 2 else 90)
+    ax.set_xlabel("source position (its token)")
+    ax.set_ylabel("decoder step (its output token)")
+    ax.set_title(title or "Alignment: decoder step x source position (each row sums to 1)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
+    return finish(fig, out, dpi)
+
+
 def check_index(index: int, size: int, what: str) -> int:
     """Validate a layer/head index (negative counts from the end) and return it as 0..size-1.
 
@@ -267,6 +319,7 @@ __all__ = [
     "attention_array",
     "check_index",
     "mean_over_heads",
+    "plot_alignment",
     "plot_attention_grid",
     "plot_attention_head",
     "plot_attention_mean",
