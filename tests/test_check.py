@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.exercises import check, solutions
+from attnlab.models.point import farthest_point_sample
 from attnlab.nn.positional import sinusoidal_table
 
 # --- the reference solutions ---------------------------------------------------------------
@@ -66,15 +67,22 @@ def test_solutions_agree_with_independent_references():
 
     hidden = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     np.testing.assert_allclose(solutions.mean_pooling(hidden, np.array([[1, 1, 0]])), [[2.0, 3.0]])  # padding ignored
+    cloud = rng.normal(size=(64, 3))
+    np.testing.assert_array_equal(  # the library's PyTorch farthest-point sampling
+        solutions.farthest_point_sample(cloud, 16), farthest_point_sample(torch.from_numpy(cloud)[None], 16)[0].numpy()
+    )
+    line = np.zeros((5, 3))
+    line[:, 0] = [0, 1, 2, 3, 10]  # centroid x = 3.2: farthest 10, then 0, then 3 (3 from 0, 7 from 10)
+    np.testing.assert_array_equal(solutions.farthest_point_sample(line, 3), [4, 0, 3])  # by hand
 
 
 # --- the package's layout ------------------------------------------------------------------
 
 
 def test_every_exercise_has_one_group_module_and_one_solution():
-    from attnlab.exercises import basics, encoder_block, losses, pooling, self_attention
+    from attnlab.exercises import basics, encoder_block, losses, points, pooling, self_attention
 
-    groups = [basics, self_attention, encoder_block, losses, pooling]
+    groups = [basics, self_attention, encoder_block, losses, pooling, points]
     names = [name for module in groups for name in module.__all__]
     assert sorted(names) == sorted(check.EXERCISES)  # each check lives in exactly one group
     for module in groups:
@@ -147,6 +155,7 @@ TORCH_ANSWERS = {
     "positional_encoding": torch_positional_encoding,
     "cross_entropy": lambda logits, targets: F.cross_entropy(logits, targets),
     "mean_pooling": torch_mean_pooling,
+    "farthest_point_sample": lambda points, g: farthest_point_sample(points[None], g)[0],  # the library's
 }
 
 

@@ -8,9 +8,11 @@
 # The **Vision Transformer** (ViT) cuts an image into square patches, flattens each
 # patch, and treats the patches as the "words" of a sentence. In this lab you train a
 # small ViT, a ConvNet and an MLP of about the same size on the same handwritten
-# digits, compare them, and look at where the ViT's attention goes. A last, short
-# section shows the other reason transformers took over: RNNs struggle to carry
-# information across long sequences.
+# digits, compare them, and look at where the ViT's attention goes. Then the same idea
+# on a harder input: a point cloud, a *set* of 3-D points, turned into tokens and read by
+# a transformer that, like the set, has no order. Two short sections end the lab: why
+# attention was invented (the fixed-size bottleneck of RNN translation models), and why
+# transformers then replaced RNNs (they struggle to carry information across long sequences).
 #
 # **Learning goals**
 #
@@ -18,6 +20,8 @@
 # - Know the three models, their parameter counts, and what each one assumes about images (an MLP: nothing; a ConvNet: locality and translation; a ViT: almost nothing, it learns where the patches are).
 # - Train all three with the library's `Trainer` (through `attnlab.compare.mnist`), and read learning curves, an accuracy table, confusion matrices and misclassified digits.
 # - See where the ViT's CLS token looks (attention rollout), and check that the ViT's attention is exactly the attention of lab 1.
+# - Tokenize a point cloud: farthest-point-sampled centres and their k-nearest-neighbour groups (patch tokens); write farthest-point sampling; see that a transformer without positions and PointNet give the same answer whatever the order of the points, and an MLP on the listed order does not.
+# - See why attention was invented: an RNN encoder-decoder with and without Bahdanau attention, reversing strings of growing length.
 # - See why transformers replaced RNNs: accuracy against distance on a recall task, the RNN's vanishing gradient, and time per training step.
 #
 # Shapes: **B** batch, **C** channels, **H**, **W** height and width, **P** patch size,
@@ -26,15 +30,21 @@
 #
 # References: Dosovitskiy et al. (2021), *An Image is Worth 16x16 Words*; LeCun et al.
 # (1998) for MNIST and ConvNets; Abnar & Zuidema (2020), *Quantifying Attention Flow in
-# Transformers*; Bengio et al. (1994) and Hochreiter & Schmidhuber (1997) on RNNs.
+# Transformers*; Qi et al. (2017), *PointNet*; Yu et al. (2022), *Point-BERT*; Pang et al.
+# (2022), *Point-MAE*; Bahdanau et al. (2015), *Neural Machine Translation by Jointly
+# Learning to Align and Translate*; Bengio et al. (1994) and Hochreiter & Schmidhuber
+# (1997) on RNNs.
 #
-# **Time.** About 2.5 minutes on 2 CPU cores (most of it training). With `ATTNLAB_FAST=1`
-# the models see 600 digits for one epoch, so their accuracy is low, but every cell runs.
+# **Time.** About 3.5 minutes on 2 CPU cores (most of it training). With `ATTNLAB_FAST=1`
+# the models see 600 digits (and 96 point clouds) for one epoch, so their accuracy is low,
+# but every cell runs.
 
 # %%
 # %matplotlib inline
+import copy
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -47,11 +57,20 @@ from attnlab.compare.mnist import (
     load_image_classifier,
     predict_images,
 )
+from attnlab.compare.points import PointsCompareConfig, compare_points, plot_patches_3d, plot_point_attention_3d
 from attnlab.compare.sequence import SequenceCompareConfig, compare_sequence
+from attnlab.configs.rnn_seq2seq import RNNSeq2SeqConfig
 from attnlab.data.images import load_images
+from attnlab.data.points import ShapeSettings, make_shapes
 from attnlab.data.recall_task import RecallTask
+from attnlab.data.seq2seq_tasks import TaskConfig
 from attnlab.exercises import check, labs, solutions
+from attnlab.models import point as point_models
+from attnlab.models.point import PointTransformer, PointTransformerConfig
+from attnlab.models.registry import load_model
 from attnlab.models.vit import ViT, ViTConfig, attention_rollout
+from attnlab.train.seq2seq import encode_source, evaluate_exact_match, train_task
+from attnlab.train.trainer import TrainConfig
 from attnlab.viz import attention as attention_plots
 from attnlab.viz import vision
 
@@ -442,9 +461,288 @@ print("largest difference in the attention weights:", float(np.abs(weights - hid
 print("largest difference in the attention output: ", float((ours - library).abs().max()))
 
 # %% [markdown]
-# ## 7. Why transformers replaced RNNs
+# ## 7. Point clouds: tokenizing a set
 #
-# Before transformers, sequences were read by recurrent networks (RNN, LSTM, GRU): one
+# A lidar scan or a 3-D scanner gives a **point cloud**: a *set* of (x, y, z) points.
+# Unlike pixels it has no grid, every cloud has its own number of points, and the order
+# in which its points are listed means nothing. So how do we make tokens of it? Two
+# ways (`attnlab.models.point`, `docs/points.md`):
+#
+# - every point a token (a linear embedding of its xyz), or
+# - **patch tokens** (Point-BERT, Yu et al. 2022; Point-MAE, Pang et al. 2022):
+#   farthest-point sampling picks G well spread *centres*, each centre's k nearest
+#   points form its *group*, a small shared PointNet turns each group (relative to its
+#   centre) into one vector, and the centre's position is added by a small MLP of its xyz.
+#
+# A transformer *without* a position table treats its tokens as a set, which is exactly
+# what a point cloud is. We compare it with **PointNet** (Qi et al. 2017: the same MLP on
+# every point, then a max over the points) and with an MLP that reads the points in the
+# order they happen to be listed. In this section, as in `attnlab.models.point`: **P**
+# points per cloud (padded), **G** centres (patch tokens), **k** points per group.
+#
+# The data are procedural: 8 shapes (`attnlab.data.points.make_shapes`), each randomly
+# scaled, rotated about the vertical axis, jittered, and in half of the clouds partly cut
+# away, as a sensor that sees one side of an object. Nothing is downloaded.
+
+# %%
+PC_TRAIN = labs.pick(normal=125, fast=12)  # training clouds per class (8 classes)
+PC_TEST = labs.pick(normal=25, fast=4)  # test clouds per class
+PC_PRESET = labs.pick(normal="shapes", fast="nano")  # the models' presets (nano: tiny, for fast mode)
+pc_settings = labs.pick(normal=ShapeSettings(), fast=ShapeSettings(min_points=48, max_points=64))
+
+shapes = make_shapes(PC_TRAIN, PC_TEST, settings=pc_settings)  # the clouds compare_points trains on below
+print(shapes.summary())
+print("points:", shapes.train.points.shape, shapes.train.points.dtype, " mask:", shapes.train.mask.shape)
+print("real points of the first 8 training clouds:", shapes.train.counts[:8])
+
+# %%
+fig = plt.figure(figsize=(16, 8))
+for label, name in enumerate(shapes.class_names):
+    index = int(np.flatnonzero(shapes.train.labels == label)[0])
+    cloud = shapes.train.points[index][shapes.train.mask[index]]  # (n, 3): the real points only
+    ax = fig.add_subplot(2, 4, label + 1, projection="3d")
+    ax.scatter(*cloud.T, s=4, c=cloud[:, 2], cmap="viridis", depthshade=False)
+    ax.set_title(f"{name} ({len(cloud)} points)")
+    ax.set_axis_off()
+fig.suptitle("One training cloud of each class (colour = height)")
+plt.show()
+
+# %% [markdown]
+# ### Patch tokens
+#
+# The patch tokenizer's grouping has no weights, so an untrained model shows it. Its
+# steps: (B, P, 3) points → (B, G) centre indices → (B, G, k) group indices → (B, G, E)
+# tokens, one per group, in the order the centres were picked.
+
+# %%
+pc_config = PointTransformerConfig.from_name(PC_PRESET, num_classes=shapes.num_classes)
+pc_tokenizer = PointTransformer(pc_config).tokenizer
+pc_examples = np.asarray([int(np.flatnonzero(shapes.test.labels == k)[0]) for k in range(4)])  # 4 test clouds
+pc_points = torch.from_numpy(shapes.test.points[pc_examples])  # (4, P, 3)
+pc_mask = torch.from_numpy(shapes.test.mask[pc_examples])  # (4, P), True = a real point
+with torch.no_grad():
+    centres, groups = pc_tokenizer.group(pc_points, pc_mask)  # (4, G), (4, G, k)
+    tokens, _, _ = pc_tokenizer(pc_points, pc_mask)  # (4, G, E)
+print("points", tuple(pc_points.shape), "-> centres", tuple(centres.shape), "-> groups", tuple(groups.shape))
+print(
+    "-> tokens", tuple(tokens.shape), f"(G = {pc_config.num_patches} centres, k = {pc_config.patch_size} points each)"
+)
+pc_clouds = [shapes.test.points[i][shapes.test.mask[i]] for i in pc_examples]  # padding is at the end
+plot_patches_3d(pc_clouds, centres.numpy(), groups.numpy(), titles=[shapes.class_names[k] for k in range(4)])
+
+# %% [markdown]
+# Far fewer tokens than points, which matters because attention's cost grows with T²:
+
+# %%
+P_MAX = shapes.max_points
+for what, count in (("every point a token", P_MAX), ("patch tokens", pc_config.num_patches)):
+    print(f"{what:20s} T = {count + 1:4d} (with CLS)   attention scores T^2 = {(count + 1) ** 2:>7,}")
+
+# %% [markdown]
+# ### Exercise 3: farthest-point sampling
+#
+# Write `farthest_point_sample(points, num_samples)` for one cloud `points (P, 3)`: return
+# the `(G,)` integer indices of `num_samples` well spread points, in the order you pick
+# them. The first pick is the point farthest from the cloud's **centroid** (its mean),
+# not "point 0": a set has no first element. Then repeat: keep, for every point, its
+# distance to the *nearest* pick so far, and pick the point where that distance is
+# largest. Squared distances are fine (they pick the same points).
+
+
+# %%
+@labs.exercise
+def farthest_point_sample(points, num_samples):
+    # your code here
+    raise NotImplementedError
+
+
+check.farthest_point_sample(farthest_point_sample)
+
+# %% [markdown]
+# The library's version (`attnlab.models.point.farthest_point_sample`) does the same on a
+# padded batch in PyTorch, never picking padding. The reference solution picks the same
+# centres on every test cloud:
+
+# %%
+G = pc_config.num_patches
+with torch.no_grad():
+    library_centres = point_models.farthest_point_sample(
+        torch.from_numpy(shapes.test.points).double(), G, torch.from_numpy(shapes.test.mask)
+    ).numpy()  # (N_test, G)
+same = [
+    np.array_equal(solutions.farthest_point_sample(points[mask], G), library_centres[i])
+    for i, (points, mask) in enumerate(zip(shapes.test.points, shapes.test.mask))
+]
+print(f"the same {G} centres, in the same order, on {sum(same)} of {len(same)} test clouds")
+
+# %% [markdown]
+# ### Train a set transformer, PointNet and the fixed-order MLP
+#
+# `compare_points` (= `attnlab compare points`) trains each model with the same `Trainer`
+# as the digits (AdamW, warmup, cosine decay; each training batch randomly rotated about
+# the vertical axis, scaled and jittered) and evaluates it on the held-out clouds. Kept
+# small here: 1,000 training clouds, 10 epochs, about a minute on 2 CPU cores (in fast
+# mode tiny models see 96 clouds once).
+
+# %%
+pc_dir = labs.new_run_dir("03_points")
+pc_compare = PointsCompareConfig(
+    models=("patch", "pointnet", "mlp"),
+    num_train_per_class=PC_TRAIN,
+    num_test_per_class=PC_TEST,
+    epochs=labs.pick(normal=10, fast=None),  # None: one epoch in quick mode
+    quick=labs.fast_mode(),  # nano models and clouds of 48-64 points in fast mode
+    device="auto",
+)
+points_run = compare_points(
+    pc_compare,
+    pc_dir,
+    on_model_done=lambda name, r: print(
+        f"{name}: {100 * r['test_accuracy']:.1f}% test accuracy, {r['train_seconds']:.0f} s of training", flush=True
+    ),
+)
+display(Markdown(points_run["table"]))
+
+# %% [markdown]
+# The fixed-order MLP stays at chance (12.5%): the position of a point in the list
+# carries no information, and the same shape listed in another order is, to it, another
+# input. The transformer on patch tokens and PointNet both learn the shapes (with the
+# full recipe, `attnlab compare points`, both reach about 99%, see `docs/points.md`).
+#
+# ### Permutation invariance, live
+#
+# Shuffle the points of every test cloud and run the trained models again (in float64,
+# so that only the order of the additions could differ):
+
+# %%
+pc_trained = {name: load_model(pc_dir / "models" / name)[0] for name in points_run["models"]}
+rng = np.random.default_rng(1)
+shuffled = shapes.test.points.copy()
+for i, count in enumerate(shapes.test.counts):
+    shuffled[i, :count] = shuffled[i, rng.permutation(count)]  # the real points in a new order
+test_mask = torch.from_numpy(shapes.test.mask)
+for name, model in pc_trained.items():
+    model64 = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        before = model64(torch.from_numpy(shapes.test.points).double(), mask=test_mask).logits
+        after = model64(torch.from_numpy(shuffled).double(), mask=test_mask).logits
+    change = float((before - after).abs().max())
+    accuracy = [float((z.argmax(-1).numpy() == shapes.test.labels).mean()) for z in (before, after)]
+    print(
+        f"{name:9s} largest change of a logit {change:.1e}   "
+        f"accuracy {100 * accuracy[0]:.1f}% -> {100 * accuracy[1]:.1f}% shuffled   "
+        f"{'invariant' if change < 1e-6 else 'NOT invariant'}"
+    )
+
+# %% [markdown]
+# ### Where a token looks
+#
+# Each token of the set transformer is a patch, so its attention over the tokens is an
+# attention over regions of the cloud. Painting the weight of each patch onto its points
+# shows it in 3-D: first what the CLS token reads in the last layer (the class is read
+# from it), then what one centre token (the first centre picked, the star) reads in the
+# first layer.
+
+# %%
+pc_transformer = pc_trained["patch"]
+with torch.no_grad():
+    pc_out = pc_transformer(pc_points, mask=pc_mask, output_attentions=True)
+pc_groups = pc_out.extras["groups"].numpy()  # (4, G, k): the same groups as above
+pc_predicted = [shapes.class_names[k] for k in pc_out.logits.argmax(-1).numpy()]
+pc_titles = [f"{shapes.class_names[k]} (predicted {p})" for k, p in zip(range(4), pc_predicted)]
+cls_row = pc_out.attentions[-1][:, :, 0, 1:].mean(1).numpy()  # (4, G): CLS over the patches, mean of heads
+display(plot_point_attention_3d(pc_clouds, pc_groups, cls_row, titles=pc_titles))
+
+# %%
+centre_row = pc_out.attentions[0][:, :, 1, 1:].mean(1).numpy()  # (4, G): token 1 = the first centre's patch
+fig = plot_point_attention_3d(pc_clouds, pc_groups, centre_row, titles=pc_titles)
+first_centre = pc_out.extras["centres"][:, 0].numpy()  # (4,) index of each cloud's first centre
+for ax, cloud, centre in zip(fig.axes, pc_clouds, first_centre):
+    ax.scatter(*cloud[centre], s=250, c="red", marker="*", depthshade=False)
+fig.suptitle("Where the first centre's token looks: first-layer attention over the patches (mean of heads)")
+display(fig)
+
+# %% [markdown]
+# ## 8. Why attention was invented: the fixed-size bottleneck
+#
+# Attention is older than the transformer. In 2014 translation models were two RNNs: an
+# encoder read the source sentence into its final state, and a decoder wrote the
+# translation starting from that **one vector** (Sutskever et al. 2014; Cho et al. 2014).
+# Bahdanau, Cho and Bengio (2015) let the decoder look back at *every* encoder state
+# before each word it writes: it scores each source position against its own state,
+# e_tj = v^T tanh(W s_{t-1} + U h_j), and reads the softmax-weighted sum of the h_j. That
+# was the first attention. Below, both models learn to reverse strings of 1 to 12
+# letters: the bottleneck has to squeeze a whole string into one vector, the attention
+# model can read the letter it needs next.
+
+# %%
+rnn_dir = labs.new_run_dir("03_rnn_attention")
+rnn_task = TaskConfig(name="reverse", symbols="abcdefgh", min_length=1, max_length=12, num_eval_examples=50)
+rnn_train = TrainConfig(
+    batch_size=64,
+    max_iters=labs.pick(normal=600, fast=40),
+    lr=1e-2,
+    min_lr=1e-3,
+    warmup_iters=20,
+    weight_decay=0.0,
+    eval_interval=0,
+    eval_iters=2,
+    progress=False,
+    device="cpu",
+    seed=0,
+)
+rnn_models = {}
+for attention in ("none", "additive"):
+    rnn_config = RNNSeq2SeqConfig.from_name("tiny", attention=attention, hidden_dim=64)
+    train_task(rnn_dir / attention, task=rnn_task, model=rnn_config, train=rnn_train, beam_width=1)
+    rnn_models[attention] = load_model(rnn_dir / attention)
+
+rng = np.random.default_rng(0)
+lengths = list(range(2, 13, 2))
+by_length = {}
+for attention, (model, tokenizer) in rnn_models.items():
+    by_length[attention] = []
+    for n in lengths:
+        sources = ["".join(rng.choice(list("abcdefgh"), n)) for _ in range(50)]
+        pairs = [(src, src[::-1]) for src in sources]
+        by_length[attention].append(round(100 * evaluate_exact_match(model, tokenizer, pairs)["exact_match"], 1))
+    print(f"{attention:9s} exact match by length {dict(zip(lengths, by_length[attention]))}")
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+for attention, label in (("none", "no attention (one vector)"), ("additive", "Bahdanau attention")):
+    left.plot(lengths, by_length[attention], marker="o", label=label)
+left.set(xlabel="source length (letters)", ylabel="exact match (%)", ylim=(-5, 105), title="Reversing strings")
+left.legend()
+model, tokenizer = rnn_models["additive"]
+source = "abcdefghhgfe"
+ids = torch.tensor([encode_source(tokenizer, source, model.config.eos_id)])
+with torch.no_grad():
+    generated = model.generate(ids, max_new_tokens=len(source) + 1)
+    output = generated.sequences[:, : int(generated.lengths[0])]
+    (alpha,) = model(ids, labels=output, output_attentions=True).cross_attentions  # (1, 1, T, S)
+right.imshow(alpha[0, 0].numpy(), cmap="viridis", vmin=0)
+right.set_xticks(range(ids.size(1)), [*source, "<eos>"], fontsize=7)
+right.set_yticks(range(output.size(1)), [tokenizer.decode([int(t)]) or "<eos>" for t in output[0]], fontsize=7)
+right.set(xlabel="source position", ylabel="decoder step (its output)", title="Where the decoder looks")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The attention model reads the source backwards, one letter a step (the anti-diagonal on
+# the right), so the length of the string hardly matters. The bottleneck model does well
+# on short strings and worse the longer they get: one vector of 64 numbers has to hold
+# the whole string. The command line trains the same models on the full task
+# (`attnlab train --task reverse --model rnn|rnn-bahdanau|rnn-luong`, see
+# `docs/seq2seq.md`). The transformer then dropped the recurrence and kept only the
+# attention, which is why it trains in parallel over positions. The next section shows
+# what else recurrence costs.
+
+# %% [markdown]
+# ## 9. Why transformers replaced RNNs
+#
+# The models of section 8 were still recurrent networks with attention added. Before
+# transformers, sequences were read by such networks (RNN, LSTM, GRU): one
 # token at a time, squeezing everything seen so far into a fixed-size state. Two
 # problems follow. Information from far back must survive many updates of that state,
 # and so must the *training signal* on its way back (the vanishing gradient). And the
@@ -543,94 +841,12 @@ vision.plot_training_time(
 )
 
 # %% [markdown]
-# ## Why attention was invented: the fixed-size bottleneck
-#
-# Attention is older than the transformer. In 2014 translation models were two RNNs: an
-# encoder read the source sentence into its final state, and a decoder wrote the
-# translation starting from that **one vector** (Sutskever et al. 2014; Cho et al. 2014).
-# Bahdanau, Cho and Bengio (2015) let the decoder look back at *every* encoder state
-# before each word it writes: it scores each source position against its own state,
-# e_tj = v^T tanh(W s_{t-1} + U h_j), and reads the softmax-weighted sum of the h_j. That
-# was the first attention. Below, both models learn to reverse strings of 1 to 12
-# letters: the bottleneck has to squeeze a whole string into one vector, the attention
-# model can read the letter it needs next.
-
-# %%
-from attnlab.configs.rnn_seq2seq import RNNSeq2SeqConfig
-from attnlab.data.seq2seq_tasks import TaskConfig
-from attnlab.models.registry import load_model
-from attnlab.train.seq2seq import encode_source, evaluate_exact_match, train_task
-from attnlab.train.trainer import TrainConfig
-
-rnn_dir = labs.new_run_dir("03_rnn_attention")
-rnn_task = TaskConfig(name="reverse", symbols="abcdefgh", min_length=1, max_length=12, num_eval_examples=50)
-rnn_train = TrainConfig(
-    batch_size=64,
-    max_iters=labs.pick(normal=600, fast=40),
-    lr=1e-2,
-    min_lr=1e-3,
-    warmup_iters=20,
-    weight_decay=0.0,
-    eval_interval=0,
-    eval_iters=2,
-    progress=False,
-    device="cpu",
-    seed=0,
-)
-rnn_models = {}
-for attention in ("none", "additive"):
-    rnn_config = RNNSeq2SeqConfig.from_name("tiny", attention=attention, hidden_dim=64)
-    train_task(rnn_dir / attention, task=rnn_task, model=rnn_config, train=rnn_train, beam_width=1)
-    rnn_models[attention] = load_model(rnn_dir / attention)
-
-rng = np.random.default_rng(0)
-lengths = list(range(2, 13, 2))
-by_length = {}
-for attention, (model, tokenizer) in rnn_models.items():
-    by_length[attention] = []
-    for n in lengths:
-        sources = ["".join(rng.choice(list("abcdefgh"), n)) for _ in range(50)]
-        pairs = [(src, src[::-1]) for src in sources]
-        by_length[attention].append(round(100 * evaluate_exact_match(model, tokenizer, pairs)["exact_match"], 1))
-    print(f"{attention:9s} exact match by length {dict(zip(lengths, by_length[attention]))}")
-
-# %%
-import matplotlib.pyplot as plt
-
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-for attention, label in (("none", "no attention (one vector)"), ("additive", "Bahdanau attention")):
-    left.plot(lengths, by_length[attention], marker="o", label=label)
-left.set(xlabel="source length (letters)", ylabel="exact match (%)", ylim=(-5, 105), title="Reversing strings")
-left.legend()
-model, tokenizer = rnn_models["additive"]
-source = "abcdefghhgfe"
-ids = torch.tensor([encode_source(tokenizer, source, model.config.eos_id)])
-with torch.no_grad():
-    generated = model.generate(ids, max_new_tokens=len(source) + 1)
-    output = generated.sequences[:, : int(generated.lengths[0])]
-    (alpha,) = model(ids, labels=output, output_attentions=True).cross_attentions  # (1, 1, T, S)
-right.imshow(alpha[0, 0].numpy(), cmap="viridis", vmin=0)
-right.set_xticks(range(ids.size(1)), [*source, "<eos>"], fontsize=7)
-right.set_yticks(range(output.size(1)), [tokenizer.decode([int(t)]) or "<eos>" for t in output[0]], fontsize=7)
-right.set(xlabel="source position", ylabel="decoder step (its output)", title="Where the decoder looks")
-fig.tight_layout()
-plt.show()
-
-# %% [markdown]
-# The attention model reads the source backwards, one letter a step (the anti-diagonal on
-# the right), so the length of the string hardly matters. The bottleneck model does well
-# on short strings and worse the longer they get: one vector of 64 numbers has to hold
-# the whole string. The command line trains the same models on the full task
-# (`attnlab train --task reverse --model rnn|rnn-bahdanau|rnn-luong`, see
-# `docs/seq2seq.md`). The transformer then dropped the recurrence and kept only the
-# attention, which is why it trains in parallel over positions.
-
-# %% [markdown]
-# The same two comparisons from the command line (the run folders hold every figure of
+# The same three comparisons from the command line (the run folders hold every figure of
 # this lab as PNG files):
 #
 # ```
 # attnlab compare mnist    --models vit,cnn,mlp --out runs/mnist
+# attnlab compare points   --models patch,point,pointnet,mlp --out runs/points
 # attnlab compare sequence --models rnn,lstm,gru,transformer --out runs/seq
 # ```
 #
@@ -641,5 +857,6 @@ plt.show()
 # - Smaller patches: build `ViT(ViTConfig.from_name("mnist-p4"))` (49 patches). Count its parameters (the same!) and time a forward pass against the 7 x 7 version.
 # - Look at the learned position embeddings: the cosine similarity of `trained["vit"].pos_emb[0, 1:]` between patches. Do neighbouring patches have similar embeddings after training on 4,000 digits? (The ViT paper's Figure 7 shows a clean grid after training on millions of images.)
 # - Use `attention_rollout(out.attentions, head_fusion="max")` or `residual_weight=0.0`: how do the maps change?
+# - Point clouds: add the every-point-a-token transformer, `PointsCompareConfig(models=("patch", "point"))`: how do its accuracy and its time per cloud compare with the patch tokens? Try Fourier features for the centres' positions (`PointTransformerConfig.from_name("shapes", position="fourier")`), or any rotation (`ShapeSettings(rotation="so3")`): which model suffers?
 # - Add the GRU to the sequence comparison (`models=("rnn", "lstm", "gru", "transformer")`), or make the sequences longer (`seq_len=128`): where does the LSTM start to fail?
 # - Train on the full MNIST (`MnistCompareConfig(data="mnist")`, one download of 11 MB) or on Fashion-MNIST (`data="fashion"`): does the ViT catch up with the ConvNet?

@@ -13,8 +13,8 @@ A notebook imports the three parts it uses:
 * `check`: one check per exercise (`check.softmax`, `check.attention`, ...), gathered from
   one module per exercise group: `basics` (softmax, cosine similarity), `self_attention`
   (causal mask, attention), `encoder_block` (layer norm, multi-head split and merge,
-  positional encoding), `losses` (cross-entropy) and `pooling` (mean pooling), on the
-  shared machinery of `_core`.
+  positional encoding), `losses` (cross-entropy), `pooling` (mean pooling) and `points`
+  (farthest-point sampling), on the shared machinery of `_core`.
 * `solutions`: the reference solutions in plain NumPy (for instructors; the checks compare
   with them, and instructor mode, `ATTNLAB_SOLUTIONS=1`, swaps them in).
 * `labs`: fast mode, instructor mode, run folders and inline HTML for the notebooks.
@@ -34,6 +34,7 @@ from attnlab.exercises.check import (
     causal_mask,
     cosine_similarity,
     cross_entropy,
+    farthest_point_sample,
     layer_norm,
     mean_pooling,
     mistake_function,
@@ -52,6 +53,7 @@ __all__ = [
     "check",
     "cosine_similarity",
     "cross_entropy",
+    "farthest_point_sample",
     "labs",
     "layer_norm",
     "mean_pooling",

@@ -23,10 +23,11 @@ tensors instead. A wrong answer never raises: every check returns a `CheckResult
 instead, for tests.
 
 Exercises: softmax, cosine_similarity, causal_mask, attention, layer_norm,
-multi_head_split, multi_head_merge, positional_encoding, cross_entropy, mean_pooling.
+multi_head_split, multi_head_merge, positional_encoding, cross_entropy, mean_pooling,
+farthest_point_sample.
 
 Each exercise group has its module in this package (`basics`, `self_attention`,
-`encoder_block`, `losses`, `pooling`, on the shared machinery of `_core`); this module
+`encoder_block`, `losses`, `pooling`, `points`, on the shared machinery of `_core`); this module
 gathers their checks under the one name the notebooks use.
 """
 
@@ -48,6 +49,7 @@ from attnlab.exercises.encoder_block import (
     positional_encoding,
 )
 from attnlab.exercises.losses import CROSS_ENTROPY, cross_entropy
+from attnlab.exercises.points import FARTHEST_POINT_SAMPLE, farthest_point_sample
 from attnlab.exercises.pooling import MEAN_POOLING, mean_pooling
 from attnlab.exercises.self_attention import ATTENTION, CAUSAL_MASK, attention, causal_mask
 
@@ -62,6 +64,7 @@ EXERCISES: dict[str, Callable[..., CheckResult]] = {
     "positional_encoding": positional_encoding,
     "cross_entropy": cross_entropy,
     "mean_pooling": mean_pooling,
+    "farthest_point_sample": farthest_point_sample,
 }
 
 _DEFINITIONS: dict[str, Exercise] = {
@@ -77,6 +80,7 @@ _DEFINITIONS: dict[str, Exercise] = {
         POSITIONAL_ENCODING,
         CROSS_ENTROPY,
         MEAN_POOLING,
+        FARTHEST_POINT_SAMPLE,
     )
 }
 

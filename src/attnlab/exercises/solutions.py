@@ -7,9 +7,11 @@ are written in the docstrings.
 
 References: softmax, attention, multi-head layout and sinusoidal encodings follow
 Vaswani et al. (2017), "Attention Is All You Need"; layer normalisation Ba et al.
-(2016); mean pooling Reimers & Gurevych (2019), "Sentence-BERT".
+(2016); mean pooling Reimers & Gurevych (2019), "Sentence-BERT"; farthest-point sampling
+Eldar et al. (1997) and Qi et al. (2017), "PointNet++".
 
-Notation: N examples, B batch, T queries, S keys, C channels, H heads, D head size, V classes.
+Notation: N examples, B batch, T queries, S keys, C channels, H heads, D head size, V classes,
+P points, G sampled points.
 """
 
 from __future__ import annotations
@@ -163,11 +165,36 @@ def mean_pooling(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return (hidden * m).sum(axis=1) / m.sum(axis=1)
 
 
+def farthest_point_sample(points: np.ndarray, num_samples: int) -> np.ndarray:
+    """Farthest-point sampling of one cloud: `num_samples` well spread points, as `attnlab.models.point`.
+
+    The first pick is the point farthest from the cloud's centroid (so the answer does not
+    depend on the order the points are listed in); each next pick is the point whose
+    distance to the nearest pick so far is the largest.
+
+    Args:
+        points: (P, 3) xyz.
+        num_samples: G, at most P.
+    Returns:
+        (G,) int64 indices into the P points, in the order they were picked.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    distance = ((points - points.mean(axis=0)) ** 2).sum(axis=1)  # (P,) squared distance to the centroid
+    nearest = np.full(len(points), np.inf)  # (P,) squared distance to the nearest pick so far
+    chosen = np.empty(num_samples, dtype=np.int64)
+    for i in range(num_samples):
+        chosen[i] = int(distance.argmax())
+        nearest = np.minimum(nearest, ((points - points[chosen[i]]) ** 2).sum(axis=1))
+        distance = nearest  # a pick is at distance 0 from itself: never picked twice
+    return chosen
+
+
 __all__ = [
     "attention",
     "causal_mask",
     "cosine_similarity",
     "cross_entropy",
+    "farthest_point_sample",
     "layer_norm",
     "mean_pooling",
     "multi_head_merge",
