@@ -148,11 +148,15 @@ def test_narrower_literals_are_validated_from_dicts():
 
 
 def test_subclass_redeclaring_a_field_changes_only_its_default():
-    assert to_dict(TransformerConfig()) == to_dict(GPTConfig())  # GPT's defaults are the base's
+    # GPT's defaults are the base's; GPT adds one field of its own (attention-only blocks)
+    assert {**to_dict(TransformerConfig()), "attn_only": False} == to_dict(GPTConfig())
     encoder = EncoderConfig()
     assert (encoder.dropout, encoder.norm_first, encoder.layer_norm_eps, encoder.bias) == (0.1, False, 1e-12, True)
     assert (encoder.num_layers, encoder.rope_base, encoder.init_std) == (4, 10000.0, 0.02)  # inherited
-    assert [f.name for f in dataclasses.fields(GPTConfig)] == [f.name for f in dataclasses.fields(TransformerConfig)]
+    assert [f.name for f in dataclasses.fields(GPTConfig)] == [
+        *[f.name for f in dataclasses.fields(TransformerConfig)],
+        "attn_only",
+    ]
 
 
 def test_head_dim_hidden_dim_and_block_kwargs():

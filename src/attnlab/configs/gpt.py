@@ -25,11 +25,21 @@ class GPTConfig(TransformerConfig):
 
     The fields (and their defaults, GPT's) are `TransformerConfig`'s (`attnlab.configs.base`):
     vocab_size, max_seq_len, num_layers, num_heads, embed_dim, ff_dim, dropout, bias,
-    tie_weights, positional, activation, norm_first, layer_norm_eps, init_std, rope_base.
+    tie_weights, positional, activation, norm_first, layer_norm_eps, init_std, rope_base;
+    and its own `attn_only`.
     Presets: `nano`, `baby`, `small` (`GPTConfig.from_name("baby")`).
     """
 
+    # attention-only blocks (no feed-forward): the two-layer models of Elhage et al. 2021 and
+    # Olsson et al. 2022, where induction heads are easiest to see (`attnlab interp induction`)
+    attn_only: bool = False
+
     preset_kind = "GPT"
+
+    def block_kwargs(self) -> dict[str, Any]:
+        """`TransformerConfig.block_kwargs()`, with `feed_forward="none"` for an attention-only GPT."""
+        kwargs = super().block_kwargs()
+        return {**kwargs, "feed_forward": "none"} if self.attn_only else kwargs
 
 
 GPT_PRESETS: dict[str, dict[str, Any]] = {

@@ -39,6 +39,7 @@ from attnlab.configs.base import EncoderPositional as Positional
 from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import get_activation, layer_norm
 from attnlab.nn.positional import position_modules
 from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_blocks
@@ -189,7 +190,7 @@ class MaskedLMHead(nn.Module):
 # ---------------------------------------------------------------------------
 
 
-class Encoder(CheckpointMixin, nn.Module):
+class Encoder(HookedMixin, CheckpointMixin, nn.Module):
     """Bidirectional transformer encoder with an optional MLM / classification head.
 
     Args:
@@ -219,6 +220,11 @@ class Encoder(CheckpointMixin, nn.Module):
         elif c.head in ("sequence", "token"):
             self.head_drop = nn.Dropout(c.dropout)
             self.classifier = nn.Linear(c.embed_dim, c.num_labels)
+        # hook points (attnlab.interp): token embedding, position embedding, the embedding layer's
+        # output (after its norm: the stream the first block reads), the final norm's output
+        self.hook_embed, self.hook_embed_out, self.hook_final_norm = HookPoint(), HookPoint(), HookPoint()
+        if self.pos_emb is not None:
+            self.hook_pos_embed = HookPoint()
         self.reset_parameters()
 
     # -- initialisation ------------------------------------------------------
@@ -263,16 +269,20 @@ class Encoder(CheckpointMixin, nn.Module):
             lengths = attention_mask.sum(-1) if attention_mask is not None else torch.full((B,), T, device=x.device)
             observed = is_mask.sum(-1).to(x.dtype) / lengths.to(x.dtype)  # (B,)
             x = x * ((1.0 - ESM_MASK_RATIO_TRAIN) / (1.0 - observed))[:, None, None]
+        if self.hooked:
+            x = self.hook_embed(x)
         if self.pos_emb is not None:
             positions = torch.arange(T, device=input_ids.device)
-            x = x + self.pos_emb(positions)  # (T, C) broadcast over the batch
+            pos = self.pos_emb(positions)  # (T, C) broadcast over the batch
+            x = x + (self.hook_pos_embed(pos.expand(B, T, -1).clone()) if self.hooked else pos)
         if self.type_emb is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
             x = x + self.type_emb(token_type_ids)
         elif token_type_ids is not None and bool((token_type_ids != 0).any()):
             raise ValueError("this encoder has no token-type embeddings (type_vocab_size = 0); omit token_type_ids")
-        return self.drop(self.emb_norm(x))
+        x = self.drop(self.emb_norm(x))
+        return self.hook_embed_out(x) if self.hooked else x
 
     def forward(
         self,
@@ -320,6 +330,8 @@ class Encoder(CheckpointMixin, nn.Module):
             trace=trace,
         )
         x = self.norm(out.hidden)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         hidden_states = out.hidden_states[:-1] + [x]  # HF layout: the last entry is after the final norm
         attentions = out.attentions
         pooled = pool_hidden(x, attention_mask, self.config.pooling)

@@ -24,6 +24,7 @@ from attnlab.models.base import CheckpointMixin
 from attnlab.models.gpt_config import GPT_PRESETS, GPTConfig
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 from attnlab.nn.attention import KVCache
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import position_modules
 from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_blocks
@@ -31,7 +32,7 @@ from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_bl
 __all__ = ["GPT", "GPTConfig", "GPT_PRESETS", "IGNORE_INDEX"]
 
 
-class GPT(CheckpointMixin, nn.Module):
+class GPT(HookedMixin, CheckpointMixin, nn.Module):
     """Decoder-only transformer language model.
 
     `save(folder)` / `GPT.from_checkpoint(folder)` (`CheckpointMixin`) write and read its
@@ -57,6 +58,10 @@ class GPT(CheckpointMixin, nn.Module):
         self.lm_head = nn.Linear(c.embed_dim, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
+        # hook points (attnlab.interp): token embedding, position embedding, the final norm's output
+        self.hook_embed, self.hook_final_norm = HookPoint(), HookPoint()
+        if self.pos_emb is not None:
+            self.hook_pos_embed = HookPoint()
         self.reset_parameters()
 
     # -- initialisation ------------------------------------------------------
@@ -104,8 +109,11 @@ class GPT(CheckpointMixin, nn.Module):
             )
         positions = torch.arange(start, start + T, device=input_ids.device)  # (T,)
         x = self.tok_emb(input_ids)  # (B, T, C)
+        if self.hooked:
+            x = self.hook_embed(x)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)  # (T, C) broadcast over the batch
+            pos = self.pos_emb(positions)  # (T, C) broadcast over the batch
+            x = x + (self.hook_pos_embed(pos.expand(B, T, -1).clone()) if self.hooked else pos)
         x = self.drop(x)
 
         mask = key_padding_mask(attention_mask, cache, T)  # (B, 1, 1, S) or None
@@ -121,6 +129,8 @@ class GPT(CheckpointMixin, nn.Module):
             trace=trace,
         )
         x = self.norm(out.hidden)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         hidden_states = out.hidden_states[:-1] + [x]  # HF GPT-2 layout: the last entry is after the final norm
         attentions = out.attentions
         if last_only:

@@ -27,6 +27,7 @@ from attnlab.configs.llama import LLAMA_PRESETS, LlamaConfig
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 from attnlab.nn.attention import KVCache
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import RMSNorm
 from attnlab.nn.positional import RotaryEmbedding
 from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_blocks
@@ -34,7 +35,7 @@ from attnlab.nn.stack import block_stack, init_weights, key_padding_mask, run_bl
 __all__ = ["Llama", "LlamaConfig", "LLAMA_PRESETS"]
 
 
-class Llama(CheckpointMixin, nn.Module):
+class Llama(HookedMixin, CheckpointMixin, nn.Module):
     """LLaMA-style decoder-only transformer language model.
 
     `save(folder)` / `Llama.from_checkpoint(folder)` (`CheckpointMixin`) write and read its
@@ -61,6 +62,7 @@ class Llama(CheckpointMixin, nn.Module):
         self.lm_head = nn.Linear(c.embed_dim, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
+        self.hook_embed, self.hook_final_norm = HookPoint(), HookPoint()  # attnlab.interp
         self.reset_parameters()
 
     # -- initialisation ------------------------------------------------------
@@ -94,7 +96,8 @@ class Llama(CheckpointMixin, nn.Module):
         B, T = input_ids.shape
         start = cache.length if cache is not None else 0
         positions = torch.arange(start, start + T, device=input_ids.device)  # (T,)
-        x = self.drop(self.tok_emb(input_ids))  # (B, T, C)
+        x = self.tok_emb(input_ids)  # (B, T, C)
+        x = self.drop(self.hook_embed(x) if self.hooked else x)
 
         mask = key_padding_mask(attention_mask, cache, T)  # (B, 1, 1, S) or None
         out = run_blocks(
@@ -109,6 +112,8 @@ class Llama(CheckpointMixin, nn.Module):
             trace=trace,
         )
         x = self.norm(out.hidden)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         hidden_states = out.hidden_states[:-1] + [x]  # HF layout: the last entry is after the final norm
         attentions = out.attentions
         if last_only:

@@ -71,6 +71,8 @@ def _block(
     n = norm_size + _linear(C, C + 2 * kv, bias) + _linear(C, C, bias)  # norm1, qkv, out
     if cross:
         n += norm_size + _linear(C, C, bias) + _linear(C, 2 * C, bias) + _linear(C, C, bias)  # q, kv, out
+    if feed_forward == "none":
+        return n  # an attention-only block: no norm2, no feed-forward
     n += norm_size
     if feed_forward == "swiglu":
         n += 2 * _linear(C, hidden, bias) + _linear(hidden, C, bias)  # norm2, w_gate, w_up, w_down

@@ -59,6 +59,7 @@ from attnlab.errors import ConfigError, DataError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
 from attnlab.nn.attention import padding_mask
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.stack import block_stack, init_weights, run_blocks, xavier_linear
 
@@ -267,7 +268,7 @@ def _check_counts(config: object, mask: Tensor) -> None:
 # ---------------------------------------------------------------------------
 
 
-class PointTransformer(CheckpointMixin, nn.Module):
+class PointTransformer(HookedMixin, CheckpointMixin, nn.Module):
     """A transformer encoder over a set of point or patch tokens (no positional order).
 
     Args:
@@ -291,6 +292,8 @@ class PointTransformer(CheckpointMixin, nn.Module):
         self.blocks = block_stack(c)  # bidirectional, no positions: a set model
         self.norm = layer_norm(c.embed_dim, c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.head = nn.Linear(c.embed_dim, c.num_classes)
+        # hook points (attnlab.interp): CLS + point/patch tokens (the stream in), the final norm's output
+        self.hook_embed, self.hook_final_norm = HookPoint(), HookPoint()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -332,6 +335,8 @@ class PointTransformer(CheckpointMixin, nn.Module):
         x = torch.cat([self.cls_token.expand(B, -1, -1).to(tokens.dtype), tokens], dim=1)  # (B, T, E)
         keep = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=x.device), token_mask], dim=1)  # (B, T)
         attn_mask = None if bool(keep.all()) else padding_mask(keep)  # (B, 1, 1, T): padded points are never read
+        if self.hooked:
+            x = self.hook_embed(x)
         out = run_blocks(
             self.blocks,
             self.drop(x),
@@ -340,6 +345,8 @@ class PointTransformer(CheckpointMixin, nn.Module):
             output_hidden_states=output_hidden_states,
         )
         x = self.norm(out.hidden)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         if output_hidden_states:
             out.hidden_states[-1] = x
         pool = self.config.pool

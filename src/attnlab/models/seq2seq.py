@@ -42,6 +42,7 @@ from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
 from attnlab.nn.attention import KVCache, padding_mask
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import position_modules
 from attnlab.nn.stack import block_stack, init_weights
@@ -158,7 +159,7 @@ class EncoderOutput:
     attentions: tuple[Tensor, ...] | None = None  # num_encoder_layers x (B, H, S, S)
 
 
-class Seq2Seq(CheckpointMixin, nn.Module):
+class Seq2Seq(HookedMixin, CheckpointMixin, nn.Module):
     """Encoder-decoder transformer with a shared source/target vocabulary.
 
     Args:
@@ -189,6 +190,10 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         self.lm_head = nn.Linear(c.embed_dim, c.vocab_size, bias=False)
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
+        # hook points (attnlab.interp): each side's embedded input, the encoder's output (what
+        # cross-attention reads), the decoder's final norm output
+        self.hook_encoder_embed, self.hook_encoder_out = HookPoint(), HookPoint()
+        self.hook_decoder_embed, self.hook_final_norm = HookPoint(), HookPoint()
         self.reset_parameters()
 
     # -- initialisation ------------------------------------------------------
@@ -237,6 +242,8 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         x = self.tok_emb(input_ids)  # (B, S, C)
         if self.encoder_pos_emb is not None:
             x = x + self.encoder_pos_emb(positions)  # (S, C) broadcast over the batch
+        if self.hooked:
+            x = self.hook_encoder_embed(x)
         x = self.drop(x)
         mask = padding_mask(attention_mask)  # (B, 1, 1, S): no query looks at padding
 
@@ -250,6 +257,8 @@ class Seq2Seq(CheckpointMixin, nn.Module):
             if output_attentions:
                 attentions.append(out.attention)
         x = self.encoder_norm(x)
+        if self.hooked:
+            x = self.hook_encoder_out(x)
         if output_hidden_states:
             hidden_states.append(x)  # HF layout (T5): the last entry is after the final norm
         return EncoderOutput(
@@ -298,6 +307,8 @@ class Seq2Seq(CheckpointMixin, nn.Module):
         x = self.tok_emb(decoder_input_ids)  # (B, T, C)
         if self.decoder_pos_emb is not None:
             x = x + self.decoder_pos_emb(positions)
+        if self.hooked:
+            x = self.hook_decoder_embed(x)
         x = self.drop(x)
 
         mask = None
@@ -330,6 +341,8 @@ class Seq2Seq(CheckpointMixin, nn.Module):
                 attentions.append(out.attention)
                 cross_attentions.append(out.cross_attention)
         x = self.decoder_norm(x)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         if output_hidden_states:
             hidden_states.append(x)
         if last_only:

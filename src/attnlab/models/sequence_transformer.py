@@ -40,6 +40,7 @@ from attnlab.configs.base import TablePositional as Positional
 from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput, cross_entropy_loss
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.positional import FixedPositionalEncoding, LearnedPositionalEmbedding
 from attnlab.nn.stack import block_stack, init_weights
@@ -103,7 +104,7 @@ SEQUENCE_TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
 SequenceTransformerConfig.presets = SEQUENCE_TRANSFORMER_PRESETS
 
 
-class SequenceTransformer(CheckpointMixin, nn.Module):
+class SequenceTransformer(HookedMixin, CheckpointMixin, nn.Module):
     """Token embedding + positions -> transformer blocks -> a linear layer at every position.
 
     Args:
@@ -127,6 +128,8 @@ class SequenceTransformer(CheckpointMixin, nn.Module):
         self.blocks = block_stack(c)  # num_layers x pre-norm TransformerBlock
         self.norm = layer_norm(c.embed_dim)
         self.head = nn.Linear(c.embed_dim, c.output_size)
+        # hook points (attnlab.interp): token + position embedding, the final norm's output
+        self.hook_embed, self.hook_final_norm = HookPoint(), HookPoint()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -161,7 +164,8 @@ class SequenceTransformer(CheckpointMixin, nn.Module):
                 "build the model with a larger max_seq_len"
             )
         positions = torch.arange(T, device=input_ids.device)  # (T,)
-        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(positions))  # (B, T, E)
+        x = self.tok_emb(input_ids) + self.pos_emb(positions)  # (B, T, E)
+        x = self.drop(self.hook_embed(x) if self.hooked else x)
         hidden_states: list[Tensor] = []
         attentions: list[Tensor] = []
         for block in self.blocks:
@@ -172,6 +176,8 @@ class SequenceTransformer(CheckpointMixin, nn.Module):
             if output_attentions:
                 attentions.append(out.attention)
         x = self.norm(x)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         if output_hidden_states:
             hidden_states.append(x)
         logits = self.head(x)  # (B, T, K)

@@ -44,6 +44,7 @@ from attnlab.configs.base import IGNORE_INDEX, Activation, BlockShape, check_at_
 from attnlab.errors import ConfigError
 from attnlab.models.base import CheckpointMixin
 from attnlab.models.outputs import ModelOutput
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import layer_norm
 from attnlab.nn.stack import block_stack, init_weights, xavier_linear
 
@@ -198,7 +199,7 @@ class PatchEmbedding(nn.Module):
         return self.proj(self.patchify(images))
 
 
-class ViT(CheckpointMixin, nn.Module):
+class ViT(HookedMixin, CheckpointMixin, nn.Module):
     """Vision Transformer image classifier.
 
     Args:
@@ -220,6 +221,8 @@ class ViT(CheckpointMixin, nn.Module):
         # Pre-norm blocks leave the stream un-normalised, so a final norm precedes the head.
         self.norm = layer_norm(c.embed_dim, c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.head = nn.Linear(c.embed_dim, c.num_classes)
+        # hook points (attnlab.interp): CLS + patch tokens + positions (the stream in), the final norm's output
+        self.hook_embed, self.hook_final_norm = HookPoint(), HookPoint()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -266,6 +269,8 @@ class ViT(CheckpointMixin, nn.Module):
         x = self.patch_embed(images)  # (B, N, E)
         cls = self.cls_token.expand(B, -1, -1)  # (B, 1, E)
         x = torch.cat([cls, x], dim=1) + self.pos_emb  # (B, T, E)
+        if self.hooked:
+            x = self.hook_embed(x)
         x = self.drop(x)
         hidden_states: list[Tensor] = []
         attentions: list[Tensor] = []
@@ -277,6 +282,8 @@ class ViT(CheckpointMixin, nn.Module):
             if output_attentions:
                 attentions.append(out.attention)
         x = self.norm(x)
+        if self.hooked:
+            x = self.hook_final_norm(x)
         if output_hidden_states:
             hidden_states.append(x)
         features = x[:, 0] if self.config.pool == "cls" else x[:, 1:].mean(dim=1)  # (B, E)

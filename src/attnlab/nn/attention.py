@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.nn.hooks import HookedMixin, HookPoint
+
 AttentionImpl = Literal["auto", "naive", "fused"]
 
 
@@ -267,7 +269,7 @@ class KVCache:
 # ---------------------------------------------------------------------------
 
 
-class MultiHeadAttention(nn.Module):
+class MultiHeadAttention(HookedMixin, nn.Module):
     """Multi-head attention with heads as a tensor dimension (no loop over heads).
 
     Self-attention projects queries, keys and values with one fused linear layer
@@ -289,6 +291,13 @@ class MultiHeadAttention(nn.Module):
         rotary: a `RotaryEmbedding` applied to queries and keys (self-attention only).
         impl: "auto" (fused unless weights are requested), "naive" or "fused".
         num_kv_heads: key/value heads G (must divide H); None = H.
+
+    Hook points (`attnlab.nn.hooks`; called only while `hooked`, which also takes the
+    step-by-step path): `hook_q` (B, T, H, D), `hook_k` / `hook_v` (B, T, G, D) of this
+    call's new positions (after the rotary rotation, TransformerLens's `hook_rot_q`/`hook_rot_k`
+    for rotary models), `hook_attn_scores` (B, H, T, S) scaled and masked (-inf) scores,
+    `hook_pattern` (B, H, T, S) the weights, `hook_z` (B, T, H, D) each head's weighted
+    values before the output projection.
     """
 
     def __init__(
@@ -326,6 +335,8 @@ class MultiHeadAttention(nn.Module):
             self.qkv = nn.Linear(embed_dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=bias)
         self.out = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.rotary = rotary
+        for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
+            setattr(self, name, HookPoint())
 
     def residual_projections(self) -> list[nn.Linear]:
         """The layers that write into the residual stream (GPT-2 scales their initialisation)."""
@@ -365,6 +376,8 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         if self.cross:
             q = self._split_heads(self.q(x))
+            if self.hooked:
+                q = self._hook_qkv(q, None, None)[0]  # before k, v: the hook points fire in q, k, v order
             if cache is not None and cache.k is not None:
                 k, v = cache.k, cache.v
             else:
@@ -372,6 +385,8 @@ class MultiHeadAttention(nn.Module):
                     raise ValueError("cross-attention needs a context (the encoder output)")
                 k, v = self.kv(context).split(self.embed_dim, dim=-1)
                 k, v = self._split_heads(k), self._split_heads(v)  # (B, H, S, D)
+                if self.hooked:  # (with a filled cache the cached, already hooked keys/values are reused)
+                    k, v = self._hook_kv(k, v)
                 if cache is not None:
                     cache.k, cache.v = k, v
         else:
@@ -394,10 +409,14 @@ class MultiHeadAttention(nn.Module):
                 k, v = k.view(B, T, G, D).transpose(1, 2), v.view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
                 if self.rotary is not None:
                     q, k = self.rotary(q, positions), self.rotary(k, positions)
+            if self.hooked:
+                q, k, v = self._hook_qkv(q, k, v)
             if cache is not None:
                 k, v = cache.append(k, v)  # (B, G, S, D) with S = start + T
             if is_causal and T == 1:
                 is_causal = False  # one new query may see every cached key
+        if self.hooked:
+            return self._attend_hooked(q, k, v, mask, is_causal, need_weights)
         out, weights = scaled_dot_product_attention(
             q,
             k,
@@ -411,3 +430,37 @@ class MultiHeadAttention(nn.Module):
         )
         out = out.transpose(1, 2).reshape(B, T, C)  # merge heads: (B, T, H*D)
         return self.out(out), weights
+
+    # -- the hooked path (attnlab.interp) ----------------------------------------
+
+    def _hook_qkv(self, q: Tensor, k: Tensor | None, v: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Pass (B, H, T, D) queries (and (B, G, T, D) keys, values) through their hook points as (B, T, H, D)."""
+        q = self.hook_q(q.transpose(1, 2)).transpose(1, 2)
+        if k is not None:
+            k, v = self._hook_kv(k, v)
+        return q, k, v
+
+    def _hook_kv(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Pass (B, G, S, D) keys and values through `hook_k`, `hook_v` as (B, S, G, D)."""
+        return self.hook_k(k.transpose(1, 2)).transpose(1, 2), self.hook_v(v.transpose(1, 2)).transpose(1, 2)
+
+    def _attend_hooked(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, is_causal: bool, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """`attention_naive` with the scores, the pattern and z passing through their hook points."""
+        B, H, T, D = q.shape
+        if is_causal:
+            mask = combine_masks(causal_mask(T, k.size(-2), device=q.device), mask)
+        if k.size(1) != H:
+            k, v = repeat_kv(k, H // k.size(1)), repeat_kv(v, H // v.size(1))  # (B, H, S, D)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, H, T, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        scores = self.hook_attn_scores(scores)
+        weights = torch.softmax(scores, dim=-1)
+        if mask is not None:
+            weights = weights.nan_to_num(0.0)  # a query with no visible key attends to nothing
+        weights = self.hook_pattern(weights)
+        dropped = F.dropout(weights, p=self.dropout) if self.dropout > 0.0 and self.training else weights
+        z = self.hook_z((dropped @ v).transpose(1, 2))  # (B, T, H, D)
+        return self.out(z.reshape(B, T, H * D)), (weights if need_weights else None)

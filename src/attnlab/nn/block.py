@@ -20,10 +20,11 @@ from typing import Literal
 from torch import Tensor, nn
 
 from attnlab.nn.attention import AttentionImpl, LayerKVCache, MultiHeadAttention
+from attnlab.nn.hooks import HookedMixin, HookPoint
 from attnlab.nn.layers import FeedForward, SwiGLU, make_norm
 
 NormKind = Literal["layer", "rms"]
-FeedForwardKind = Literal["mlp", "swiglu"]
+FeedForwardKind = Literal["mlp", "swiglu", "none"]
 
 
 @dataclass
@@ -35,7 +36,7 @@ class BlockOutput:
     cross_attention: Tensor | None = None  # (B, H, T, S) cross-attention weights
 
 
-class TransformerBlock(nn.Module):
+class TransformerBlock(HookedMixin, nn.Module):
     """One transformer layer.
 
     Args:
@@ -54,6 +55,16 @@ class TransformerBlock(nn.Module):
         norm: "layer" (LayerNorm) or "rms" (RMSNorm, no bias).
         feed_forward: "mlp" (`FeedForward`: fc1, fc2) or "swiglu" (`SwiGLU`: w_gate, w_up, w_down).
         num_kv_heads: key/value heads of the self-attention (grouped-query attention); None = num_heads.
+
+    `feed_forward="none"` builds an attention-only block (Elhage et al. 2021; the induction
+    lab): no feed-forward sub-layer and no `norm2`.
+
+    Hook points (`attnlab.nn.hooks`, TransformerLens's names): `hook_resid_pre` (the stream in),
+    `hook_attn_in` (attention's input: norm1's output in a pre-norm block), `hook_attn_out`
+    (what attention adds), `hook_resid_mid_cross` / `hook_cross_out` (decoder blocks with
+    cross-attention: the stream before it, what it adds), `hook_resid_mid` (the stream
+    before the feed-forward), `hook_mlp_in`, `hook_mlp_out`, `hook_resid_post` (the stream out).
+    In a post-norm block the stream points hold the normalised stream.
     """
 
     def __init__(
@@ -77,8 +88,8 @@ class TransformerBlock(nn.Module):
         num_kv_heads: int | None = None,
     ):
         super().__init__()
-        if feed_forward not in ("mlp", "swiglu"):
-            raise ValueError(f"unknown feed_forward {feed_forward!r}; choose mlp or swiglu")
+        if feed_forward not in ("mlp", "swiglu", "none"):
+            raise ValueError(f"unknown feed_forward {feed_forward!r}; choose mlp, swiglu or none")
         self.norm_first = norm_first
         self.norm1 = make_norm(norm, embed_dim, layer_norm_eps, bias)
         self.attn = MultiHeadAttention(
@@ -93,14 +104,25 @@ class TransformerBlock(nn.Module):
             self.drop_cross = nn.Dropout(dropout)
         else:
             self.cross_attn = None
-        self.norm2 = make_norm(norm, embed_dim, layer_norm_eps, bias)
-        self.ff: FeedForward | SwiGLU
-        if feed_forward == "swiglu":
+        self.ff: FeedForward | SwiGLU | None
+        if feed_forward != "none":
+            self.norm2 = make_norm(norm, embed_dim, layer_norm_eps, bias)
+        if feed_forward == "none":
+            self.ff = None
+        elif feed_forward == "swiglu":
             self.ff = SwiGLU(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias)
         else:
             self.ff = FeedForward(
                 embed_dim, hidden_dim, activation, dropout=dropout, inner_dropout=ff_inner_dropout, bias=bias
             )
+        names = ["hook_resid_pre", "hook_attn_in", "hook_attn_out"]
+        if cross_attention:
+            names += ["hook_resid_mid_cross", "hook_cross_out"]
+        names += ["hook_resid_mid"]
+        if self.ff is not None:
+            names += ["hook_mlp_in", "hook_mlp_out"]
+        for name in [*names, "hook_resid_post"]:
+            setattr(self, name, HookPoint())
 
     def forward(
         self,
@@ -134,39 +156,66 @@ class TransformerBlock(nn.Module):
             `BlockOutput` with the new (B, T, C) stream.
         """
         attn_args = dict(mask=mask, is_causal=is_causal, cache=cache, positions=positions, need_weights=need_weights)
+        cross_args = dict(mask=context_mask, cache=cross_cache, need_weights=need_weights)
+        hooked = self.hooked  # hook points run only in a hooked forward (attnlab.interp)
         cross_w = None
+        if hooked:
+            x = self.hook_resid_pre(x)
         if self.norm_first:
-            a, w = self.attn(self.norm1(x), **attn_args)
+            h = self.hook_attn_in(self.norm1(x)) if hooked else self.norm1(x)
+            a, w = self.attn(h, **attn_args)
             a = self.drop1(a)
+            if hooked:
+                a = self.hook_attn_out(a)
             x = x + a
             if trace is not None:
                 trace["attn_out"], trace["after_attn"] = a, x
             if self.cross_attn is not None:
-                c, cross_w = self.cross_attn(
-                    self.norm_cross(x), context, mask=context_mask, cache=cross_cache, need_weights=need_weights
-                )
+                if hooked:
+                    x = self.hook_resid_mid_cross(x)
+                c, cross_w = self.cross_attn(self.norm_cross(x), context, **cross_args)
                 c = self.drop_cross(c)
+                if hooked:
+                    c = self.hook_cross_out(c)
                 x = x + c
                 if trace is not None:
                     trace["cross_out"], trace["after_cross"] = c, x
-            f = self.ff(self.norm2(x))
-            x = x + f
+            if hooked:
+                x = self.hook_resid_mid(x)
+            if self.ff is not None:
+                f = self.ff(self.hook_mlp_in(self.norm2(x)) if hooked else self.norm2(x))
+                if hooked:
+                    f = self.hook_mlp_out(f)
+                x = x + f
         else:
-            a, w = self.attn(x, **attn_args)
+            a, w = self.attn(self.hook_attn_in(x) if hooked else x, **attn_args)
             a = self.drop1(a)
+            if hooked:
+                a = self.hook_attn_out(a)
             x = self.norm1(x + a)
             if trace is not None:
                 trace["attn_out"], trace["after_attn"] = a, x
             if self.cross_attn is not None:
-                c, cross_w = self.cross_attn(
-                    x, context, mask=context_mask, cache=cross_cache, need_weights=need_weights
-                )
+                if hooked:
+                    x = self.hook_resid_mid_cross(x)
+                c, cross_w = self.cross_attn(x, context, **cross_args)
                 c = self.drop_cross(c)
+                if hooked:
+                    c = self.hook_cross_out(c)
                 x = self.norm_cross(x + c)
                 if trace is not None:
                     trace["cross_out"], trace["after_cross"] = c, x
-            f = self.ff(x)
-            x = self.norm2(x + f)
+            if hooked:
+                x = self.hook_resid_mid(x)
+            if self.ff is not None:
+                f = self.ff(self.hook_mlp_in(x) if hooked else x)
+                if hooked:
+                    f = self.hook_mlp_out(f)
+                x = self.norm2(x + f)
+        if self.ff is None:
+            f = x.new_zeros(())  # an attention-only block: no feed-forward sub-layer
         if trace is not None:
             trace["ff_out"], trace["after_ff"] = f, x
+        if hooked:
+            x = self.hook_resid_post(x)
         return BlockOutput(x, w, cross_w)

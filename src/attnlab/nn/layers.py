@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.nn.hooks import HookedMixin, HookPoint
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
     "gelu": F.gelu,  # exact: x * Phi(x)
@@ -38,7 +40,7 @@ def get_activation(name: str) -> Callable[[Tensor], Tensor]:
         raise ValueError(f"unknown activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}") from None
 
 
-class FeedForward(nn.Module):
+class FeedForward(HookedMixin, nn.Module):
     """Position-wise feed-forward network: fc2(dropout?(act(fc1(x)))).
 
     Args:
@@ -66,9 +68,13 @@ class FeedForward(nn.Module):
         self.act = get_activation(activation)
         self.inner_dropout = nn.Dropout(inner_dropout)
         self.dropout = nn.Dropout(dropout)
+        self.hook_pre, self.hook_post = HookPoint(), HookPoint()  # (B, T, F) before / after the activation
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, C) -> (B, T, C)."""
+        if self.hooked:
+            pre = self.hook_pre(self.fc1(x))  # (B, T, F) before the activation
+            return self.dropout(self.fc2(self.inner_dropout(self.hook_post(self.act(pre)))))
         return self.dropout(self.fc2(self.inner_dropout(self.act(self.fc1(x)))))
 
     def residual_projections(self) -> list[nn.Linear]:
@@ -76,7 +82,7 @@ class FeedForward(nn.Module):
         return [self.fc2]
 
 
-class SwiGLU(nn.Module):
+class SwiGLU(HookedMixin, nn.Module):
     """Gated feed-forward network of LLaMA: w_down(act(w_gate(x)) * w_up(x)), act = SiLU.
 
     Args:
@@ -97,9 +103,14 @@ class SwiGLU(nn.Module):
         self.activation_name = activation
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout)
+        # (B, T, F): the gate before its activation, the up projection, their product
+        self.hook_pre, self.hook_pre_linear, self.hook_post = HookPoint(), HookPoint(), HookPoint()
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, C) -> (B, T, C)."""
+        if self.hooked:
+            gate, up = self.hook_pre(self.w_gate(x)), self.hook_pre_linear(self.w_up(x))  # (B, T, F) each
+            return self.dropout(self.w_down(self.hook_post(self.act(gate) * up)))
         return self.dropout(self.w_down(self.act(self.w_gate(x)) * self.w_up(x)))  # gate and value: (B, T, F)
 
     def residual_projections(self) -> list[nn.Linear]:

@@ -119,6 +119,8 @@ class NumpyGPT(Module):
             self.pos_emb = None
         self.drop = Dropout(c.dropout, dropout_rng)
         block_kwargs = c.block_kwargs()  # GPT: LayerNorm + MLP; LLaMA: RMSNorm + SwiGLU + num_kv_heads
+        if block_kwargs.get("feed_forward") == "none":
+            raise ConfigError("an attention-only GPT (model.attn_only = true) runs in the PyTorch engine only")
         self.blocks = [
             TransformerBlock(
                 **block_kwargs,
