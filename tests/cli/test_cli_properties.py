@@ -477,6 +477,28 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
             [],
             [],
         ),
+        ("interp",): ({}, [], []),
+        ("interp", "cache"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o}, [], []),
+        ("interp", "patch"): (
+            {
+                "--checkpoint": w["gpt"],
+                "--clean": "the fox",
+                "--corrupted": "fox the",
+                "--answer": "o",
+                "--wrong": "t",
+                "--out": o,
+                "--dpi": tiny,
+            },
+            [],
+            [],
+        ),
+        ("interp", "ablate"): (
+            {"--checkpoint": w["gpt"], "--text": "the fox", "--max-new-tokens": "2", "--out": o, "--dpi": tiny},
+            [],
+            [],
+        ),
+        ("interp", "attribute"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o, "--dpi": tiny}, [], []),
+        ("interp", "heads"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o, "--dpi": tiny}, [], []),
         ("viz", "alignment"): ({"--checkpoint": w["s2s"], "--text": "abc", "--out": o + ".png", "--dpi": tiny}, [], []),
         ("viz", "positions"): ({"--out": o + ".png", "--positions": "16", "--dim": "8", "--dpi": tiny}, [], []),
         ("viz", "embeddings"): (

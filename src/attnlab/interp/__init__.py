@@ -8,6 +8,14 @@ See docs/interpretability.md.
 """
 
 from attnlab.interp.ablation import ABLATIONS, head_ablation_hooks, mlp_ablation_hooks, model_heads
+from attnlab.interp.attribution import (
+    HeadLossChange,
+    LogitAttribution,
+    direct_logit_attribution,
+    lm_loss,
+    loss_change_per_head,
+)
+from attnlab.interp.heads import HEAD_SCORES, HeadScores, head_scores, pattern_scores, repeated_random_tokens
 from attnlab.interp.hooks import (
     ActivationCache,
     enable_hooks,
@@ -17,8 +25,34 @@ from attnlab.interp.hooks import (
     run_with_cache,
     run_with_hooks,
 )
+from attnlab.interp.patching import (
+    PatchingResult,
+    logit_diff,
+    normalised_metric,
+    patch_attn_out,
+    patch_heads,
+    patch_mlp_out,
+    patch_residual,
+)
 
 __all__ = [
+    "HeadLossChange",
+    "LogitAttribution",
+    "direct_logit_attribution",
+    "lm_loss",
+    "loss_change_per_head",
+    "PatchingResult",
+    "logit_diff",
+    "normalised_metric",
+    "patch_attn_out",
+    "patch_heads",
+    "patch_mlp_out",
+    "patch_residual",
+    "HEAD_SCORES",
+    "HeadScores",
+    "head_scores",
+    "pattern_scores",
+    "repeated_random_tokens",
     "ABLATIONS",
     "head_ablation_hooks",
     "mlp_ablation_hooks",
