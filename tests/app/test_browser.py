@@ -129,6 +129,7 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
+        expect.set_options(timeout=30_000)  # every wait below: a loaded 2-core CI machine is slow
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2000})
@@ -146,14 +147,15 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
             page.get_by_role("button", name="Generate").click()
 
             generated = page.locator('[data-testid="generated-text"]')
-            expect(generated).to_be_visible()
+            # generating takes seconds on a loaded 2-core machine: wait longer than expect's default 5 s
+            expect(generated).to_be_visible(timeout=60_000)
             text = generated.inner_text()
             assert text.startswith("The ") and len(text) > len("The ")
-            expect(page.get_by_text("Attention of the last step")).to_be_visible()
+            expect(page.get_by_text("Attention of the last step")).to_be_visible(timeout=30_000)
             # the step close-up and the attention of the last step; the layers x heads grid waits
             # in a collapsed expander, whose image the browser may or may not have attached yet
             figures = page.locator('[data-testid="stImage"] img:visible')
-            expect(figures).to_have_count(2)
+            expect(figures).to_have_count(2, timeout=30_000)
             # the image element appears before its bytes have loaded: wait until it has decoded
             page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figures.nth(1).element_handle())
             assert page.locator('[data-testid="stException"]').count() == 0
