@@ -246,6 +246,28 @@ def output_metadata(fmt: str) -> dict[str, str]:
     return {}
 
 
+def write_tidy_csv(path: str | os.PathLike, rows: list[dict[str, Any]], what: str) -> Path:
+    """Write tidy rows as CSV (atomically), a first comment line marking the file as attnlab's.
+
+    The columns are the union of the rows' keys in first-seen order; `what` says what a row is.
+    """
+    import csv
+
+    from attnlab import __version__
+    from attnlab.utils import atomic_path
+
+    path = Path(path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        f.write(f"# {OUTPUT_MARK} (attnlab {__version__}): {what}\n")
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def is_our_file(path: str | os.PathLike, limit: int = 64 << 20) -> bool:
     """True when the file carries attnlab's `OUTPUT_MARK` (in its PNG/SVG/PDF metadata or HTML head)."""
     path = Path(path)

@@ -242,6 +242,7 @@ HEAVY = {
     ("compare", "mnist"): {"optimizer_steps": 1},
     ("compare", "sequence"): {"optimizer_steps": 1},
     ("compare", "points"): {"optimizer_steps": 1},
+    ("interp", "induction"): {"optimizer_steps": 4},
     ("demo",): {"optimizer_steps": 1},
     ("figures", "foundations"): {"pixels": 200_000},
 }
@@ -499,6 +500,7 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
         ),
         ("interp", "attribute"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o, "--dpi": tiny}, [], []),
         ("interp", "heads"): ({"--checkpoint": w["gpt"], "--text": "the fox", "--out": o, "--dpi": tiny}, [], []),
+        ("interp", "induction"): ({"--out": o, "--quick": True, "--steps": "2", "--no-figures": True}, [], []),
         ("viz", "alignment"): ({"--checkpoint": w["s2s"], "--text": "abc", "--out": o + ".png", "--dpi": tiny}, [], []),
         ("viz", "positions"): ({"--out": o + ".png", "--positions": "16", "--dim": "8", "--dpi": tiny}, [], []),
         ("viz", "embeddings"): (

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from attnlab import limits
 from attnlab.errors import CheckpointError, ConfigError, DataError
 from attnlab.limits import SEED_HELP, int_arg, seed_arg
+from attnlab.runs import write_tidy_csv
 
 KINDS = ("mean", "zero", "resample")  # = attnlab.interp.ABLATIONS, mean first (the default)
 PATCH_KINDS = ("residual", "attn_out", "mlp_out", "heads")  # = attnlab.interp.patching.PATCHERS
@@ -88,25 +88,6 @@ def _outputs(args: argparse.Namespace, names: list[str]) -> dict[str, Path]:
     for path in paths.values():
         check_output_file(path, force=args.force, flag="--out")
     return paths
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], what: str) -> Path:
-    """Write tidy rows as CSV (atomically), marked as attnlab's by a first comment line."""
-    import csv
-
-    from attnlab import __version__
-    from attnlab.runs import OUTPUT_MARK
-    from attnlab.utils import atomic_path
-
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.write(f"# {OUTPUT_MARK} (attnlab {__version__}): {what}\n")
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _load(checkpoint: str):
@@ -203,7 +184,7 @@ def _run_cache(args: argparse.Namespace) -> int:
     width = max(len(n) for n in cache)
     for row in rows:
         print(f"{row['name']:<{width}}  ({row['shape'].replace('x', ', ')})")
-    print(_write_csv(paths["hook_points.csv"], rows, "hook points of one forward: name, shape, dtype"))
+    print(write_tidy_csv(paths["hook_points.csv"], rows, "hook points of one forward: name, shape, dtype"))
     if chosen:
         path = paths[f"activations.{args.format}"]
         _save_activations(path, {n: cache[n] for n in chosen}, ids, args.format)
@@ -309,7 +290,7 @@ def _run_patch(args: argparse.Namespace) -> int:
             first = False
         i, j, best = result.best()
         print(f"{kind}: strongest patch {result.row_labels[i]} {result.col_labels[j]} -> {best:.3f}")
-        print(_write_csv(paths[f"patch_{kind}.csv"], result.to_rows(), f"activation patching ({kind})"))
+        print(write_tidy_csv(paths[f"patch_{kind}.csv"], result.to_rows(), f"activation patching ({kind})"))
         print(plot_patching(result, paths[f"patch_{kind}.png"], dpi=args.dpi))
     return 0
 
@@ -381,7 +362,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
     print(f"loss on the text: {change.base_loss:.4f}; change when each head is ablated ({args.kind}):")
     for layer in range(L):
         print(f"  L{layer}: " + "  ".join(f"H{h} {change.values[layer, h]:+.4f}" for h in range(H)))
-    print(_write_csv(paths["loss_change.csv"], change.to_rows(), f"loss change per ablated head ({args.kind})"))
+    print(write_tidy_csv(paths["loss_change.csv"], change.to_rows(), f"loss change per ablated head ({args.kind})"))
     print(
         plot_head_matrix(
             change.values,
@@ -409,7 +390,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
         {"condition": "all heads on", "heads_off": "", "kind": args.kind, "text": on},
         {"condition": "heads off", "heads_off": names, "kind": args.kind, "text": off},
     ]
-    print(_write_csv(paths["generation.csv"], rows, "greedy continuations with heads on and off"))
+    print(write_tidy_csv(paths["generation.csv"], rows, "greedy continuations with heads on and off"))
     return 0
 
 
@@ -451,7 +432,7 @@ def _run_attribute(args: argparse.Namespace) -> int:
     for k in order:
         print(f"  {result.labels[k]:<16} {result.values[k]:+.4f}")
     rows = [{**row, "token_text": text} for row in result.to_rows()]
-    print(_write_csv(paths["attribution.csv"], rows, f"direct logit attribution ({what})"))
+    print(write_tidy_csv(paths["attribution.csv"], rows, f"direct logit attribution ({what})"))
     print(plot_logit_attribution(result, paths["attribution.png"], token_text=text, dpi=args.dpi))
     return 0
 
@@ -514,6 +495,6 @@ def _run_heads(args: argparse.Namespace) -> int:
     if not args.random:
         print("note: the induction score assumes the text is a sequence repeated twice; use --random for the probe")
     rows = [{**row, "source": "random" if args.random else "text"} for row in scores.to_rows()]
-    print(_write_csv(paths["head_scores.csv"], rows, f"attention-pattern scores per head on {source}"))
+    print(write_tidy_csv(paths["head_scores.csv"], rows, f"attention-pattern scores per head on {source}"))
     print(plot_head_scores(scores, paths["head_scores.png"], dpi=args.dpi, title=f"head scores on {source}"))
     return 0

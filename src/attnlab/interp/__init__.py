@@ -25,6 +25,7 @@ from attnlab.interp.hooks import (
     run_with_cache,
     run_with_hooks,
 )
+from attnlab.interp.induction import InductionConfig, InductionResult, run_induction_lab, train_induction
 from attnlab.interp.patching import (
     PatchingResult,
     logit_diff,
@@ -36,6 +37,10 @@ from attnlab.interp.patching import (
 )
 
 __all__ = [
+    "InductionConfig",
+    "InductionResult",
+    "run_induction_lab",
+    "train_induction",
     "HeadLossChange",
     "LogitAttribution",
     "direct_logit_attribution",
