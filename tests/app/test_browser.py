@@ -3,7 +3,8 @@
 Starts `python -m attnlab app` on a free port with a temporary runs folder holding a
 tiny trained GPT, waits for Streamlit's health endpoint, then: types a prompt, moves
 the temperature slider with the keyboard, presses Generate, waits for the generated
-text and the attention figure, switches to the Attention page, and saves screenshots
+text and the attention figure, switches to the Attention page and to the Experiments page
+(both patching heatmaps), and saves screenshots
 under the test's temporary folder. The server is always terminated.
 
 Needs Debian's chromium (`apt-get install chromium`) and Playwright's Python package
@@ -166,7 +167,16 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
             expect(page.locator('[data-testid="stImage"] img')).to_have_count(1)  # one head's heatmap
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(tmp_path / "attention.png"), full_page=True)
+
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Experiments").click()
+            expect(page.get_by_role("heading", name="Experiments", exact=True)).to_be_visible()
+            # residual stream and heads: (L + 1) x T + L x H patched forwards first, so allow more than 5 s
+            expect(page.locator('[data-testid="stImage"] img')).to_have_count(2, timeout=60_000)
+            errors = page.locator('[data-testid="stException"]')
+            assert errors.count() == 0, errors.all_inner_texts()
+            page.screenshot(path=str(tmp_path / "experiments.png"), full_page=True)
         finally:
             browser.close()
     assert (tmp_path / "generate.png").stat().st_size > 10_000
     assert (tmp_path / "attention.png").stat().st_size > 10_000
+    assert (tmp_path / "experiments.png").stat().st_size > 10_000

@@ -113,6 +113,31 @@ def load_checkpoint(root: Path, entry: runs_folder.CheckpointEntry, expect: tupl
         return _load(str(root), entry.relative, expect, runs_folder.folder_stamp(folder))
 
 
+def language_model(root: Path, *, key: str) -> tuple[runs_folder.CheckpointEntry, Any, Any]:
+    """Pick and load a trained causal language model: (entry, model, tokenizer); the page stops otherwise.
+
+    No checkpoint, one that fails to load (a friendly message) or one without a tokenizer
+    (a warning) end the page's run with `st.stop()`.
+    """
+    entry = pick_checkpoint(
+        root,
+        causal_lm_types(),
+        key=key,
+        label="Trained language model",
+        empty=checkpoint_commands("causal_lm"),
+    )
+    if entry is None:
+        st.stop()
+    model = tokenizer = None
+    with friendly():
+        model, tokenizer = load_checkpoint(root, entry, causal_lm_types())
+    if model is None or tokenizer is None:
+        if model is not None:
+            st.warning("This checkpoint has no tokenizer, so it cannot read text; pick another one.")
+        st.stop()
+    return entry, model, tokenizer
+
+
 @st.cache_resource(show_spinner=False)
 def _minilm() -> tuple[Any, Any]:
     from attnlab.viz.models import load_model_for_viz

@@ -15,22 +15,7 @@ ui.setup_page(
     "Here you see how big each step is, and what every layer would already predict.",
 )
 root = ui.runs_root()
-entry = ui.pick_checkpoint(
-    root,
-    ui.causal_lm_types(),
-    key="inside_checkpoint",
-    label="Trained language model",
-    empty=ui.checkpoint_commands("causal_lm"),
-)
-if entry is None:
-    st.stop()
-model = tokenizer = None
-with ui.friendly():
-    model, tokenizer = ui.load_checkpoint(root, entry, ui.causal_lm_types())
-if model is None or tokenizer is None:
-    if model is not None:
-        st.warning("This checkpoint has no tokenizer, so it cannot read text; pick another one.")
-    st.stop()
+entry, model, tokenizer = ui.language_model(root, key="inside_checkpoint")
 
 text = st.text_input("Text", value="The return value is", key="inside_text", max_chars=2000)
 ids = None
