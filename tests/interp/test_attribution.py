@@ -8,8 +8,6 @@ run with that head removed by hand; models where the stream is not a sum are ref
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -20,23 +18,10 @@ from attnlab.interp import run_with_cache, run_with_hooks
 from attnlab.interp.attribution import direct_logit_attribution, lm_loss, loss_change_per_head
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.models.llama import Llama, LlamaConfig
+from tests.interp.scramble import scramble
 
 V = 24
 IDS = torch.tensor([[1, 5, 9, 2, 11, 4, 8, 3]])
-
-
-def _scramble(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if p.dim() >= 2:
-                p.copy_(noise / math.sqrt(p.shape[-1]))
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * noise)
-            else:
-                p.copy_(0.1 * noise)
-    return model.eval()
 
 
 MODELS = {
@@ -50,7 +35,7 @@ MODELS = {
 
 @pytest.fixture(scope="module", params=list(MODELS))
 def model(request) -> nn.Module:
-    return _scramble(MODELS[request.param]())
+    return scramble(MODELS[request.param]())
 
 
 def test_contributions_sum_to_the_logit(model):
@@ -77,7 +62,7 @@ def test_logit_difference_splits_too(model):
 
 
 def test_one_head_is_its_write_through_the_frozen_norm():
-    model = _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, bias=True)))
+    model = scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, bias=True)))
     _, cache = run_with_cache(model, IDS)
     layer, head, token = 1, 0, 5
     z = cache[f"blocks.{layer}.attn.hook_z"][0, -1, head]  # (D,)
@@ -94,10 +79,10 @@ def test_one_head_is_its_write_through_the_frozen_norm():
 
 
 def test_post_norm_models_and_batches_are_refused():
-    post = _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, norm_first=False)))
+    post = scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, norm_first=False)))
     with pytest.raises(ConfigError, match="pre-norm"):
         direct_logit_attribution(post, IDS)
-    pre = _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V)))
+    pre = scramble(GPT(GPTConfig.from_name("nano", vocab_size=V)))
     with pytest.raises(ConfigError, match="one sequence"):
         direct_logit_attribution(pre, IDS.repeat(2, 1))
     with pytest.raises(ConfigError, match="vocabulary"):
@@ -127,7 +112,7 @@ def test_loss_change_equals_a_direct_computation(model, kind):
 
 
 def test_loss_change_inputs():
-    model = _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V)))
+    model = scramble(GPT(GPTConfig.from_name("nano", vocab_size=V)))
     with pytest.raises(ConfigError, match="resample"):
         loss_change_per_head(model, IDS, "resample")
     batch = torch.randint(0, V, (3, 8), generator=torch.Generator().manual_seed(0))

@@ -13,7 +13,6 @@ heads, norms and feed-forward layers all matter to the logits.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import pytest
@@ -38,24 +37,10 @@ from attnlab.models.llama import Llama, LlamaConfig
 from attnlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attnlab.models.vit import ViT, ViTConfig
 from attnlab.nn.hooks import HookedMixin, HookPoint, hook_points
+from tests.interp.scramble import scramble
 
 V = 40  # vocabulary of the language models
 TOL = dict(rtol=1e-5, atol=1e-5)  # the hooked path attends step by step, the plain one with a fused kernel
-
-
-def _scramble(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Weights of order 1/sqrt(fan-in), norm gains near 1, small biases: every part of the model matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if p.dim() >= 2:
-                p.copy_(noise / math.sqrt(p.shape[-1]))
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * noise)
-            else:
-                p.copy_(0.1 * noise)
-    return model.eval()
 
 
 def _ids(batch: int = 2, length: int = 12, seed: int = 1, low: int = 0) -> Tensor:
@@ -64,23 +49,23 @@ def _ids(batch: int = 2, length: int = 12, seed: int = 1, low: int = 0) -> Tenso
 
 # name -> (model builder, (args, kwargs) of one forward)
 def _gpt(**overrides):
-    return _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, **overrides)))
+    return scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, **overrides)))
 
 
 def _llama():
-    return _scramble(Llama(LlamaConfig.from_name("nano", vocab_size=V, num_heads=4, num_kv_heads=2)))
+    return scramble(Llama(LlamaConfig.from_name("nano", vocab_size=V, num_heads=4, num_kv_heads=2)))
 
 
 def _encoder(**overrides):
-    return _scramble(Encoder(EncoderConfig.from_name("mini", vocab_size=V, **overrides)))
+    return scramble(Encoder(EncoderConfig.from_name("mini", vocab_size=V, **overrides)))
 
 
 def _seq2seq():
-    return _scramble(Seq2Seq(Seq2SeqConfig.from_name("tiny", vocab_size=V, num_decoder_layers=2)))
+    return scramble(Seq2Seq(Seq2SeqConfig.from_name("tiny", vocab_size=V, num_decoder_layers=2)))
 
 
 def _vit():
-    return _scramble(ViT(ViTConfig.from_name("tiny")))
+    return scramble(ViT(ViTConfig.from_name("tiny")))
 
 
 def _lm_input():

@@ -8,8 +8,6 @@ a cell's value is the one a direct run with that hook gives; bad inputs are Conf
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -27,30 +25,17 @@ from attnlab.interp.patching import (
 )
 from attnlab.models.gpt import GPT, GPTConfig
 from attnlab.models.llama import Llama, LlamaConfig
+from tests.interp.scramble import scramble
 
 V = 24
 ANSWER, WRONG = 3, 7
 
 
-def _scramble(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            if p.dim() >= 2:
-                p.copy_(noise / math.sqrt(p.shape[-1]))
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * noise)
-            else:
-                p.copy_(0.1 * noise)
-    return model.eval()
-
-
 @pytest.fixture(scope="module", params=["gpt", "llama"])
 def model(request) -> nn.Module:
     if request.param == "gpt":
-        return _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, bias=True)))
-    return _scramble(Llama(LlamaConfig.from_name("nano", vocab_size=V)))
+        return scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, bias=True)))
+    return scramble(Llama(LlamaConfig.from_name("nano", vocab_size=V)))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +109,7 @@ def test_attention_and_mlp_outputs_of_the_last_layer(model, pair):
 
 
 def test_attention_only_model_has_no_mlp_to_patch(pair):
-    model = _scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, attn_only=True)))
+    model = scramble(GPT(GPTConfig.from_name("nano", vocab_size=V, attn_only=True)))
     with pytest.raises(ConfigError, match="attention-only"):
         patch_mlp_out(model, *pair, ANSWER, WRONG)
     assert patch_attn_out(model, *pair, ANSWER, WRONG).values.shape == (2, 1)

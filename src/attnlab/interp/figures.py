@@ -37,6 +37,19 @@ def _symmetric_limit(values: np.ndarray) -> float:
     return float(max(np.abs(finite).max(), 1e-6)) if finite.size else 1.0
 
 
+def cell_format(values: np.ndarray) -> str:
+    """The format of the numbers written in heatmap cells: two decimals, or enough significant
+    digits for the largest magnitude when the values are all small (loss changes of 0.003 do
+    not all read 0.00)."""
+    finite = np.abs(values[np.isfinite(values)])
+    top = float(finite.max()) if finite.size else 0.0
+    if top == 0.0 or top >= 0.1:
+        return ".2f"
+    if top >= 1e-3:
+        return f".{int(np.ceil(-np.log10(top))) + 1}f"
+    return ".1e"
+
+
 def _heatmap(
     ax,
     values: np.ndarray,
@@ -62,11 +75,12 @@ def _heatmap(
     if annotate is None:
         annotate = values.size <= 64
     if annotate:
+        fmt = cell_format(values)
         span = max(abs(vmin if vmin is not None else 0.0), abs(vmax if vmax is not None else 1.0), 1e-6)
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 dark = abs(v) > 0.6 * span if diverging else v < 0.5 * span  # white text on dark cells
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9, color="white" if dark else "black")
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=9, color="white" if dark else "black")
     return im
 
 
