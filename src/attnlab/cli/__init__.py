@@ -61,6 +61,34 @@ def _is_out_of_memory(e: BaseException) -> bool:
     return type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
 
 
+LATEST = "latest"  # `--checkpoint latest`: the newest checkpoint in the runs folder
+
+
+def _resolve_latest(args: argparse.Namespace) -> None:
+    """Replace `--checkpoint latest` by the newest checkpoint folder of the runs folder.
+
+    The runs folder is ./runs (or $ATTNLAB_APP_RUNS_DIR, as for `attnlab app`); `attnlab demo`
+    names its folders runs/demo-TIMESTAMP, so docs and lab sheets can say `--checkpoint latest`.
+    A folder actually named `latest` in the current directory wins. The choice is printed.
+    """
+    if getattr(args, "checkpoint", None) != LATEST or os.path.exists(LATEST):
+        return
+    from attnlab.app.runs_folder import find_checkpoints, runs_root
+    from attnlab.errors import ConfigError
+
+    root = runs_root()
+    entries = find_checkpoints(root)
+    if not entries:
+        where = "does not exist" if not root.exists() else "holds no checkpoint"
+        raise ConfigError(
+            f"--checkpoint latest: the runs folder {str(root)!r} {where} yet; train a model first "
+            "(`attnlab demo`, about 2 minutes) or give a checkpoint folder"
+        )
+    newest = entries[0]
+    args.checkpoint = str(root / newest.relative)
+    print(f"--checkpoint latest: {newest.label()} (in {root})", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="attnlab",
@@ -116,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USER_ERROR
     try:
+        _resolve_latest(args)
         result = args.func(args, extra) if accepts_extra else args.func(args)
     except AttnlabError as e:
         msg = " ".join(str(e).split())  # one line, always
