@@ -231,3 +231,20 @@ def test_trainer_is_model_agnostic():
     results = Trainer(engine, Data(), cfg).fit()
     assert results["val_loss"] < 1e-3
     assert model.w.item() == pytest.approx(3.0, abs=0.05) and model.b.item() == pytest.approx(-1.0, abs=0.05)
+
+
+def test_progress_rate_names_what_it_counts():
+    from attnlab.train.trainer import _count_tokens, _rate_unit
+
+    tokens = {"input_ids": np.zeros((4, 16), np.int64), "targets": np.zeros((4, 16), np.int64)}
+    images = {"images": np.zeros((8, 1, 28, 28), np.float32), "targets": np.zeros(8, np.int64)}
+    clouds = {"points": np.zeros((6, 64, 3), np.float32), "mask": np.ones((6, 64), bool), "targets": np.zeros(6)}
+    assert (_rate_unit(tokens), _count_tokens(tokens)) == ("tok", 64)
+    assert (_rate_unit(images), _count_tokens(images)) == ("img", 8)  # images, not pixels
+    assert (_rate_unit(clouds), _count_tokens(clouds)) == ("ex", 6)
+
+
+def test_progress_bar_shows_tokens_per_second_for_text(tmp_path, corpus, capsys):
+    small_run(tmp_path / "run", corpus, max_iters=6, eval_interval=3, progress=True)
+    err = capsys.readouterr().err
+    assert "tok/s=" in err and "img/s" not in err

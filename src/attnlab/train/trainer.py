@@ -149,12 +149,21 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _count_tokens(batch: dict[str, np.ndarray]) -> int:
+    """What one batch trains on: tokens of a token batch, else examples (images, point clouds)."""
     for key in ("input_ids", "inputs", "images"):
         if key in batch:
             arr = batch[key]
             return int(arr.shape[0] * arr.shape[1]) if key != "images" and arr.ndim >= 2 else int(arr.shape[0])
     first = next(iter(batch.values()))
     return int(first.shape[0])
+
+
+def _rate_unit(batch: dict[str, np.ndarray]) -> str:
+    """The progress bar's name for what `_count_tokens` counts: tok, img or ex (examples)."""
+    for key in ("input_ids", "inputs"):
+        if key in batch:
+            return "tok" if batch[key].ndim >= 2 else "ex"
+    return "img" if "images" in batch else "ex"
 
 
 class Trainer:
@@ -194,6 +203,7 @@ class Trainer:
         self.tokenizer = tokenizer
         self.metadata = dict(metadata or {})
         self.eval_hook = eval_hook
+        self._rate_unit = "tok"  # what the bar's rate counts: tok, img or ex (set from the first batch)
         self.run_info = run_info or {}
         self.step = 0
         self.tokens_seen = 0
@@ -364,6 +374,7 @@ class Trainer:
                     )
                 self.step += 1
                 step_tokens = sum(_count_tokens(b) for b in micro) * getattr(self.engine, "world_size", 1)
+                self._rate_unit = _rate_unit(micro[0])
                 self.tokens_seen += step_tokens
                 window_tokens += step_tokens
                 self.train_seconds += time.perf_counter() - t0
@@ -427,15 +438,14 @@ class Trainer:
         self._write_metrics(record)
         bar.set_postfix(self._postfix(record), refresh=False)
 
-    @staticmethod
-    def _postfix(record: dict[str, Any]) -> dict[str, str]:
+    def _postfix(self, record: dict[str, Any]) -> dict[str, str]:
         out = {}
         if record.get("train_loss") is not None:
             out["loss"] = f"{record['train_loss']:.3f}"
         if record.get("val_loss") is not None:
             out["val"] = f"{record['val_loss']:.3f}"
         if record.get("tokens_per_sec"):
-            out["tok/s"] = f"{record['tokens_per_sec']:,.0f}"
+            out[f"{self._rate_unit}/s"] = f"{record['tokens_per_sec']:,.0f}"
         return out
 
     def _results(self, stop_reason: str | None) -> dict[str, Any]:
