@@ -133,3 +133,39 @@ def test_help_lists_the_options(capsys):
     assert "--models" in text and "--epochs" in text and "mnist5k" in text
     assert main(["compare", "sequence", "--help"]) == 0
     assert "--seq-len" in capsys.readouterr().out
+
+
+def test_a_stopped_comparison_says_what_was_saved(idx_folder, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the second model trains: the first model's folder is named, exit code 130."""
+    from attnlab.train import trainer as trainer_module
+
+    fit, calls = trainer_module.Trainer.fit, []
+
+    def stop_second(self):
+        calls.append(1)
+        if len(calls) == 2:  # what the Trainer raises after a signal, having finished its step
+            raise trainer_module.TrainingInterrupted(3, None, "SIGINT")
+        return fit(self)
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", stop_second)
+    out = tmp_path / "run"
+    argv = ["compare", "mnist", "--models", "mlp,cnn", "--data", str(idx_folder), "--quick", "--epochs", "1"]
+    rc = main([*argv, "--no-progress", "--out", str(out)])
+    assert rc == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("attnlab: comparison stopped by SIGINT while training cnn (step 3 of ")
+    assert str(out / "models" / "mlp") in line and "tables and figures were not written" in line
+    assert (out / "models" / "mlp" / "config.json").is_file() and not (out / "results.json").exists()
+
+
+def test_a_stop_before_any_model_finished(idx_folder, tmp_path, capsys, monkeypatch):
+    from attnlab.train import trainer as trainer_module
+
+    def stop(self):
+        raise trainer_module.TrainingInterrupted(1, None, "SIGTERM")
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", stop)
+    argv = ["compare", "mnist", "--models", "mlp", "--data", str(idx_folder), "--quick", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "stopped by SIGTERM while training mlp" in line and "nothing was saved" in line

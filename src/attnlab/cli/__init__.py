@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split())  # one line, always
         print(f"attnlab: error: {msg}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("attnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a stopped training says what it saved; a bare Ctrl-C has nothing to say
+        print(f"attnlab: {_one_line(str(e))}" if str(e) else "attnlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `attnlab generate ... | head`
         devnull = os.open(os.devnull, os.O_WRONLY)

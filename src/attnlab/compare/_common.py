@@ -75,8 +75,36 @@ def classifier_engine(model: Any, recipe: Any, device: str) -> Any:
     )
 
 
+class ComparisonInterrupted(KeyboardInterrupt):
+    """A comparison stopped by Ctrl-C / SIGTERM while training one of its models.
+
+    The message says which model and step, which finished models were saved, and that the
+    comparison's tables and figures were not written.
+    """
+
+    def __init__(self, signal_name: str, model: str, step: int, max_iters: int, saved: Sequence[str]):
+        self.signal_name, self.model, self.step, self.saved = signal_name, model, step, list(saved)
+        kept = (
+            f"the models finished before it are saved ({', '.join(self.saved)})"
+            if self.saved
+            else "no model had finished, so nothing was saved"
+        )
+        super().__init__(
+            f"comparison stopped by {signal_name} while training {model} (step {step} of {max_iters}); {kept}; "
+            "the tables and figures were not written: run the same command again to train the comparison "
+            "from the start"
+        )
+
+
 def train_classifier(
-    name: str, model: Any, recipe: Any, source: Any, config: Any, *, what: str = "examples"
+    name: str,
+    model: Any,
+    recipe: Any,
+    source: Any,
+    config: Any,
+    *,
+    what: str = "examples",
+    saved: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
     """Train a classifier with the library's Trainer for `recipe.epochs` epochs.
 
@@ -88,10 +116,14 @@ def train_classifier(
             held-out split, evaluated after every epoch; it chooses nothing).
         config: seed, device and progress of the comparison.
         what: what one example is, for the log ("images", "clouds").
+        saved: the folders of the models this comparison finished and saved before this one
+            (named when Ctrl-C or SIGTERM stops it).
     Returns:
         (engine, the Trainer's results, the per-epoch curve).
+    Raises:
+        ComparisonInterrupted: a signal stopped the training (it says what was saved).
     """
-    from attnlab.train.trainer import TrainConfig, Trainer
+    from attnlab.train.trainer import TrainConfig, Trainer, TrainingInterrupted
 
     steps_per_epoch = source.steps_per_epoch(recipe.batch_size)
     max_iters = recipe.epochs * steps_per_epoch
@@ -121,7 +153,10 @@ def train_classifier(
         recipe.batch_size,
         what,
     )
-    results = trainer.fit()
+    try:
+        results = trainer.fit()
+    except TrainingInterrupted as e:
+        raise ComparisonInterrupted(e.signal_name, name, e.step, max_iters, saved) from None
     return engine, results, epoch_curve(trainer.history, steps_per_epoch)
 
 

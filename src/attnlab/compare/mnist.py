@@ -431,7 +431,8 @@ def compare_mnist(
         source = ImageBatchSource(
             train_x, data.train_labels, test_x, data.test_labels, shift_pixels=recipe.shift_pixels, fill=background
         )
-        engine, results, curve = train_classifier(name, model, recipe, source, config, what="images")
+        saved = [m["checkpoint"] for m in models.values() if "checkpoint" in m]
+        engine, results, curve = train_classifier(name, model, recipe, source, config, what="images", saved=saved)
         model = engine.module
         device_name = str(engine.device)
         probs = _predict(model, test_x, engine.device)

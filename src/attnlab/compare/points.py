@@ -370,7 +370,8 @@ def compare_points(
         seed_everything(config.seed)  # each model starts from the same seed, whatever the order
         model = _build(name, data, config.quick)
         source = PointBatchSource(data.train, data.test, augment=recipe.augment)
-        engine, results, curve = train_classifier(name, model, recipe, source, config, what="clouds")
+        saved = [m["checkpoint"] for m in models.values() if "checkpoint" in m]
+        engine, results, curve = train_classifier(name, model, recipe, source, config, what="clouds", saved=saved)
         model = engine.module
         device_name = str(engine.device)
         probs = _predict(model, data.test, engine.device)
