@@ -515,6 +515,7 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
         ("data", "list"): ({}, [], []),
         ("data", "fetch"): ({}, ["shakespeare"], []),
         ("data", "import"): ({}, ["mnist", w["corpus"]], []),
+        ("doctor",): ({"--no-probe": True}, [], []),
     }[path]
 
 

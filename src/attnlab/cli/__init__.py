@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "attnlab.cli.interp",  # interp cache|patch|ablate|attribute|heads|induction
     "attnlab.cli.app",  # app
     "attnlab.cli.data",  # data list|fetch|import
+    "attnlab.cli.doctor",  # doctor
 ]
 
 EXIT_USER_ERROR = 2
