@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.exercises import check, solutions
+from attnlab.interp.heads import pattern_scores
 from attnlab.models.point import farthest_point_sample
 from attnlab.nn.positional import sinusoidal_table
 
@@ -75,20 +76,38 @@ def test_solutions_agree_with_independent_references():
     line[:, 0] = [0, 1, 2, 3, 10]  # centroid x = 3.2: farthest 10, then 0, then 3 (3 from 0, 7 from 10)
     np.testing.assert_array_equal(solutions.farthest_point_sample(line, 3), [4, 0, 3])  # by hand
 
+    from attnlab.interp import run_with_cache
+    from attnlab.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=11, max_seq_len=9, num_layers=3, num_heads=2, embed_dim=16)).eval()
+    ids = torch.randint(0, 11, (4, 9))
+    with torch.no_grad():
+        _, cache = run_with_cache(gpt, ids, names="blocks.*.attn.hook_pattern")
+    patterns = cache.stack("attn.hook_pattern")  # (L, B, H, T, T) from a real model
+    np.testing.assert_allclose(  # the library's previous-token score
+        solutions.previous_token_scores(patterns.numpy()), pattern_scores(patterns, ids).previous_token, rtol=1e-6
+    )
+    shifted = np.eye(4, k=-1)[None, None, None]  # (1, 1, 1, 4, 4): queries 1..3 all on their previous token
+    np.testing.assert_allclose(solutions.previous_token_scores(shifted), [[1.0]])  # query 0's row does not count
+    assert solutions.ablation_prediction() == {"previous_token_head", "induction_heads"}
+
 
 # --- the package's layout ------------------------------------------------------------------
 
 
 def test_every_exercise_has_one_group_module_and_one_solution():
-    from attnlab.exercises import basics, encoder_block, losses, points, pooling, self_attention
+    from attnlab.exercises import basics, encoder_block, interp, losses, points, pooling, self_attention
 
-    groups = [basics, self_attention, encoder_block, losses, pooling, points]
+    groups = [basics, self_attention, encoder_block, losses, pooling, points, interp]
+    every = {**check.EXERCISES, **check.PREDICTIONS}
+    assert not set(check.EXERCISES) & set(check.PREDICTIONS)
     names = [name for module in groups for name in module.__all__]
-    assert sorted(names) == sorted(check.EXERCISES)  # each check lives in exactly one group
+    assert sorted(names) == sorted(every)  # each check lives in exactly one group
     for module in groups:
         for name in module.__all__:
-            assert getattr(module, name) is check.EXERCISES[name]
-    assert sorted(solutions.__all__) == sorted(check.EXERCISES)
+            assert getattr(module, name) is every[name]
+    assert sorted(solutions.__all__) == sorted(every)
 
 
 def test_the_package_and_the_names_before_the_move_give_the_same_objects():
@@ -98,7 +117,7 @@ def test_the_package_and_the_names_before_the_move_give_the_same_objects():
     from attnlab import solutions as old_solutions
 
     assert old_check is check and old_solutions is solutions and old_labs is exercises.labs
-    for name, function in check.EXERCISES.items():
+    for name, function in {**check.EXERCISES, **check.PREDICTIONS}.items():
         assert getattr(exercises, name) is function
     assert exercises.CheckResult is check.CheckResult and exercises.mistakes is check.mistakes
 
@@ -156,6 +175,9 @@ TORCH_ANSWERS = {
     "cross_entropy": lambda logits, targets: F.cross_entropy(logits, targets),
     "mean_pooling": torch_mean_pooling,
     "farthest_point_sample": lambda points, g: farthest_point_sample(points[None], g)[0],  # the library's
+    "previous_token_scores": lambda p: (
+        pattern_scores(p, torch.zeros(p.shape[1], p.shape[3], dtype=torch.long)).previous_token
+    ),  # the library's
 }
 
 
@@ -279,6 +301,16 @@ def ce_naive(logits, targets):
     return -np.log(probs[np.arange(len(targets)), targets]).mean()
 
 
+def prev_with_eye(p):
+    T = p.shape[-1]
+    return (p * np.eye(T, k=-1)).sum(-1).mean(axis=(1, 3))  # averages over all T queries, query 0 included
+
+
+def prev_argmax(p):
+    scores = torch.diagonal(p, -1, -2, -1).mean((1, 3))
+    return torch.tensor(divmod(int(scores.argmax()), scores.shape[1]))  # (layer, head), not the scores
+
+
 MISTAKES = [
     ("softmax", lambda x: np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True), "no_max_subtraction", "maximum"),
     ("softmax", lambda x: torch.softmax(x, dim=0), "wrong_axis", "last axis"),
@@ -337,6 +369,16 @@ MISTAKES = [
     ("mean_pooling", lambda h, m: h.mean(axis=1), "includes_padding", "real tokens"),
     ("mean_pooling", lambda h, m: (h * m[..., None]).sum(1) / h.shape[1], "divides_by_length", "REAL tokens"),
     ("mean_pooling", lambda h, m: h[:, 0], "cls_token", "CLS"),
+    ("previous_token_scores", lambda p: torch.diagonal(p, 0, -2, -1).mean((1, 3)), "diagonal", "ITSELF"),
+    ("previous_token_scores", lambda p: np.diagonal(p, 1, -2, -1).mean(axis=(1, 3)), "above_diagonal", "FUTURE"),
+    ("previous_token_scores", lambda p: p[..., 1:, 0].mean((1, 3)), "first_token", "sink"),
+    ("previous_token_scores", prev_with_eye, "counts_query_zero", "query 0 has no previous token"),
+    ("previous_token_scores", lambda p: torch.diagonal(p, -1, -2, -1).sum(-1).mean(1), "sum_over_queries", "AVERAGE"),
+    ("previous_token_scores", lambda p: np.diagonal(p, -1, -2, -1).mean(-1).sum(1), "sum_over_batch", "do not add"),
+    ("previous_token_scores", lambda p: torch.diagonal(p[:, 0], -1, -2, -1).mean(-1), "first_sequence_only", "EVERY"),
+    ("previous_token_scores", lambda p: np.diagonal(p, -1, -2, -1).mean(-1), "no_batch_mean", "batch too"),
+    ("previous_token_scores", lambda p: np.diagonal(p, -1, -2, -1).mean(1), "no_query_mean", "queries as well"),
+    ("previous_token_scores", prev_argmax, "returns_argmax", "argmax comes next"),
 ]
 
 
@@ -431,3 +473,82 @@ def test_framework_argument_and_unknown_names():
     with pytest.raises(KeyError, match="unknown exercise"):
         check.mistakes("backprop")
     assert len(check.EXERCISES) >= 6
+
+
+# --- the prediction check (lab 8): a statement compared with an experiment's measurements ------------
+
+# an experiment like lab 8's: clean repeated half 0.4, first half 4.4 (gap 4.0); 0.25 of the gap = 1.0
+CIRCUIT = {"previous_token_head": 3.4, "other_layer0_heads": 0.8, "induction_heads": 4.1}
+LOSSES = dict(clean=0.4, first_half=4.4)
+
+
+def test_the_reference_prediction_matches_the_circuit_and_is_printed_with_the_table(capsys):
+    result = check.ablation_prediction(solutions.ablation_prediction, CIRCUIT, **LOSSES)
+    assert result.passed and result.mistake is None and result.hint is None
+    printed = capsys.readouterr().out.strip()
+    assert printed == result.message and printed.startswith("✅ ablation_prediction: correct!")
+    assert "removing previous_token_head and induction_heads breaks copying, and it does." in printed
+    assert "  other_layer0_heads   0.80             10%  harmless  harmless" in printed
+    assert "  induction_heads      4.10             92%  breaks    breaks" in printed
+    assert check.PREDICTIONS["ablation_prediction"] is check.ablation_prediction
+
+
+def test_the_truth_is_the_measurement_not_the_reference():
+    variant = {**CIRCUIT, "other_layer0_heads": 2.0}  # a model whose other layer-0 head matters too (40% of the gap)
+    assert not check.ablation_prediction(solutions.ablation_prediction, variant, verbose=False, **LOSSES)
+    everything = {"previous_token_head", "other_layer0_heads", "induction_heads"}
+    assert check.ablation_prediction(lambda: everything, variant, verbose=False, **LOSSES).passed
+    above = {**CIRCUIT, "other_layer0_heads": 1.45}  # a quarter of the gap is 1.0 above the clean 0.4
+    assert check.ablation_prediction(lambda: everything, above, verbose=False, **LOSSES).passed
+    below = {**CIRCUIT, "other_layer0_heads": 1.35}
+    assert check.ablation_prediction(solutions.ablation_prediction, below, verbose=False, **LOSSES).passed
+
+
+PREDICTION_MISTAKES = [
+    ({"induction_heads"}, "missed_previous_token_head", "K-composition"),
+    (["previous_token_head"], "missed_induction_heads", "copy it"),
+    ({"previous_token_head", "induction_heads", "other_layer0_heads"}, "bystander", "not every head"),
+    (set(), "missed_previous_token_head", "K-composition"),
+    ({"induction_head", "previous_token_head"}, "unknown_name", "did you mean 'induction_heads'?"),
+    ({"L0H1"}, "unknown_name", "the names are: previous_token_head, other_layer0_heads, induction_heads"),
+    (3, "not_names", "set of names"),
+    ({"induction_heads": True}, "not_names", "set of names"),
+]
+
+
+@pytest.mark.parametrize("value, mistake, hint", PREDICTION_MISTAKES, ids=[m for _, m, _ in PREDICTION_MISTAKES])
+def test_wrong_predictions_get_the_right_hint(value, mistake, hint, capsys):
+    result = check.ablation_prediction(lambda: value, CIRCUIT, **LOSSES)
+    assert not result.passed and result.mistake == mistake, result.message
+    assert hint in result.hint
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("❌ ablation_prediction: not yet.") and f"Hint: {result.hint}" in printed
+
+
+def test_prediction_values_stubs_and_broken_functions():
+    assert check.ablation_prediction({"previous_token_head", "induction_heads"}, CIRCUIT, verbose=False, **LOSSES)
+    one = {"previous_token_head": 3.4, "other_layer0_heads": 0.5}
+    assert check.ablation_prediction("previous_token_head", one, verbose=False, **LOSSES).passed  # one name
+    assert check.ablation_prediction(("previous_token_head",), one, verbose=False, **LOSSES).passed
+
+    def stub():
+        raise NotImplementedError
+
+    result = check.ablation_prediction(stub, CIRCUIT, verbose=False, **LOSSES)
+    assert result.mistake == "not_implemented" and "NotImplementedError" in result.message
+    assert check.ablation_prediction(lambda: None, CIRCUIT, verbose=False, **LOSSES).mistake == "returns_none"
+    broken = check.ablation_prediction(lambda: 1 / 0, CIRCUIT, verbose=False, **LOSSES)
+    assert broken.mistake == "error" and "ZeroDivisionError" in broken.message
+    no_copying = check.ablation_prediction(
+        solutions.ablation_prediction, CIRCUIT, verbose=False, clean=4.4, first_half=4.4
+    )
+    assert no_copying.mistake == "no_copying" and "phase change" in no_copying.hint
+
+
+def test_prediction_strict_and_quiet(capsys):
+    with pytest.raises(AssertionError, match="(?s)not yet.*K-composition"):
+        check.ablation_prediction(lambda: {"induction_heads"}, CIRCUIT, strict=True, verbose=False, **LOSSES)
+    assert capsys.readouterr().out == ""
+    quiet = check.ablation_prediction(solutions.ablation_prediction, CIRCUIT, verbose=False, **LOSSES)
+    quiet._ipython_display_()
+    assert capsys.readouterr().out.count("correct!") == 1

@@ -178,6 +178,7 @@ REFERENCE_TIMES: tuple[Reference, ...] = (
         cap=180.0,
     ),
     Reference("06_pretrained_minilm", "notebooks/06_pretrained_minilm.ipynb", 10.0, 1, _NOTEBOOKS_MD + " (8-10 s)"),
+    Reference("08_interpretability", "notebooks/08_interpretability.ipynb", 40.0, 1, _NOTEBOOKS_MD),
 )
 
 # The speed probe: the demo's training step (the `baby` GPT, 4 layers, 128 dims, context 64,

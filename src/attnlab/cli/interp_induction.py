@@ -58,7 +58,9 @@ def register(actions: argparse._SubParsersAction) -> None:
         default=None,
         help="the most training steps (default 3,000; --quick 1,500)",
     )
-    p.add_argument("--quick", action="store_true", help="a smaller setting for a smoke test")
+    p.add_argument(
+        "--quick", action="store_true", help="a smaller setting for smoke tests (it may not show the phase change)"
+    )
     p.add_argument("--device", default="cpu", help="cpu [default], auto, cuda, cuda:N or mps")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument(

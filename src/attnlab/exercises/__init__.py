@@ -29,7 +29,9 @@ from __future__ import annotations
 from attnlab.exercises import check, labs, solutions
 from attnlab.exercises.check import (
     EXERCISES,
+    PREDICTIONS,
     CheckResult,
+    ablation_prediction,
     attention,
     causal_mask,
     cosine_similarity,
@@ -42,12 +44,15 @@ from attnlab.exercises.check import (
     multi_head_merge,
     multi_head_split,
     positional_encoding,
+    previous_token_scores,
     softmax,
 )
 
 __all__ = [
     "EXERCISES",
+    "PREDICTIONS",
     "CheckResult",
+    "ablation_prediction",
     "attention",
     "causal_mask",
     "check",
@@ -62,6 +67,7 @@ __all__ = [
     "multi_head_merge",
     "multi_head_split",
     "positional_encoding",
+    "previous_token_scores",
     "softmax",
     "solutions",
 ]

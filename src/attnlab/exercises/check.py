@@ -24,10 +24,12 @@ instead, for tests.
 
 Exercises: softmax, cosine_similarity, causal_mask, attention, layer_norm,
 multi_head_split, multi_head_merge, positional_encoding, cross_entropy, mean_pooling,
-farthest_point_sample.
+farthest_point_sample, previous_token_scores; and one prediction, ablation_prediction
+(in `PREDICTIONS`: it checks a statement made before an experiment against what the
+experiment measured, so it takes the measurements too, see `attnlab.exercises.interp`).
 
 Each exercise group has its module in this package (`basics`, `self_attention`,
-`encoder_block`, `losses`, `pooling`, `points`, on the shared machinery of `_core`); this module
+`encoder_block`, `losses`, `pooling`, `points`, `interp`, on the shared machinery of `_core`); this module
 gathers their checks under the one name the notebooks use.
 """
 
@@ -48,6 +50,7 @@ from attnlab.exercises.encoder_block import (
     multi_head_split,
     positional_encoding,
 )
+from attnlab.exercises.interp import PREVIOUS_TOKEN_SCORES, ablation_prediction, previous_token_scores
 from attnlab.exercises.losses import CROSS_ENTROPY, cross_entropy
 from attnlab.exercises.points import FARTHEST_POINT_SAMPLE, farthest_point_sample
 from attnlab.exercises.pooling import MEAN_POOLING, mean_pooling
@@ -65,6 +68,12 @@ EXERCISES: dict[str, Callable[..., CheckResult]] = {
     "cross_entropy": cross_entropy,
     "mean_pooling": mean_pooling,
     "farthest_point_sample": farthest_point_sample,
+    "previous_token_scores": previous_token_scores,
+}
+
+# prediction checks: check(prediction, measurements, ...), the truth is an experiment's result
+PREDICTIONS: dict[str, Callable[..., CheckResult]] = {
+    "ablation_prediction": ablation_prediction,
 }
 
 _DEFINITIONS: dict[str, Exercise] = {
@@ -81,6 +90,7 @@ _DEFINITIONS: dict[str, Exercise] = {
         CROSS_ENTROPY,
         MEAN_POOLING,
         FARTHEST_POINT_SAMPLE,
+        PREVIOUS_TOKEN_SCORES,
     )
 }
 
@@ -100,4 +110,4 @@ def mistake_function(exercise: str, name: str) -> Callable[..., Any]:
     raise KeyError(f"exercise {exercise!r} has no mistake {name!r}; known: {', '.join(mistakes(exercise))}")
 
 
-__all__ = ["CheckResult", "EXERCISES", "mistake_function", "mistakes", *EXERCISES]
+__all__ = ["CheckResult", "EXERCISES", "PREDICTIONS", "mistake_function", "mistakes", *EXERCISES, *PREDICTIONS]

@@ -8,10 +8,12 @@ are written in the docstrings.
 References: softmax, attention, multi-head layout and sinusoidal encodings follow
 Vaswani et al. (2017), "Attention Is All You Need"; layer normalisation Ba et al.
 (2016); mean pooling Reimers & Gurevych (2019), "Sentence-BERT"; farthest-point sampling
-Eldar et al. (1997) and Qi et al. (2017), "PointNet++".
+Eldar et al. (1997) and Qi et al. (2017), "PointNet++"; the previous-token score and the
+induction circuit Elhage et al. (2021), "A Mathematical Framework for Transformer Circuits",
+and Olsson et al. (2022), "In-context Learning and Induction Heads".
 
 Notation: N examples, B batch, T queries, S keys, C channels, H heads, D head size, V classes,
-P points, G sampled points.
+P points, G sampled points, L layers.
 """
 
 from __future__ import annotations
@@ -189,7 +191,41 @@ def farthest_point_sample(points: np.ndarray, num_samples: int) -> np.ndarray:
     return chosen
 
 
+def previous_token_scores(patterns: np.ndarray) -> np.ndarray:
+    """Every head's previous-token score: its mean attention weight on the token just before the query.
+
+    The statistic of `attnlab.interp.heads.pattern_scores` (Elhage et al. 2021; Olsson et al. 2022):
+    the weight from query t on key t - 1, averaged over the batch and the queries t = 1 .. T-1
+    (query 0 has no previous token).
+
+    Args:
+        patterns: (L, B, H, T, T) attention weights, patterns[l, b, h, t, s] = how much query t
+            of head h in layer l attends to key s (`cache.stack("attn.hook_pattern")`).
+    Returns:
+        (L, H) scores in [0, 1].
+    """
+    p = np.asarray(patterns, dtype=np.float64)
+    previous = np.diagonal(p, offset=-1, axis1=-2, axis2=-1)  # (L, B, H, T-1): p[..., t, t-1] for t = 1 .. T-1
+    return previous.mean(axis=(1, 3))
+
+
+def ablation_prediction() -> set[str]:
+    """Which head ablations break in-context copying in lab 8's two-layer attention-only model.
+
+    Copying `[A][B] ... [A] -> [B]` is a circuit of two heads (Elhage et al. 2021; Olsson et al.
+    2022): the previous-token head in layer 0 writes "the token before me was A" into every
+    position, and the induction head in layer 1 reads it with its keys (K-composition) to find
+    the token after the earlier A and copy it. Removing either breaks the circuit; the other
+    heads are not part of it.
+
+    Returns:
+        The names of the lab's ablations that push the repeated-half loss back up.
+    """
+    return {"previous_token_head", "induction_heads"}
+
+
 __all__ = [
+    "ablation_prediction",
     "attention",
     "causal_mask",
     "cosine_similarity",
@@ -200,5 +236,6 @@ __all__ = [
     "multi_head_merge",
     "multi_head_split",
     "positional_encoding",
+    "previous_token_scores",
     "softmax",
 ]
