@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from attnlab import limits
+from attnlab.cli.train_common import add_force_flag
 from attnlab.errors import ConfigError
 from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
 
@@ -45,11 +46,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder for results.json, figures and models/ (created)"
     )
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(parser)
     parser.add_argument("--seed", type=seed_arg, default=0, help=f"random seed, {SEED_HELP} (default 0)")
     parser.add_argument("--device", default="auto", help="auto [default], cpu, cuda, cuda:N or mps")
     parser.add_argument("--quick", action="store_true", help="tiny models and a short run: a smoke test in seconds")

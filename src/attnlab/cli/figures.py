@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from attnlab import limits
+from attnlab.cli.train_common import add_force_flag
 from attnlab.errors import ConfigError
 from attnlab.foundations import DEFAULT_DPI, FIGURE_NAMES
 
@@ -34,11 +35,7 @@ def register(subparsers) -> None:
         ),
     )
     foundations.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if missing)")
-    foundations.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(foundations)
     foundations.add_argument(
         "--dpi",
         type=limits.int_arg(limits.MIN_DPI, limits.MAX_DPI),

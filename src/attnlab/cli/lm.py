@@ -14,6 +14,7 @@ from typing import Any
 from attnlab import limits
 from attnlab.cli.train_common import (  # noqa: F401 - SECTIONS re-exported
     SECTIONS,
+    add_force_flag,
     check_resume_agrees,
     collect_configs,
     is_rank0,
@@ -48,11 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo-TIMESTAMP)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(p)
     p.add_argument(
         "--seconds",
         type=float_arg(0.0, limits.MAX_SECONDS, low_open=True),
@@ -80,11 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="corpus name (pydoc, shakespeare) or a text file (default: pydoc)")
     p.add_argument("--out", required=True, help="run folder (becomes the checkpoint)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(p)
     p.add_argument(
         "--preset",
         default=None,

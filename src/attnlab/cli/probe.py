@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 
 from attnlab import limits
+from attnlab.cli.train_common import add_force_flag
 from attnlab.errors import ConfigError
 from attnlab.limits import SEED_HELP, float_arg, int_arg, seed_arg
 
@@ -56,11 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="folder for results.json, results.md, figures and probes/"
     )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(p)
     p.add_argument(
         "--max-sequences",
         type=int_arg(10, limits.MAX_SEQUENCES),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attnlab import limits
+from attnlab.cli.train_common import add_force_flag
 from attnlab.errors import ConfigError
 
 EXIT_INTERRUPTED = 130
@@ -72,11 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", required=True, metavar="DIR", help="the study folder (created; run again to resume)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="write into --out even if it holds files attnlab did not write (they are kept; one attnlab must replace is renamed NAME.orig)",
-    )
+    add_force_flag(p)
     p.add_argument(
         "--data", default=None, help="corpus name (pydoc [default], shakespeare) or a UTF-8 text file to train on"
     )

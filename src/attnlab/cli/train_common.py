@@ -25,6 +25,16 @@ SECTIONS = {"model", "train", "data"}
 
 EXIT_INTERRUPTED = 130
 
+FORCE_HELP = (
+    "write into --out even if it holds files attnlab did not write "
+    "(they are kept; one attnlab must replace is renamed NAME.orig)"
+)
+
+
+def add_force_flag(parser: Any) -> None:
+    """Add `--force` (write into an --out that holds files attnlab did not write) to `parser`."""
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
+
 
 def collect_configs(
     args: Any,
