@@ -195,9 +195,9 @@ class ModelEmbedder(SequenceEmbedder):
 
     def embed(self, sequences: Sequence[str], pooling: str = "mean") -> Embeddings:
         import torch
-        from tqdm.auto import tqdm
 
         from attnlab.bio.pooling import cls_pool, max_pool, mean_pool
+        from attnlab.progress import progress_bar as tqdm  # one updating line in a notebook
 
         self.check_pooling(pooling)
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))

@@ -186,7 +186,8 @@ class EncoderEmbedder(SequenceEmbedder):
 
     def embed(self, sequences: Sequence[str], pooling: str = "mean") -> Embeddings:
         import torch
-        from tqdm.auto import tqdm
+
+        from attnlab.progress import progress_bar as tqdm  # one updating line in a notebook
 
         self.check_pooling(pooling)
         sequences = [self.tokenizer.normalize(s) for s in sequences]  # raises naming invalid letters

@@ -158,8 +158,7 @@ def finetune(
     Returns:
         The `FineTuned` encoder + head with the best validation weights.
     """
-    from tqdm.auto import tqdm
-
+    from attnlab.progress import progress_bar as tqdm  # one updating line in a notebook
     from attnlab.utils import select_device
 
     config = config or FineTuneConfig()

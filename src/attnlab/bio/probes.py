@@ -520,7 +520,7 @@ class _Batcher:
 
 def _train_loop(probe: Probe, train: _Split, valid: _Split, seed: int) -> None:
     """Adam with weight decay; keep the weights of the epoch with the lowest validation loss."""
-    from tqdm.auto import tqdm
+    from attnlab.progress import progress_bar as tqdm  # one updating line in a notebook
 
     config, model, task = probe.config, probe.model, probe.task
     generator = np.random.default_rng(seed)

@@ -309,7 +309,7 @@ def run_probe_experiment(
     Raises:
         ConfigError, CheckpointError, DataError: bad options, models or data (one line each).
     """
-    from tqdm.auto import tqdm
+    from attnlab.progress import progress_bar as tqdm  # one updating line in a notebook
 
     t0 = time.perf_counter()
     out = Path(config.out)

@@ -332,7 +332,7 @@ class Trainer:
             return self._fit(resume)
 
     def _fit(self, resume: bool) -> dict[str, Any]:
-        from tqdm.auto import tqdm
+        from attnlab.progress import progress_bar
 
         cfg = self.config
         if self.out_dir is not None and self.is_main:
@@ -346,7 +346,7 @@ class Trainer:
 
         rank = getattr(self.engine, "rank", 0)
         previous_handlers = self._install_signal_handlers()
-        bar = tqdm(
+        bar = progress_bar(  # one updating line in a notebook cell, a tqdm bar in a terminal
             total=cfg.max_iters,
             initial=min(self.step, cfg.max_iters),
             desc=self.description,

@@ -47,6 +47,9 @@ _MODEL_COLORS = {
 }
 
 
+_DISTANCE_STYLES = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", (0, (5, 1, 1, 1))))  # marker, dashes
+
+
 def _color(name: str, i: int) -> str:
     return _MODEL_COLORS.get(name, PALETTE[i % len(PALETTE)])
 
@@ -434,7 +437,25 @@ def plot_accuracy_by_distance(
     ax = fig.subplots()
     for i, (name, by_k) in enumerate(accuracies.items()):
         ks = sorted(by_k)
-        ax.plot(ks, [100 * by_k[k] for k in ks], color=_color(name, i), marker="o", ms=4, lw=2.4, label=name)
+        # Models that solve the task all sit at 100%: each later line is thinner, with its
+        # own marker and dash pattern, and on long curves the markers of line i sit at
+        # every n-th k from the i-th on, so no line hides the one drawn under it.
+        marker, dashes = _DISTANCE_STYLES[i % len(_DISTANCE_STYLES)]
+        n = len(_DISTANCE_STYLES)
+        ax.plot(
+            ks,
+            [100 * by_k[k] for k in ks],
+            color=_color(name, i),
+            marker=marker,
+            ms=max(9 - 1.5 * i, 4),
+            mfc="none",
+            mew=1.4,
+            markevery=(i % n, n) if len(ks) > 3 * n else None,
+            ls=dashes,
+            lw=max(3.4 - 0.7 * i, 1.2),
+            label=name,
+            zorder=3 + i,
+        )
     if chance is not None:
         ax.axhline(100 * chance, color="black", ls="--", lw=1.3, label=f"chance ({100 * chance:.1f}%)")
     if threshold is not None:
@@ -444,7 +465,7 @@ def plot_accuracy_by_distance(
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title or "Recall accuracy by distance")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, loc="lower left")
+    ax.legend(frameon=True, framealpha=0.9, loc="best")
     return finish(fig, out, dpi)
 
 
