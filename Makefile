@@ -20,8 +20,8 @@ test: $(VENV)/.test-installed
 app: $(VENV)/.test-installed
 	$(BIN)/attnlab app $(ARGS)
 
+# JupyterLab is in the labs extra, which the test install holds: nothing more to install.
 lab: $(VENV)/.test-installed
-	$(PIP) -e ".[test,notebook]"
 	$(BIN)/jupyter lab notebooks/
 
 install: $(VENV)/.core-installed
@@ -35,7 +35,8 @@ $(VENV)/.core-installed: $(DEPS) | $(BIN)/python
 	$(PIP) -e .
 	@touch $@
 
-# Everything the labs, the app, the notebooks and the tests use.
+# Everything the labs, the app, the notebooks, JupyterLab and the tests use
+# (the labs extra is also what the offline room kit installs: attnlab room pack, docs/room.md).
 $(VENV)/.test-installed: $(DEPS) | $(BIN)/python
 	$(PIP) -e ".[test]"
 	@touch $@ $(VENV)/.core-installed

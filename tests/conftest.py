@@ -53,5 +53,8 @@ def _one_torch_thread():
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's downloads and caches out of the user's ~/.cache."""
     monkeypatch.setenv("ATTNLAB_CACHE", str(tmp_path_factory.getbasetemp() / "attnlab-cache"))
+    # a developer's installed pre-trained models (`attnlab room install`) are never picked up
+    monkeypatch.setenv("ATTNLAB_MODELS", str(tmp_path_factory.getbasetemp() / "attnlab-models"))
+    monkeypatch.delenv("ATTNLAB_TRAIN", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

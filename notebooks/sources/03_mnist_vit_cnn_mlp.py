@@ -263,9 +263,13 @@ print(
 # has built in. The test split only draws the curves; nothing is chosen with it.
 #
 # This is the long cell: about a minute on 2 CPU cores (in fast mode every model
-# trains for one epoch).
+# trains for one epoch). With the instructor's kit installed (`attnlab room install`), it
+# uses the kit's three models instead, trained by `attnlab room build` with exactly these
+# settings, and says so; set `ATTNLAB_TRAIN=1` to train your own anyway.
 
 # %%
+from attnlab.room.models import load_mnist
+
 run_dir = labs.new_run_dir("03_mnist")
 mnist_config = MnistCompareConfig(
     data="mnist5k",
@@ -286,7 +290,17 @@ def report(name, result):
     )
 
 
-mnist = compare_mnist(mnist_config, run_dir, on_model_done=report)
+mnist = load_mnist(mnist_config, run_dir)  # None: no kit models for these settings (or ATTNLAB_TRAIN=1)
+if mnist is not None:
+    steps = ", ".join(f"{name} {n:,}" for name, n in mnist["pretrained"].items())
+    print(
+        f"Using the pre-trained ViT, ConvNet and MLP from attnlab room install (trained {steps} steps); "
+        "set ATTNLAB_TRAIN=1 or delete them to train your own."
+    )
+    for name, result in mnist["models"].items():
+        report(name, result)
+else:
+    mnist = compare_mnist(mnist_config, run_dir, on_model_done=report)
 print(f"run folder: {run_dir}")
 
 # %%

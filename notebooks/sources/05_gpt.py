@@ -130,8 +130,14 @@ print("largest change at positions 40..63:", float((before[:, 40:] - after[:, 40
 # builds the tokenizer and the model, and the `Trainer` runs AdamW with a linear
 # warmup and a cosine decay of the learning rate, evaluates on the validation split,
 # and writes a checkpoint folder (config, safetensors weights, tokenizer, metrics).
+#
+# With the instructor's kit installed (`attnlab room install`), the cell uses the kit's
+# model instead, trained by `attnlab room build` with exactly these settings, and says so;
+# set `ATTNLAB_TRAIN=1` to train your own anyway.
 
 # %%
+from attnlab import pretrained
+
 run_dir = labs.new_run_dir("05_gpt")
 train_config = TrainConfig(
     max_iters=labs.pick(normal=2000, fast=40),  # optimizer steps: ~2 minutes on 2 CPU cores in normal mode
@@ -144,9 +150,13 @@ train_config = TrainConfig(
     max_time=180,  # a guard for slow machines: stop (and save) after 3 minutes whatever the step
     device="cpu",
 )
-results = train_language_model(
-    run_dir, data=DataConfig(source="pydoc", tokenizer="char"), model=config, train=train_config
-)
+if pretrained.use("gpt-05") is not None:
+    print(pretrained.describe("gpt-05", "GPT"))
+    results = pretrained.copy_to("gpt-05", run_dir)["results"]
+else:
+    results = train_language_model(
+        run_dir, data=DataConfig(source="pydoc", tokenizer="char"), model=config, train=train_config
+    )
 print(f"run folder: {run_dir}")
 print(
     f"validation loss {results['val_loss']:.3f} (perplexity {results['val_perplexity']:.2f}) "

@@ -135,8 +135,15 @@ print(f"mean total variation between the next-token distributions: {0.5 * (p - q
 # and then collapses within a few hundred steps, a **phase change**, at the moment two heads
 # appear (sections 3 and 4). `train_induction` detects it (the repeated-half loss below 0.3 x
 # the first half's, for three evaluations in a row) and stops 300 steps later.
+#
+# With the instructor's kit installed (`attnlab room install`), the cell uses the kit's
+# model and its training record instead (trained by `attnlab room build` with this very
+# config) and says so; set `ATTNLAB_TRAIN=1` to train your own anyway.
 
 # %%
+from attnlab import pretrained
+from attnlab.room.models import load_induction
+
 torch.manual_seed(config.seed)
 
 
@@ -145,7 +152,12 @@ def progress(e):
         print(f"step {e['step']:4d}  first half {e['first_loss']:.2f}  repeated half {e['repeated_loss']:.2f}")
 
 
-model, result = train_induction(config, on_eval=progress)
+kit = load_induction(config)  # None: no kit model for this config (or ATTNLAB_TRAIN=1)
+if kit is not None:
+    print(pretrained.describe("induction", "induction model"))
+    model, result = kit
+else:
+    model, result = train_induction(config, on_eval=progress)
 print(
     f"\nphase change at step {result.phase_change_step} after {result.phase_change_seconds:.1f} s of training; "
     f"{result.trained_steps} steps in {result.train_seconds:.1f} s; ln V = {math.log(config.vocab_size):.2f}"

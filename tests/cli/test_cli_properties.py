@@ -218,9 +218,27 @@ def world(tmp_path_factory):
         )
         == 0
     )
+    import json
+    import shutil
+
+    from attnlab.pretrained import file_table
+
+    kit = root / "kit"  # a build folder of `attnlab room build`: the gpt as a pre-trained model
+    shutil.copytree(root / "gpt", kit / "demo-gpt")
+    (kit / "demo-gpt" / "room.json").write_text(
+        json.dumps({"format": "attnlab-room-model", "name": "demo-gpt", "files": file_table(kit / "demo-gpt")})
+    )
+    from attnlab.room import kit as room_kit
+
+    packed = root / "packed-kit"  # an `attnlab room pack` kit, for `room check`
+    (packed / "notebooks").mkdir(parents=True)
+    (packed / "notebooks" / "00.ipynb").write_text("{}")
+    room_kit.write_manifest(packed, platforms=["linux-x86_64"], pythons=["3.11"])
     with _work_budget(mp):
         yield {
             "root": root,
+            "kit": str(kit),
+            "packed_kit": str(packed),
             "corpus": str(corpus),
             "gpt": str(root / "gpt"),
             "enc": str(root / "enc"),
@@ -236,6 +254,7 @@ BUDGET = {
     "numpy_batches": 40,
     "numpy_tokens": 64,
     "pixels": 12_000_000,
+    "pip_runs": 0,  # `room pack` runs pip (downloads): a valid pack stops at its first pip call
 }
 # Commands whose valid runs are slow (several models, many figures): a smaller budget for them.
 HEAVY = {
@@ -245,6 +264,7 @@ HEAVY = {
     ("interp", "induction"): {"optimizer_steps": 4},
     ("scale",): {"optimizer_steps": 1},
     ("demo",): {"optimizer_steps": 1},
+    ("room", "build"): {"optimizer_steps": 1},
     ("figures", "foundations"): {"pixels": 200_000},
 }
 _used: collections.Counter = collections.Counter()
@@ -298,6 +318,9 @@ def _work_budget(mp: pytest.MonkeyPatch):
     mp.setattr(NumpyEngine, "eval_loss", numpy_eval_loss)
     mp.setattr(NumpyGPT, "generate", numpy_generate)
     mp.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    from attnlab.room import kit as room_kit
+
+    mp.setattr(room_kit, "run_pip", lambda args, what: _spend("pip_runs"))  # never download
     import attnlab.cli.app as app_cli
 
     mp.setattr(app_cli, "run_child", lambda command, env=None, grace=None: 0)  # never start a server
@@ -532,6 +555,11 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
         ("data", "fetch"): ({}, ["shakespeare"], []),
         ("data", "import"): ({}, ["mnist", w["corpus"]], []),
         ("doctor",): ({"--no-probe": True}, [], []),
+        ("room", "build"): ({"--out": o, "--quick": True, "--only": "seq2seq-reverse"}, [], []),
+        ("room", "install"): ({}, [w["kit"]], []),
+        ("room",): ({}, [], []),
+        ("room", "pack"): ({"--out": o, "--platform": "linux-x86_64", "--python": "3.11"}, [], []),
+        ("room", "check"): ({}, [w["packed_kit"]], []),
     }[path]
 
 

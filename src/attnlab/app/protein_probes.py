@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from attnlab.app.runs_folder import MAX_SEARCH_DEPTH, resolve_in_runs, walk_runs
+from attnlab import pretrained as pretrained_models
+from attnlab.app.runs_folder import MAX_SEARCH_DEPTH, PRETRAINED, is_pretrained, resolve_in_runs, walk_runs
 from attnlab.errors import CheckpointError, DataError
 
 PROBE_FILE = "probe.json"
@@ -37,7 +38,8 @@ class ProbeEntry:
     pooling: str = "mean"  # how per-residue features were pooled (embedder.json "pooling"): mean or max
 
     def label(self) -> str:
-        return f"{self.relative} · {self.kind} probe · {self.task} · {self.features or 'unknown features'}"
+        where = f"{Path(self.relative).name} · pre-trained" if is_pretrained(self.relative) else self.relative
+        return f"{where} · {self.kind} probe · {self.task} · {self.features or 'unknown features'}"
 
 
 def _probe_features(kind: str, input_dim: int, meta: dict[str, Any], sidecar: dict[str, Any]) -> tuple[str | None, str]:
@@ -69,10 +71,23 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def find_probes(root: Path, max_depth: int = MAX_SEARCH_DEPTH) -> list[ProbeEntry]:
-    """Probe folders (`attnlab.bio.probes.Probe.save`) inside the runs folder."""
+def find_pretrained_probes() -> list[ProbeEntry]:
+    """The installed pre-trained probes (`attnlab room install`), listed as `.pre-trained/NAME`."""
+    models = pretrained_models.models_dir()
+    found = []
+    for name in pretrained_models.installed():
+        if (models / name / PROBE_FILE).is_file():
+            entry = _probe_entry(models / name, Path(PRETRAINED) / name)
+            if entry is not None:
+                found.append(entry)
+    return found
+
+
+def find_probes(root: Path, max_depth: int = MAX_SEARCH_DEPTH, *, pretrained: bool = False) -> list[ProbeEntry]:
+    """Probe folders (`attnlab.bio.probes.Probe.save`) inside the runs folder (then, with `pretrained`, the installed ones)."""
+    extra = find_pretrained_probes() if pretrained else []
     if not root.is_dir():
-        return []
+        return extra
     real_root = root.resolve()
     found = []
     for folder in walk_runs(root, max_depth):
@@ -83,26 +98,31 @@ def find_probes(root: Path, max_depth: int = MAX_SEARCH_DEPTH) -> list[ProbeEntr
             resolve_in_runs(real_root, rel)
         except CheckpointError:
             continue
-        meta = _read_json(folder / PROBE_FILE)
-        if not {"kind", "task", "input_dim"} <= set(meta):
-            continue
-        sidecar = _read_json(folder / EMBEDDER_FILE)
-        features, note = _probe_features(str(meta["kind"]), int(meta["input_dim"]), meta, sidecar)
-        labels = _read_json(folder / LABELS_FILE)
-        classes = [str(c) for c in (meta.get("classes") or labels.get("classes") or [])]
-        found.append(
-            ProbeEntry(
-                rel.as_posix() or ".",
-                str(meta["kind"]),
-                str(meta["task"]),
-                int(meta["input_dim"]),
-                features,
-                note,
-                classes,
-                str(sidecar.get("pooling") or "mean"),
-            )
-        )
-    return sorted(found, key=lambda e: e.relative)
+        entry = _probe_entry(folder, rel)
+        if entry is not None:
+            found.append(entry)
+    return sorted(found, key=lambda e: e.relative) + extra
+
+
+def _probe_entry(folder: Path, rel: Path) -> ProbeEntry | None:
+    """The ProbeEntry of a probe folder (listed as `rel`), or None when its probe.json is incomplete."""
+    meta = _read_json(folder / PROBE_FILE)
+    if not {"kind", "task", "input_dim"} <= set(meta):
+        return None
+    sidecar = _read_json(folder / EMBEDDER_FILE)
+    features, note = _probe_features(str(meta["kind"]), int(meta["input_dim"]), meta, sidecar)
+    labels = _read_json(folder / LABELS_FILE)
+    classes = [str(c) for c in (meta.get("classes") or labels.get("classes") or [])]
+    return ProbeEntry(
+        rel.as_posix() or ".",
+        str(meta["kind"]),
+        str(meta["task"]),
+        int(meta["input_dim"]),
+        features,
+        note,
+        classes,
+        str(sidecar.get("pooling") or "mean"),
+    )
 
 
 @dataclass
@@ -170,6 +190,7 @@ __all__ = [
     "ProbeEntry",
     "ProbePrediction",
     "clean_protein",
+    "find_pretrained_probes",
     "find_probes",
     "probe_predict",
 ]

@@ -2,7 +2,10 @@
 
 Pages never take a free-text path: they list what `find_checkpoints` finds and pass its
 relative path back, and `resolve_in_runs` refuses `..`, absolute paths and symlinks out
-of the runs folder. Every user mistake raises an `AttnlabError` subclass with a message
+of the runs folder. With `pretrained=True`, `find_checkpoints` also lists the pre-trained
+models of `attnlab room install` (`attnlab.pretrained.models_dir()`), after the runs
+folder's own, as `.pre-trained/NAME`: a dot-folder name the runs folder's walk never
+lists, which `resolve_in_runs` resolves (with the same checks) inside the models folder. Every user mistake raises an `AttnlabError` subclass with a message
 meant to be shown as is (the pages print it with `st.warning`).
 """
 
@@ -15,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from attnlab import checkpoint as ckpt
+from attnlab import pretrained as pretrained_models
 from attnlab.app import DEFAULT_RUNS_DIR, RUNS_ENV
 from attnlab.errors import CheckpointError, DataError
 from attnlab.runs import lock_holder
 
 MAX_SEARCH_DEPTH = 4  # runs/compare/models/vit is depth 3
+PRETRAINED = ".pre-trained"  # `.pre-trained/NAME`: an installed pre-trained model (never a runs-folder path)
+
+
+def is_pretrained(relative: str | os.PathLike) -> bool:
+    """True for the relative path of an installed pre-trained model (`.pre-trained/NAME`)."""
+    parts = Path(relative).parts
+    return len(parts) == 2 and parts[0] == PRETRAINED
 
 
 def runs_root(value: str | os.PathLike | None = None) -> Path:
@@ -60,6 +71,8 @@ def resolve_in_runs(root: Path, relative: str | os.PathLike) -> Path:
             pointing outside), or holds a file that links outside it.
     """
     rel = Path(relative)
+    if is_pretrained(rel):  # an installed pre-trained model: the same checks, inside the models folder
+        root, rel = pretrained_models.models_dir(), Path(rel.parts[1])
     real_root = root.resolve()
     if rel.is_absolute() or ".." in rel.parts:
         raise CheckpointError(f"{str(relative)!r} is not a folder inside the runs folder; pick one from the list")
@@ -88,10 +101,20 @@ class CheckpointEntry:
     modified: float  # modification time of config.json (newest first in lists)
     writer: dict[str, Any] | None = None  # who is training it right now (attnlab.runs.lock_holder), if anyone
 
+    @property
+    def pretrained(self) -> bool:
+        """True for an installed pre-trained model (`attnlab room install`), not a run of the runs folder."""
+        return is_pretrained(self.relative)
+
+    @property
+    def name(self) -> str:
+        """What figures and captions call it: the folder, or "NAME (pre-trained)"."""
+        return f"{Path(self.relative).name} (pre-trained)" if self.pretrained else self.relative
+
     def label(self) -> str:
         """One line for a picker: folder, model size, training progress."""
         c = self.config
-        parts = [self.relative, self.model_type]
+        parts = [f"{Path(self.relative).name} · pre-trained" if self.pretrained else self.relative, self.model_type]
         if "num_layers" in c and "embed_dim" in c:
             parts.append(f"{c['num_layers']} layers x {c['embed_dim']} wide")
         if self.metadata.get("step") is not None:
@@ -124,18 +147,47 @@ def walk_runs(root: Path, max_depth: int):
             stack.append((child, depth + 1))
 
 
+def find_pretrained(model_types: Sequence[str] | None = None) -> list[CheckpointEntry]:
+    """The installed pre-trained checkpoints (`attnlab room install`), in catalogue order."""
+    found = []
+    for name in pretrained_models.installed():
+        folder = pretrained_models.models_dir() / name
+        try:
+            resolve_in_runs(folder.parent, name)
+            if not ckpt.is_checkpoint(folder):
+                continue  # a probe, listed by attnlab.app.protein_probes
+            meta = ckpt.read_metadata(folder)
+        except CheckpointError:
+            continue
+        if model_types is not None and meta["model_type"] not in model_types:
+            continue
+        rest = {k: v for k, v in meta.items() if k not in ("model_type", "config")}
+        found.append(
+            CheckpointEntry(
+                f"{PRETRAINED}/{name}",
+                meta["model_type"],
+                meta["config"],
+                rest,
+                (folder / ckpt.CONFIG_FILE).stat().st_mtime,
+            )
+        )
+    return found
+
+
 def find_checkpoints(
-    root: Path, model_types: Sequence[str] | None = None, max_depth: int = MAX_SEARCH_DEPTH
+    root: Path, model_types: Sequence[str] | None = None, max_depth: int = MAX_SEARCH_DEPTH, *, pretrained: bool = False
 ) -> list[CheckpointEntry]:
-    """Checkpoint folders inside the runs folder, newest first.
+    """Checkpoint folders inside the runs folder, newest first (then, with `pretrained`, the installed ones).
 
     Args:
-        root: the runs folder (a missing folder gives an empty list).
+        root: the runs folder (a missing folder gives an empty list of runs).
         model_types: keep only these model types (None = all).
         max_depth: how deep to look.
+        pretrained: also list the installed pre-trained models (`find_pretrained`), after the runs.
     """
+    extra = find_pretrained(model_types) if pretrained else []
     if not root.is_dir():
-        return []
+        return extra
     real_root = root.resolve()
     found = []
     for folder in walk_runs(root, max_depth):
@@ -162,7 +214,7 @@ def find_checkpoints(
                 writer=lock_holder(folder),
             )
         )
-    return sorted(found, key=lambda e: (-e.modified, e.relative))
+    return sorted(found, key=lambda e: (-e.modified, e.relative)) + extra
 
 
 def folder_stamp(folder: Path) -> tuple[float, ...]:
@@ -193,7 +245,10 @@ __all__ = [
     "CheckpointEntry",
     "MAX_SEARCH_DEPTH",
     "check_runs_root",
+    "PRETRAINED",
     "find_checkpoints",
+    "find_pretrained",
+    "is_pretrained",
     "folder_stamp",
     "load_checkpoint_in_runs",
     "resolve_in_runs",

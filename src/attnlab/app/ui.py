@@ -81,16 +81,22 @@ def sidebar(root: Path) -> None:
             if probes:
                 found += f" and {probes} probe{'s' if probes != 1 else ''}"
             st.caption(f"{found} found")
+        installed = len(runs_folder.find_pretrained()) + len(protein_probes.find_pretrained_probes())
+        if installed:
+            st.caption(f"and {installed} pre-trained model{'s' if installed != 1 else ''} (`attnlab room install`)")
 
 
 def pick_checkpoint(
     root: Path, model_types: Sequence[str], *, key: str, label: str, empty: str
 ) -> runs_folder.CheckpointEntry | None:
-    """A select box of the checkpoints of `model_types` in the runs folder (None + a message when none)."""
-    if not root.is_dir():
+    """A select box of the checkpoints of `model_types` in the runs folder, then the installed pre-trained ones.
+
+    None (and a message) when there is none of either.
+    """
+    entries = runs_folder.find_checkpoints(root, model_types, pretrained=True)
+    if not entries and not root.is_dir():
         st.info(f"The runs folder `{root}` does not exist yet. {empty}", icon=":material/folder_open:")
         return None
-    entries = runs_folder.find_checkpoints(root, model_types)
     if not entries:
         st.info(f"No {' or '.join(model_types)} checkpoint in `{root}` yet. {empty}", icon=":material/folder_open:")
         return None
@@ -109,7 +115,7 @@ def _load(root: str, relative: str, expect: tuple[str, ...], stamp: tuple[float,
 def load_checkpoint(root: Path, entry: runs_folder.CheckpointEntry, expect: tuple[str, ...]) -> tuple[Any, Any]:
     """Load (cached) a checkpoint listed by `pick_checkpoint`."""
     folder = runs_folder.resolve_in_runs(root, entry.relative)
-    with st.spinner(f"loading {entry.relative} ..."):
+    with st.spinner(f"loading {entry.name} ..."):
         return _load(str(root), entry.relative, expect, runs_folder.folder_stamp(folder))
 
 

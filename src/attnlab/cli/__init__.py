@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "attnlab.cli.app",  # app
     "attnlab.cli.data",  # data list|fetch|import
     "attnlab.cli.doctor",  # doctor
+    "attnlab.cli.room",  # room pack|check|build|install
 ]
 
 EXIT_USER_ERROR = 2

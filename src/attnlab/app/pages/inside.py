@@ -36,7 +36,7 @@ if view == "Hidden-state norms":
         "rescales it before the output head."
     )
     stats = hidden_state_stats(collect_hidden_states(model, [ids]))
-    ui.show_figure(plot_hidden_state_stats(stats, title=f"{entry.relative}: hidden states layer by layer"))
+    ui.show_figure(plot_hidden_state_stats(stats, title=f"{entry.name}: hidden states layer by layer"))
     st.caption("The last entry is after the final LayerNorm (Hugging Face's layout).")
 
 elif view == "Each sub-layer":

@@ -81,7 +81,7 @@ if section == "Digits through a ViT":
             )
         )
 else:
-    probes = protein_probes.find_probes(root) if root.is_dir() else []
+    probes = protein_probes.find_probes(root, pretrained=True)
     if not probes:
         st.info(
             f"No trained probe in `{root}` yet. The protein lab saves one with `Probe.save(folder)` "

@@ -1,0 +1,1 @@
+"""Preparing a workshop room of offline laptops: the install kit (`attnlab.room.kit`)."""
