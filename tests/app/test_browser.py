@@ -129,6 +129,8 @@ def test_missing_chromium_skips_with_instructions_but_fails_under_ci(monkeypatch
 def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    from attnlab.app import figures as app_figures
+
     with sync_playwright() as p:
         expect.set_options(timeout=30_000)  # every wait below: a loaded 2-core CI machine is slow
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -159,6 +161,13 @@ def test_generate_and_switch_pages_in_chromium(chromium, server, tmp_path):
             expect(figures).to_have_count(2, timeout=30_000)
             # the image element appears before its bytes have loaded: wait until it has decoded
             page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=figures.nth(1).element_handle())
+            # the heatmap's smallest token label, in screen pixels, at this 1400 px wide window
+            shown, natural = figures.nth(1).evaluate("img => [img.clientWidth, img.naturalWidth]")
+            label_px = app_figures.LABEL_POINTS * 110 / 72 * shown / natural  # drawn at 110 dpi
+            assert label_px >= app_figures.MIN_LABEL_PX, (shown, natural, label_px)
+            (tmp_path / "heatmap_label_px.txt").write_text(
+                f"shown {shown} px of {natural} px: labels {label_px:.1f} px\n"
+            )
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 

@@ -82,29 +82,66 @@ def plot_step_distribution(step: Any, title: str = "") -> Any:
     return fig
 
 
+# The last step's heatmap is shown at its natural size and only shrinks when the page is
+# narrower (Streamlit never draws an image wider than its column); these numbers keep its
+# token labels at least MIN_LABEL_PX screen pixels high on any page READABLE_FROM_PX wide
+# or wider (rendered px = points / 72 x shown width / figure width in inches).
+MIN_LABEL_PX = 10.0  # smallest token label on screen, in CSS pixels
+READABLE_FROM_PX = 900  # narrowest page (content width) at which MIN_LABEL_PX still holds
+LABEL_POINTS = 9.0  # smallest tick-label size of the heatmap, in points
+MAX_KEYS_SHOWN = 40  # at most this many last keys get a labelled column
+_KEY_INCHES = 0.19  # width of one key's column
+_MARGIN_INCHES = 3.4  # row labels, colour bar and padding
+
+
+def label_pixels(points: float, figure_inches: float, shown_px: float, dpi: float) -> float:
+    """Screen height of a `points` label on a figure `figure_inches` wide shown in `shown_px` pixels.
+
+    The image is drawn at its natural width (`figure_inches * dpi`) unless `shown_px` is narrower.
+    """
+    drawn_px = min(figure_inches * dpi, shown_px)
+    return points / 72.0 * drawn_px / figure_inches
+
+
 @styled
-def plot_last_step_attention(attention: Any, title: str = "") -> Any:
+def plot_last_step_attention(attention: Any, title: str = "", *, max_keys: int = MAX_KEYS_SHOWN) -> Any:
     """Heatmap of the last query's attention: one row per (layer, head), one column per key.
+
+    Only the last `max_keys` keys get a column, so that every label stays readable
+    (>= LABEL_POINTS, on a figure at most `max_keys * 0.19 + 3.4` inches wide); the x label
+    says how many earlier keys were left out and how much weight they got.
 
     Args:
         attention: an `attnlab.app.generation.LastStepAttention` (weights (L, H, S)).
         title: figure title.
+        max_keys: most keys shown (the last ones, nearest the newest token).
     """
     w = np.asarray(attention.weights)
     L, H, S = w.shape
-    rows = w.reshape(L * H, S)
-    labels = list(attention.tokens)
-    width = min(max(6.0, 0.32 * S + 3.0), 18.0)
-    fig = new_figure(width, 0.42 * L * H + 2.4)
+    shown = min(S, max(1, int(max_keys)))
+    hidden = S - shown
+    rows = w.reshape(L * H, S)[:, hidden:]  # (L * H, shown): the last keys
+    labels = list(attention.tokens)[hidden:]
+    points = max(tick_fontsize(shown), LABEL_POINTS)
+    column = max(_KEY_INCHES, 1.35 * points / 72.0)  # a rotated label is about one line high
+    fig = new_figure(max(6.0, column * shown + _MARGIN_INCHES), 0.42 * L * H + 2.4)
     ax = fig.subplots()
     im = ax.imshow(rows, cmap=CMAP, vmin=0.0, vmax=max(float(rows.max()), 1e-6), aspect="auto", interpolation="nearest")
     ax.grid(False)
     ax.set_yticks(
-        range(L * H), [f"layer {i} · head {h}" for i in range(L) for h in range(H)], fontsize=tick_fontsize(L * H)
+        range(L * H),
+        [f"layer {i} · head {h}" for i in range(L) for h in range(H)],
+        fontsize=max(tick_fontsize(L * H), LABEL_POINTS),
     )
-    if S <= 64:
-        ax.set_xticks(range(S), labels, rotation=_rotation(labels), fontsize=tick_fontsize(S))
-    ax.set_xlabel("earlier tokens (keys) the newest position could read")
+    ax.set_xticks(range(shown), labels, rotation=_rotation(labels), fontsize=points)
+    if hidden:
+        earlier = w.reshape(L * H, S)[:, :hidden].sum(axis=1)  # weight each row gives the left-out keys
+        ax.set_xlabel(
+            f"the last {shown} of {S} tokens the newest position could read\n"
+            f"(not shown: the {hidden} earlier ones, which got {earlier.min():.0%}-{earlier.max():.0%} of each row)"
+        )
+    else:
+        ax.set_xlabel("earlier tokens (keys) the newest position could read")
     for i in range(1, L):
         ax.axhline(i * H - 0.5, color="white", linewidth=2)
     fig.colorbar(im, ax=ax, shrink=0.9, label="attention weight")
@@ -273,7 +310,12 @@ def plot_digit_attention(image: np.ndarray, maps: dict[str, np.ndarray], title: 
 
 
 __all__ = [
+    "LABEL_POINTS",
+    "MAX_KEYS_SHOWN",
+    "MIN_LABEL_PX",
+    "READABLE_FROM_PX",
     "figure_png",
+    "label_pixels",
     "plot_digit_attention",
     "plot_class_probabilities",
     "plot_last_step_attention",

@@ -18,6 +18,10 @@ SOURCES = {
     "checkpoint": "Our GPT, LLaMA-style model or encoder (a checkpoint in the runs folder)",
     "minilm": "MiniLM (all-MiniLM-L6-v2, a real pretrained encoder)",
 }
+# MiniLM opens on the sentence of the README and on the head notebook 06 finds for it: the one whose
+# query "it" puts the most weight on "animal" (layer 3, head 1); many other heads mostly look at [CLS].
+MINILM_TEXT = "The animal didn't cross the street because it was tired."
+MINILM_HEAD = (3, 1)  # (layer, head)
 source = st.radio("Model", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="attn_source")
 
 model = tokenizer = None
@@ -33,13 +37,13 @@ if source == "checkpoint":
     if entry is not None:
         with ui.friendly():
             model, tokenizer = ui.load_checkpoint(root, entry, attention_model_types())
-            name = entry.relative
+            name = entry.name
     default_text = "The function returns a list."
 else:
     with ui.friendly("MiniLM is not available: "):
         model, tokenizer = ui.minilm()
         name = "all-MiniLM-L6-v2"
-    default_text = "The fashion model walked down the runway."
+    default_text = MINILM_TEXT
 if model is None:
     st.stop()
 if tokenizer is None:
@@ -64,12 +68,22 @@ L, H, T, _ = weights.shape
 shown = " · ".join(generation.display_token(t) for t in tokens[:40])
 st.caption(f"{name}: {L} layers x {H} heads, {T} tokens: {shown}{' …' if T > 40 else ''}")
 
+if source == "minilm":
+    st.caption(
+        "Attention sinks: a head whose query has nothing useful to look at must still spend its weights "
+        "(each row sums to 1), so many heads park them on [CLS] or [SEP]. "
+        f"Layer {MINILM_HEAD[0]}, head {MINILM_HEAD[1]}, which opens below, does something instead: "
+        "in the sentence about the animal it links “it” to “animal”."
+    )
+
 VIEWS = ["One head", "All heads", "Mean over heads", "Head view"]
 view = st.radio("View", VIEWS, horizontal=True, key="attn_view", label_visibility="collapsed")
 if view == "One head":
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(L), index=L - 1, key="attn_layer")
-    head = c2.selectbox("Head", range(H), key="attn_head")
+    minilm_head = source == "minilm" and MINILM_HEAD[0] < L and MINILM_HEAD[1] < H
+    first = MINILM_HEAD if minilm_head else (L - 1, 0)
+    layer = c1.selectbox("Layer", range(L), index=first[0], key=f"attn_layer_{source}")
+    head = c2.selectbox("Head", range(H), index=first[1], key=f"attn_head_{source}")
     with ui.friendly():
         layer, head = A.check_index(layer, L, "layer"), A.check_index(head, H, "head")
         ui.show_figure(

@@ -15,6 +15,7 @@ ui.setup_page(
     "temperature / top-k / top-p reshape them, and one token is drawn.",
 )
 root = ui.runs_root()
+HEATMAP_DPI = 110  # the heatmap is shown at its natural width (see figures.MIN_LABEL_PX)
 
 # --- the model -----------------------------------------------------------------------------
 entry = ui.pick_checkpoint(
@@ -131,60 +132,84 @@ with st.form("generate_form", border=True):
     )
     submitted = st.form_submit_button("Generate", type="primary", icon=":material/play_arrow:")
 
+# The result area is a fixed set of slots, filled in place: a new generation replaces the
+# old text at once, and the heatmap slot says "updating" (never the previous figure) until
+# this generation's heatmap is drawn, so what is on screen always belongs to the text shown.
+UPDATING = "updating … (drawing the attention of this generation)"
+status = st.empty()  # the spinner while generating, and its messages
 if submitted:
     st.session_state.pop("gen_result", None)
-    with ui.friendly():
+    with status.container(), ui.friendly():
         sampling = generation.sampling_from_controls(
             temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new, seed=int(seed)
         )
         with st.spinner("generating ..."):
             result = generation.generate_steps(model, tokenizer, prompt, sampling)
             attention = generation.last_step_attention(model, tokenizer, result)
-        st.session_state["gen_result"] = (entry.relative, result, attention)
+        st.session_state["gen_result"] = (entry.relative, result, attention, None)
 
 saved = st.session_state.get("gen_result")
 if saved is None or saved[0] != entry.relative:
     st.stop()
-_, result, attention = saved
+_, result, attention, heatmap_png = saved
+
+text_area, steps_area, attention_area = st.container(), st.container(), st.container()
+with attention_area:
+    st.subheader("Attention of the last step")
+    st.caption(
+        "When it chose the last token, the newest position attended to these earlier tokens "
+        "(one row per layer and head; each row sums to 1)."
+    )
+    heatmap = st.empty()
+    if heatmap_png is None:
+        heatmap.caption(UPDATING, help="The heatmap of the previous generation is gone; this one is being drawn.")
+    else:
+        heatmap.image(heatmap_png, width="content")
 
 # --- the result ----------------------------------------------------------------------------------
-st.subheader("Generated text")
-st.html(
-    f'<div class="attnlab-generated" data-testid="generated-text"><span class="prompt">{html.escape(result.prompt)}'
-    f'</span><span class="new">{html.escape(result.continuation)}</span></div>'
-)
-if len(result.prompt_ids) > result.context:
-    st.caption(f"The prompt is {len(result.prompt_ids)} tokens long; the model reads only its last {result.context}.")
-with st.expander("Plain text (to copy)"):
-    st.code(result.text, language=None, wrap_lines=True)
-
-left, right = st.columns([3, 2])
-with left:
-    st.subheader("Step by step")
-    rows = [
-        {
-            "step": s.index + 1,
-            "chosen": s.token,
-            "p(chosen)": round(s.prob, 3),
-            "top-5 candidates": "   ".join(f"{c.token} {c.prob:.2f}" for c in s.top),
-        }
-        for s in result.steps
-    ]
-    st.dataframe(rows, hide_index=True, height=min(420, 36 * len(rows) + 40), width="stretch")
-    if result.greedy:
+with text_area:
+    st.subheader("Generated text")
+    st.html(
+        f'<div class="attnlab-generated" data-testid="generated-text"><span class="prompt">{html.escape(result.prompt)}'
+        f'</span><span class="new">{html.escape(result.continuation)}</span></div>'
+    )
+    if len(result.prompt_ids) > result.context:
         st.caption(
-            "Temperature 0 is greedy: the most likely token is always chosen; the table shows the model's own probabilities."
+            f"The prompt is {len(result.prompt_ids)} tokens long; the model reads only its last {result.context}."
         )
-with right:
-    st.subheader("One step up close")
-    which = 1 if len(result.steps) == 1 else st.slider("Step", 1, len(result.steps), len(result.steps), key="step_view")
-    ui.show_figure(figures.plot_step_distribution(result.steps[which - 1]))
+    with st.expander("Plain text (to copy)"):
+        st.code(result.text, language=None, wrap_lines=True)
 
-st.subheader("Attention of the last step")
-st.caption(
-    "When it chose the last token, the newest position attended to these earlier tokens "
-    "(one row per layer and head; each row sums to 1)."
-)
-ui.show_figure(figures.plot_last_step_attention(attention))
-with st.expander("Every query of that forward pass (layers x heads)"):
-    ui.show_figure(plot_attention_grid(attention.full, attention.tokens if len(attention.tokens) <= 24 else None))
+with steps_area:
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Step by step")
+        rows = [
+            {
+                "step": s.index + 1,
+                "chosen": s.token,
+                "p(chosen)": round(s.prob, 3),
+                "top-5 candidates": "   ".join(f"{c.token} {c.prob:.2f}" for c in s.top),
+            }
+            for s in result.steps
+        ]
+        st.dataframe(rows, hide_index=True, height=min(420, 36 * len(rows) + 40), width="stretch")
+        if result.greedy:
+            st.caption(
+                "Temperature 0 is greedy: the most likely token is always chosen; "
+                "the table shows the model's own probabilities."
+            )
+    with right:
+        st.subheader("One step up close")
+        which = (
+            1 if len(result.steps) == 1 else st.slider("Step", 1, len(result.steps), len(result.steps), key="step_view")
+        )
+        ui.show_figure(figures.plot_step_distribution(result.steps[which - 1]))
+
+with attention_area:
+    if heatmap_png is None:  # drawn once per generation, then kept with it
+        heatmap_png = figures.figure_png(figures.plot_last_step_attention(attention), dpi=HEATMAP_DPI)
+        st.session_state["gen_result"] = (*saved[:3], heatmap_png)
+        heatmap.image(heatmap_png, width="content")
+    with st.expander("Every query of that forward pass (layers x heads)"):
+        ui.show_figure(plot_attention_grid(attention.full, attention.tokens if len(attention.tokens) <= 24 else None))
