@@ -347,17 +347,20 @@ def parse_names(only: str | Sequence[str] | None) -> list[str]:
     return [n for n in pretrained.CATALOGUE if n in chosen]
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder for the models")
+def _models_folder(folder: Path, fix: str, *, writable: bool = True) -> None:
+    """Create the models folder `folder` if needed, or raise a ConfigError ending in `fix`."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"the models folder {str(folder)!r} is a file; {fix}")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(
-            f"cannot create the models folder {str(out)!r} ({e.strerror or e}); pass another --out"
-        ) from None
-    if not os.access(out, os.W_OK):
-        raise ConfigError(f"the models folder {str(out)!r} is not writable; pass another --out")
+        raise ConfigError(f"cannot create the models folder {str(folder)!r} ({e.strerror or e}); {fix}") from None
+    if writable and not os.access(folder, os.W_OK):
+        raise ConfigError(f"the models folder {str(folder)!r} is not writable; {fix}")
+
+
+def _check_out(out: Path) -> None:
+    _models_folder(out, "pass another --out")
 
 
 def is_finished(folder: Path) -> bool:
@@ -599,14 +602,7 @@ def install_models(
 
     root, folders = model_folders(source)
     dest = Path(dest) if dest is not None else pretrained.models_dir()
-    if dest.exists() and not dest.is_dir():
-        raise ConfigError(f"the models folder {str(dest)!r} is a file; move it away or set {pretrained.MODELS_ENV}")
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(
-            f"cannot create the models folder {str(dest)!r} ({e.strerror or e}); set {pretrained.MODELS_ENV} to another"
-        ) from None
+    _models_folder(dest, f"set {pretrained.MODELS_ENV} to another folder", writable=False)
     if dest.resolve() == root.resolve():
         raise ConfigError(f"{str(root)!r} is the models folder itself; pass the kit or build folder to install from")
     installed, unchanged, broken = [], [], {}
