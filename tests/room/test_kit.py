@@ -346,8 +346,9 @@ def test_real_pip_downloads_a_foreign_platform_from_a_local_wheelhouse(room, mon
         return kit.run_pip(args, what)
 
     out = room["tmp"] / "K"
-    kit.pack(out, ["windows-amd64"], ["3.10"], source=room["source"], pip=pip, torch_index=str(local),
-             index_url=str(local))  # fmt: skip
+    kit.pack(
+        out, ["windows-amd64"], ["3.10"], source=room["source"], pip=pip, torch_index=str(local), index_url=str(local)
+    )
     names = {p.name for p in (out / "wheels" / "windows-amd64-py3.10").iterdir()}
     assert "torch-2.13.0+cpu-cp310-cp310-win_amd64.whl" in names
     assert {
