@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "attnlab.cli.figures",  # figures foundations
     "attnlab.cli.compare",  # compare mnist|sequence
     "attnlab.cli.scale",  # scale
+    "attnlab.cli.transfer",  # transfer
     "attnlab.cli.probe",  # probe
     "attnlab.cli.viz",  # viz attention|alignment|positions|embeddings|activations|curves
     "attnlab.cli.interp",  # interp cache|patch|ablate|attribute|heads|induction
