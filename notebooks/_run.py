@@ -147,7 +147,9 @@ def execute_notebook(
             resources={"metadata": {"path": str(cwd)}},
         )
         start = time.perf_counter()
-        client.execute(env=env, cwd=str(cwd))
+        # nbclient shuts down only kernels whose manager it made itself; ours it would leave
+        # running until this process exits (a pytest-xdist worker then piles up idle kernels).
+        client.execute(env=env, cwd=str(cwd), cleanup_kc=True)
         seconds = time.perf_counter() - start
     return Execution(path, nb, seconds)
 

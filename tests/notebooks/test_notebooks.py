@@ -172,6 +172,44 @@ def test_exercise_results_reads_check_output():
     )
 
 
+def test_the_kernel_is_shut_down_after_the_notebook(tmp_path):
+    """nbclient leaves kernels it did not start the manager of running until the process
+    exits: under pytest-xdist every notebook's kernel then stayed alive in its worker."""
+    import time
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nopen('pid.txt', 'w').write(str(os.getpid()))")]
+    path = tmp_path / "pid.ipynb"
+    nbformat.write(nb, path)
+    work = tmp_path / "work"
+    work.mkdir()
+    runner.execute_notebook(path, cwd=work, env=runner.kernel_env(fast=True, solutions=False), cell_timeout=60)
+    pid = int((work / "pid.txt").read_text())
+    assert pid != os.getpid()
+    deadline = time.monotonic() + 10
+    while _process_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _process_exists(pid), f"the notebook's kernel (pid {pid}) is still running"
+
+
+def _process_exists(pid: int) -> bool:
+    if sys.platform == "win32":
+        import subprocess
+
+        return str(pid) in subprocess.run(["tasklist", "/FI", f"PID eq {pid}"], capture_output=True, text=True).stdout
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
 # --- executing the notebooks ----------------------------------------------------------------
 
 
