@@ -176,6 +176,44 @@ def test_torch_comes_alone_from_the_cpu_index_and_macos_from_the_default_index(r
     assert not any(p.name.startswith("constraints-") for p in (room["tmp"] / "K").rglob("*"))
 
 
+def test_torch_version_per_platform_where_the_pin_is_not_published(room):
+    pip = FakePip()
+    versions = kit.parse_torch_versions("macos-arm64=2.11.0")
+    kit.pack(
+        room["tmp"] / "K",
+        ["linux-x86_64", "macos-arm64"],
+        ["3.11"],
+        source=room["source"],
+        pip=pip,
+        torch_versions=versions,
+    )
+    torch_calls = [next(a for a in c if a.startswith("torch==")) for c in pip.calls if any("torch==" in a for a in c)]
+    assert torch_calls == ["torch==2.13.0", "torch==2.11.0"]
+    # The rest of the mac wheelhouse is pinned to the torch it got.
+    mac_rest = next(c for c in pip.calls if any(a.endswith(".whl[labs]") for a in c) and "macosx_12_0_arm64" in c)
+    assert Path(mac_rest[mac_rest.index("-c") + 1]).name == "constraints-macos-arm64-py3.11.txt"
+    assert {p.name.split("-")[1] for p in (room["tmp"] / "K" / "wheels").rglob("torch-*.whl")} == {
+        "2.13.0+cpu",
+        "2.11.0+cpu",
+    }
+    assert kit.parse_torch_versions("2.11.0") == {"": "2.11.0"}
+    assert kit.parse_torch_versions("2.12,windows-amd64=2.11.0") == {"": "2.12", "windows-amd64": "2.11.0"}
+    for bad, message in [
+        ("macos=2.11.0", "unknown platform 'macos'"),
+        ("latest", "not a torch version"),
+        ("2.11.0,2.12.0", "two versions for every platform"),
+    ]:
+        with pytest.raises(kit.KitError, match=message):
+            kit.parse_torch_versions(bad)
+
+
+def test_an_unpublished_torch_says_how_to_pick_another(room):
+    with pytest.raises(kit.KitError, match=r"--torch macos-arm64=VERSION") as e:
+        kit.pack(room["tmp"] / "K", ["macos-arm64"], ["3.11"], source=room["source"], pip=FakePip(fail_on="torch=="))
+    assert "pip index versions torch --platform macosx" in str(e.value)
+    assert not (room["tmp"] / "K").exists()
+
+
 def test_a_local_torch_folder_means_no_index(room):
     local = room["tmp"] / "local-wheels"
     local.mkdir()
@@ -191,6 +229,31 @@ def test_a_cuda_torch_is_refused_and_nothing_is_left(room):
     with pytest.raises(kit.KitError, match="CUDA build"):
         kit.pack(out, ["linux-x86_64"], ["3.11"], source=room["source"], pip=pip, torch_index="https://mirror/x")
     assert not out.exists() and not (room["tmp"] / "K.partial").exists()
+
+
+def test_nvidia_requirements_behind_a_linux_marker_are_not_a_cuda_build_on_macos(room):
+    # PyPI's macOS torch wheels list the nvidia-* packages with `; platform_system == "Linux"`.
+    marked = ['nvidia-cublas-cu12==12.4; platform_system == "Linux" and platform_machine == "x86_64"']
+    marked.append("filelock")
+    seen: list[list[str]] = []
+
+    class Recording(FakePip):
+        def __call__(self, args, what):
+            # pip resolves the rest against a stand-in torch whose requirements hold on the target.
+            if any(a.endswith(".whl[labs]") for a in args):
+                links = [Path(args[i + 1]) for i, a in enumerate(args) if a == "--find-links"]
+                seen.append([r for d in links for w in d.glob("torch-*.whl") for r in kit._wheel_requires(w)])
+            return super().__call__(args, what)
+
+    kit.pack(room["tmp"] / "K", ["macos-arm64"], ["3.11"], source=room["source"], pip=Recording(torch_requires=marked))
+    assert seen == [["filelock"]]
+    [torch] = (room["tmp"] / "K" / "wheels" / "macos-arm64-py3.11").glob("torch-*.whl")
+    assert kit._wheel_requires(torch) == marked and "-1-" not in torch.name  # the real wheel, back in place
+    assert kit.check(room["tmp"] / "K").good
+    with pytest.raises(kit.KitError, match="CUDA build"):
+        kit.pack(
+            room["tmp"] / "L", ["linux-x86_64"], ["3.11"], source=room["source"], pip=FakePip(torch_requires=marked)
+        )
 
 
 def test_a_failed_download_names_the_package_and_platform_and_keeps_the_old_kit(room, capsys):

@@ -49,6 +49,13 @@ def register(room_sub: argparse._SubParsersAction) -> None:
         f"(default {kit.TORCH_CPU_INDEX}; macOS torch comes from --index-url)",
     )
     p.add_argument(
+        "--torch",
+        default=None,
+        metavar="VERSIONS",
+        help="torch version where requirements/constraints.txt's pin is not published: 2.11.0 (every "
+        "platform) or PLATFORM=VERSION, comma-separated (e.g. macos-arm64=2.11.0)",
+    )
+    p.add_argument(
         "--index-url",
         default=None,
         metavar="URL",
@@ -73,12 +80,14 @@ def register(room_sub: argparse._SubParsersAction) -> None:
 def _pack(args: argparse.Namespace) -> int:
     platforms = kit.parse_platforms(args.platform)
     pythons = kit.parse_pythons(args.python)
+    torch_versions = kit.parse_torch_versions(args.torch)
     start = time.monotonic()
     result = kit.pack(
         args.out,
         platforms,
         pythons,
         torch_index=args.torch_index,
+        torch_versions=torch_versions,
         index_url=args.index_url,
         source=args.source,
         archive=args.archive,

@@ -136,6 +136,23 @@ def parse_pythons(text: str) -> list[str]:
     return list(dict.fromkeys(versions))
 
 
+def parse_torch_versions(text: str | None) -> dict[str, str]:
+    """`--torch`: `2.11.0` (every platform) and/or `macos-arm64=2.11.0` (one) -> {platform or "": version}."""
+    out: dict[str, str] = {}
+    for item in [t.strip() for t in str(text or "").split(",") if t.strip()]:
+        name, _, version = item.rpartition("=")
+        name = name.strip()
+        version = version.strip()
+        if name and name not in PLATFORMS:
+            raise KitError(f"--torch: unknown platform {name!r} in {item!r}; valid: {', '.join(PLATFORMS)}")
+        if not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+            raise KitError(f"--torch: {version!r} is not a torch version like 2.11.0 (in {item!r})")
+        if name in out:
+            raise KitError(f"--torch: two versions for {name or 'every platform'} ({out[name]} and {version})")
+        out[name] = version
+    return out
+
+
 # --------------------------------------------------------------------------- pip
 
 
@@ -287,6 +304,7 @@ def pack(
     pythons: list[str],
     *,
     torch_index: str | None = None,
+    torch_versions: dict[str, str] | None = None,
     index_url: str | None = None,
     source: str | os.PathLike | None = None,
     archive: bool = False,
@@ -299,6 +317,9 @@ def pack(
         platforms: names from PLATFORMS; pythons: versions like "3.11".
         torch_index: where torch comes from for Linux and Windows: an index URL (default PyTorch's CPU
             index) or a local folder of wheels; macOS torch comes from `index_url`.
+        torch_versions: `parse_torch_versions`' result: the torch version per platform ("" = every
+            platform) where it differs from requirements/constraints.txt's pin (a platform the
+            pinned version is not published for).
         index_url: the index for everything else (default: pip's own configuration).
         source: the attnlab source checkout to build the wheel from (default: the one running).
         archive: also write `out.zip` of the finished kit.
@@ -333,7 +354,8 @@ def pack(
         if not own:
             raise KitError(f"building attnlab's wheel: pip wrote no attnlab-*.whl into {build}")
         own_wheel = own[-1]
-        pin = _torch_pin(src)
+        default_pin = _torch_pin(src)
+        versions = dict(torch_versions or {})
         wheelhouses: dict[str, int] = {}
         for plat_name in platforms:
             plat = PLATFORMS[plat_name]
@@ -345,22 +367,45 @@ def pack(
                 where = f"for {plat_name}, Python {py}"
                 # torch alone first, from the CPU index.
                 t_index = (torch_index or TORCH_CPU_INDEX) if plat.torch_cpu_index else index_url
+                version = versions.get(plat_name) or versions.get("")
+                pin = f"torch=={version}" if version else default_pin
                 _step(steps, total, f"{key}: {pin} (CPU build) from {t_index or 'the default index'}")
-                run(
-                    ["download", "--no-deps", "-d", str(wh), *target, *_index_args(t_index), pin],
-                    f"downloading {pin} {where} from {t_index or 'the default index'}",
-                )
-                torch_wheel = _only_torch(wh, plat_name, t_index)
+                try:
+                    run(
+                        ["download", "--no-deps", "-d", str(wh), *target, *_index_args(t_index), pin],
+                        f"downloading {pin} {where} from {t_index or 'the default index'}",
+                    )
+                except KitError as e:
+                    raise KitError(
+                        f"{e}. If {pin} is not published for {plat_name} (see `pip index versions torch "
+                        f"--platform {plat.pip_platforms[0]} --python-version {py} --only-binary=:all:`), "
+                        f"give one that is: --torch {plat_name}=VERSION"
+                    ) from e
+                torch_wheel = _only_torch(wh, plat_name, t_index, _marker_env(plat, py))
                 constraints = partial / ".build" / f"constraints-{key}.txt"
                 constraints.write_text(f"torch=={_wheel_name(torch_wheel)[1]}\n")
                 _step(steps, total, f"{key}: attnlab[{EXTRA}] and its dependencies")
                 shutil.copy2(own_wheel, wh / own_wheel.name)
-                common = ["download", "-d", str(wh), *target, "--find-links", str(wh), "-c", str(constraints)]
-                run(
-                    [*common, *_index_args(index_url), f"{wh / own_wheel.name}[{EXTRA}]"],
-                    f"downloading attnlab[{EXTRA}]'s dependencies {where}",
-                )
                 env = _marker_env(plat, py)
+                common = ["download", "-d", str(wh), *target, "--find-links", str(wh), "-c", str(constraints)]
+                # pip resolves torch's requirements with *this* machine's markers: from Linux, a macOS or
+                # Windows torch would pull in its Linux-only CUDA packages (which have no wheel there).
+                # Resolve against a stand-in with only the target's requirements, then put torch back.
+                stand_in = _resolution_stand_in(torch_wheel, env, build / f"stand-in-{key}")
+                real = build / f"real-{key}" / torch_wheel.name
+                if stand_in is not None:
+                    real.parent.mkdir()
+                    torch_wheel.rename(real)
+                try:
+                    extra_links = ["--find-links", str(stand_in.parent)] if stand_in is not None else []
+                    run(
+                        [*common, *extra_links, *_index_args(index_url), f"{wh / own_wheel.name}[{EXTRA}]"],
+                        f"downloading attnlab[{EXTRA}]'s dependencies {where}",
+                    )
+                finally:
+                    if stand_in is not None:
+                        (wh / stand_in.name).unlink(missing_ok=True)
+                        real.rename(torch_wheel)
                 for _ in range(5):  # markers pip evaluated for this machine instead of the target
                     missing = missing_requirements(wh, "attnlab", [EXTRA], env)
                     if not missing:
@@ -399,18 +444,68 @@ def pack(
     return result
 
 
+def _resolution_stand_in(torch_wheel: Path, env: dict[str, str], folder: Path) -> Path | None:
+    """A metadata-only copy of `torch_wheel` listing only the requirements the target needs.
+
+    None when every requirement holds on the target (nothing to hide from pip). The copy has
+    build tag 1, so pip prefers it to the same version on an index; it never reaches the kit.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    requires = _wheel_requires(torch_wheel)
+    keep = []
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            keep.append(line)
+            continue
+        if req.marker is None or "extra" in str(req.marker) or req.marker.evaluate({**env, "extra": ""}):
+            keep.append(line)
+    if len(keep) == len(requires):
+        return None
+    parts = torch_wheel.name[: -len(".whl")].split("-")
+    name, version, tags = parts[0], parts[1], parts[-3:]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{version}-1-{'-'.join(tags)}.whl"
+    dist = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {line}\n" for line in keep
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{dist}/METADATA", meta)
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: attnlab\nRoot-Is-Purelib: false\nBuild: 1\n")
+        z.writestr(f"{dist}/RECORD", "")
+    return path
+
+
 def _has_setuptools() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("setuptools") is not None
 
 
-def _only_torch(wheelhouse: Path, platform: str, index: str | None) -> Path:
+def _only_torch(wheelhouse: Path, platform: str, index: str | None, env: dict[str, str] | None = None) -> Path:
+    """The torch wheel pip just downloaded; KitError when it is a CUDA build *for the target*.
+
+    PyPI's macOS and Windows wheels list the `nvidia-*` packages too, behind a Linux marker:
+    only requirements whose markers hold for the target (`env`) count.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
     found = sorted(wheelhouse.glob("torch-*.whl"))
     if not found:
         raise KitError(f"downloading torch for {platform}: pip wrote no torch wheel into {wheelhouse}")
     wheel = found[-1]
-    if any(r.lower().startswith("nvidia-") for r in _wheel_requires(wheel)):
+
+    def needed(line: str) -> bool:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            return True
+        return env is None or req.marker is None or req.marker.evaluate({**env, "extra": ""})
+
+    if any(r.lower().startswith("nvidia-") and needed(r) for r in _wheel_requires(wheel)):
         raise KitError(
             f"the torch wheel for {platform} from {index or 'the default index'} ({wheel.name}) is a CUDA build "
             f"(it needs nvidia-* packages, several GB); point --torch-index at a CPU wheel index like {TORCH_CPU_INDEX}"
