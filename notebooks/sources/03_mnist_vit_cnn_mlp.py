@@ -827,7 +827,9 @@ rnn_near = float(np.mean([seq_acc["rnn"][k] for k in (1, 2)]))
 rnn_far = float(np.mean([seq_acc["rnn"][k] for k in far]))
 print(f"rnn: {rnn_near:.0%} at k = 1-2, {rnn_far:.0%} at k = {far[0]}-{far[-1]} (chance {task.chance_accuracy:.0%})")
 # Thresholds from seeds 0-2 (fast mode) and 0-1 (normal): k = 1-2 gave 74-97%, the longest quarter 21-50%.
-assert rnn_near >= 0.6, f"the RNN should solve most of the shortest distances (k = 1-2), got {rnn_near:.0%}; train longer"
+assert rnn_near >= 0.6, (
+    f"the RNN should solve most of the shortest distances (k = 1-2), got {rnn_near:.0%}; train longer"
+)
 assert rnn_far <= 0.7 and rnn_far <= rnn_near - 0.2, (
     f"the RNN should lose the symbol at the longest distances, got {rnn_far:.0%} there "
     f"against {rnn_near:.0%} at k = 1-2; use longer sequences or a larger alphabet"
