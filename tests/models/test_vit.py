@@ -266,3 +266,81 @@ def test_checkpoint_round_trip(tmp_path):
     images = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(loaded(images).logits, model(images).logits)
     assert ViT.from_checkpoint(tmp_path / "vit").config.pool == "mean"
+
+
+# ---------------------------------------------------------------------------
+# Convolutional stem (conv_stem)
+# ---------------------------------------------------------------------------
+
+
+def test_conv_stem_is_off_by_default_and_adds_no_weights():
+    assert ViTConfig().conv_stem == () and all(ViTConfig.from_name(p).conv_stem == () for p in VIT_PRESETS)
+    model = tiny()
+    assert model.stem is None
+    assert not any(name.startswith("stem") for name in model.state_dict())
+    # a config.json written before the option existed (no conv_stem key) builds the same, stem-less ViT
+    from attnlab.config import to_dict
+
+    old = {k: v for k, v in to_dict(model.config).items() if k != "conv_stem"}
+    assert from_dict(ViTConfig, old) == model.config
+
+
+def test_conv_stem_shapes_and_parameters():
+    model = tiny(conv_stem=(4, 6))
+    assert model.config.patch_channels == 6
+    assert model.patch_embed.proj.in_features == 6 * 7 * 7
+    out = model(torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2]))
+    assert out.logits.shape == (3, 10) and out.loss.ndim == 0
+    stem = (1 * 4 * 9 + 2 * 4) + (4 * 6 * 9 + 2 * 6)  # conv weights (no bias) + BatchNorm gain and shift
+    plain = tiny().num_parameters() - 1 * 49 * 16  # without the patch projection's weight
+    assert model.num_parameters() == plain + 6 * 49 * 16 + stem
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_conv_stem_matches_torch_conv_bn_relu_and_feeds_the_patches(train):
+    model = tiny(conv_stem=(4, 6)).train(train)
+    reference = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1, bias=False),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+    ).train(train)
+    with torch.no_grad():  # non-trivial BatchNorm statistics and affine parameters
+        for bn in (model.stem[1], model.stem[4]):
+            bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.2, 0.2)
+    reference.load_state_dict(model.stem.state_dict())
+    images = torch.rand(2, 1, 28, 28)
+    features = reference(images)
+    torch.testing.assert_close(model.stem(images), features)
+    # the forward pass cuts the stem's features (not the pixels) into patches
+    B = images.shape[0]
+    x = torch.cat([model.cls_token.expand(B, -1, -1), model.patch_embed(features)], dim=1) + model.pos_emb
+    for block in model.blocks:
+        x = block(x).hidden
+    expected = model.head(model.norm(x)[:, 0])
+    torch.testing.assert_close(model(images).logits, expected)  # (train mode: batch statistics, same batch)
+
+
+def test_conv_stem_bad_configs_and_images():
+    for bad in [(0,), (4, -1), tuple([4] * 17)]:
+        with pytest.raises(ConfigError, match="conv_stem"):
+            ViTConfig(conv_stem=bad)
+    with pytest.raises(ConfigError, match=r"\(B, 1, 28, 28\)"):
+        tiny(conv_stem=(4,))(torch.rand(2, 3, 28, 28))
+
+
+def test_conv_stem_checkpoint_round_trip(tmp_path):
+    from attnlab.models.registry import load_model
+
+    model = tiny(conv_stem=(4, 6))
+    model.train()(torch.rand(8, 1, 28, 28))  # move the BatchNorm statistics off their start
+    model.eval()
+    model.save(tmp_path / "vit")
+    loaded, _ = load_model(tmp_path / "vit", expect="vit")
+    assert loaded.config.conv_stem == (4, 6) and loaded.config == model.config
+    torch.testing.assert_close(loaded.stem[1].running_mean, model.stem[1].running_mean)
+    images = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(loaded.eval()(images).logits, model(images).logits)

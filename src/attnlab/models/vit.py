@@ -14,6 +14,12 @@ With N = (H/P) * (W/P) patches: a 28 x 28 digit cut into 7 x 7 patches is a
 next to each other are neighbours: the position embeddings must learn it, which is
 why a ViT needs more data (or augmentation) than a ConvNet (section 3.1 of the paper).
 
+A convolutional stem (`conv_stem`, off by default) puts a few 3 x 3 convolutions
+(BatchNorm, ReLU, same size) in front of the patch projection, which then cuts the
+stem's feature map instead of the pixels: the "hybrid architecture" of the paper's
+section 3.1, and the early convolutions of Xiao et al. 2021 ("Early Convolutions Help
+Transformers See Better"), a standard remedy for a ViT trained on little data.
+
 Looking inside:
   * `forward(..., output_attentions=True)` returns each layer's (B, H, N+1, N+1)
     attention weights; row 0 is what the CLS token reads from every patch.
@@ -53,12 +59,15 @@ __all__ = [
     "ViTConfig",
     "VIT_PRESETS",
     "PatchEmbedding",
+    "build_conv_stem",
     "attention_rollout",
     "patch_attention_map",
     "IGNORE_INDEX",
 ]
 
 Pool = Literal["cls", "mean"]
+MAX_STEM_LAYERS = 16  # conv_stem: at most this many layers
+MAX_STEM_CHANNELS = 4096  # ... of at most this many channels each
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class ViTConfig(BlockShape):
     norm_first: bool = True  # pre-norm blocks (as in the ViT paper) or post-norm
     layer_norm_eps: float = 1e-6  # epsilon inside LayerNorm (the paper's code uses 1e-6)
     init_std: float = 0.02  # std of the (truncated) normal initialisation of position embeddings and CLS
+    conv_stem: tuple[int, ...] = ()  # channels of 3x3 conv layers (+ BatchNorm, ReLU) before the patches; () = none
 
     bias: ClassVar[bool] = True  # not a field: the ViT's linear layers and LayerNorms always have biases
     preset_kind = "ViT"
@@ -106,6 +116,19 @@ class ViTConfig(BlockShape):
         self.check_block_fields(ff_dim_none_means="4 * embed_dim")
         if self.pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool must be 'cls' or 'mean', got {self.pool!r}")
+        object.__setattr__(self, "conv_stem", tuple(self.conv_stem))
+        if len(self.conv_stem) > MAX_STEM_LAYERS or any(
+            not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= MAX_STEM_CHANNELS for c in self.conv_stem
+        ):
+            raise ConfigError(
+                f"model.conv_stem lists the channels of at most {MAX_STEM_LAYERS} conv layers, each 1 to "
+                f"{MAX_STEM_CHANNELS:,} (e.g. 16,16; empty for none), got {self.conv_stem!r}"
+            )
+
+    @property
+    def patch_channels(self) -> int:
+        """Channels of what the patches are cut from: the image's, or the stem's last layer's."""
+        return self.conv_stem[-1] if self.conv_stem else self.in_channels
 
     @property
     def grid_size(self) -> int:
@@ -199,6 +222,24 @@ class PatchEmbedding(nn.Module):
         return self.proj(self.patchify(images))
 
 
+def build_conv_stem(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
+    """The convolutional stem: per entry of `channels`, a 3 x 3 convolution (padding 1, no
+    bias: BatchNorm follows), BatchNorm and ReLU. (B, in_channels, H, W) -> (B, channels[-1], H, W).
+
+    The size is kept, so the patch grid (and every attention map) is the same as without a
+    stem; only what each patch holds changes, from pixels to local features.
+    """
+    layers: list[nn.Module] = []
+    for out_channels in channels:
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        ]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
 class ViT(HookedMixin, CheckpointMixin, nn.Module):
     """Vision Transformer image classifier.
 
@@ -213,7 +254,9 @@ class ViT(HookedMixin, CheckpointMixin, nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.in_channels, c.embed_dim)
+        # No module at all without a stem, so the weights of a stem-less ViT keep their old names.
+        self.stem = build_conv_stem(c.in_channels, c.conv_stem) if c.conv_stem else None
+        self.patch_embed = PatchEmbedding(c.image_size, c.patch_size, c.patch_channels, c.embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.embed_dim))
         self.pos_emb = nn.Parameter(torch.zeros(1, c.seq_len, c.embed_dim))  # position 0 is the CLS token's
         self.drop = nn.Dropout(c.dropout)
@@ -243,6 +286,9 @@ class ViT(HookedMixin, CheckpointMixin, nn.Module):
         nn.init.trunc_normal_(self.cls_token, std=std, a=-2 * std, b=2 * std)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        for module in self.stem.modules() if self.stem is not None else ():
+            if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
+                module.reset_parameters()  # PyTorch's defaults (Kaiming-uniform convolutions, unit BatchNorm)
 
     def forward(
         self,
@@ -266,6 +312,15 @@ class ViT(HookedMixin, CheckpointMixin, nn.Module):
             and `extras["features"]`, the pooled (B, E) vector the head reads.
         """
         B = images.shape[0]
+        if self.stem is not None:
+            c = self.config
+            if tuple(images.shape[1:]) != (c.in_channels, c.image_size, c.image_size):
+                raise ConfigError(
+                    f"this model was built for images of shape (B, {c.in_channels}, {c.image_size}, "
+                    f"{c.image_size}), got {tuple(images.shape)}; build it with ViTConfig(image_size=..., "
+                    "in_channels=...) to match the data"
+                )
+            images = self.stem(images)  # (B, conv_stem[-1], H, W): local features, same size
         x = self.patch_embed(images)  # (B, N, E)
         cls = self.cls_token.expand(B, -1, -1)  # (B, 1, E)
         x = torch.cat([cls, x], dim=1) + self.pos_emb  # (B, T, E)
