@@ -97,9 +97,9 @@ def test_solutions_agree_with_independent_references():
 
 
 def test_every_exercise_has_one_group_module_and_one_solution():
-    from attnlab.exercises import basics, encoder_block, interp, losses, points, pooling, self_attention
+    from attnlab.exercises import basics, encoder_block, interp, losses, points, pooling, scaling, self_attention
 
-    groups = [basics, self_attention, encoder_block, losses, pooling, points, interp]
+    groups = [basics, self_attention, encoder_block, losses, pooling, points, interp, scaling]
     every = {**check.EXERCISES, **check.PREDICTIONS}
     assert not set(check.EXERCISES) & set(check.PREDICTIONS)
     names = [name for module in groups for name in module.__all__]

@@ -178,6 +178,7 @@ REFERENCE_TIMES: tuple[Reference, ...] = (
         cap=180.0,
     ),
     Reference("06_pretrained_minilm", "notebooks/06_pretrained_minilm.ipynb", 10.0, 1, _NOTEBOOKS_MD + " (8-10 s)"),
+    Reference("07_scale_and_transfer", "notebooks/07_scale_and_transfer.ipynb", 190.0, 1, _NOTEBOOKS_MD),
     Reference("08_interpretability", "notebooks/08_interpretability.ipynb", 40.0, 1, _NOTEBOOKS_MD),
 )
 

@@ -40,6 +40,7 @@ EXPECTED = {
     "04_bio_probing",
     "05_gpt",
     "06_pretrained_minilm",
+    "07_scale_and_transfer",
     "08_interpretability",
 }
 

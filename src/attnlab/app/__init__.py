@@ -5,11 +5,13 @@ Pages (one thin file each under `pages/`, wired together by `main.py`):
                            next-token probabilities and the attention of the last step;
   Attention                layer/head heatmaps and the head view, for our GPT and MiniLM;
   Inside the block         hidden-state norms, what each sub-layer does, the logit lens;
+  Scale & transfer         the figures, report and tables of finished `attnlab scale` and
+                           `attnlab transfer` study folders (`studies`);
   Positions & embeddings   the positional-encoding and embedding figures, interactive;
   Vision & proteins        a digit through a trained ViT; a protein through a trained probe.
 
 The app imports the library and holds no model logic: computations live in
-`runs_folder`, `generation`, `training`, `vit_digits` and `protein_probes` of this
+`runs_folder`, `generation`, `training`, `vit_digits`, `protein_probes` and `studies` of this
 package (no Streamlit import, unit-tested), `attnlab.analysis.lens` and
 `attnlab.viz`; figures specific to the app are in `attnlab.app.figures`; `ui` holds
 the Streamlit helpers shared by the pages. The app only reads model files inside the

@@ -23,6 +23,7 @@ navigation = st.navigation(
         st.Page(PAGES / "attention.py", title="Attention", icon=":material/visibility:"),
         st.Page(PAGES / "inside.py", title="Inside the block", icon=":material/biotech:"),
         st.Page(PAGES / "experiments.py", title="Experiments", icon=":material/experiment:"),
+        st.Page(PAGES / "scale.py", title="Scale & transfer", icon=":material/trending_down:"),
         st.Page(PAGES / "positions.py", title="Positions & embeddings", icon=":material/explore:"),
         st.Page(PAGES / "vision_bio.py", title="Vision & proteins", icon=":material/science:"),
     ]

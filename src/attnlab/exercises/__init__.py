@@ -14,7 +14,7 @@ A notebook imports the three parts it uses:
   one module per exercise group: `basics` (softmax, cosine similarity), `self_attention`
   (causal mask, attention), `encoder_block` (layer norm, multi-head split and merge,
   positional encoding), `losses` (cross-entropy), `pooling` (mean pooling) and `points`
-  (farthest-point sampling), on the shared machinery of `_core`.
+  (farthest-point sampling), `interp` and `scaling` (measurement checks of labs 8 and 7), on the shared machinery of `_core`.
 * `solutions`: the reference solutions in plain NumPy (for instructors; the checks compare
   with them, and instructor mode, `ATTNLAB_SOLUTIONS=1`, swaps them in).
 * `labs`: fast mode, instructor mode, run folders and inline HTML for the notebooks.
@@ -37,6 +37,8 @@ from attnlab.exercises.check import (
     cosine_similarity,
     cross_entropy,
     farthest_point_sample,
+    fit_power_law,
+    gain_slope,
     layer_norm,
     mean_pooling,
     mistake_function,
@@ -44,6 +46,7 @@ from attnlab.exercises.check import (
     multi_head_merge,
     multi_head_split,
     positional_encoding,
+    predict_loss,
     previous_token_scores,
     softmax,
 )
@@ -59,6 +62,8 @@ __all__ = [
     "cosine_similarity",
     "cross_entropy",
     "farthest_point_sample",
+    "fit_power_law",
+    "gain_slope",
     "labs",
     "layer_norm",
     "mean_pooling",
@@ -67,6 +72,7 @@ __all__ = [
     "multi_head_merge",
     "multi_head_split",
     "positional_encoding",
+    "predict_loss",
     "previous_token_scores",
     "softmax",
     "solutions",

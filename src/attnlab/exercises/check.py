@@ -26,10 +26,12 @@ Exercises: softmax, cosine_similarity, causal_mask, attention, layer_norm,
 multi_head_split, multi_head_merge, positional_encoding, cross_entropy, mean_pooling,
 farthest_point_sample, previous_token_scores; and one prediction, ablation_prediction
 (in `PREDICTIONS`: it checks a statement made before an experiment against what the
-experiment measured, so it takes the measurements too, see `attnlab.exercises.interp`).
+experiment measured, so it takes the measurements too, see `attnlab.exercises.interp`); and the
+measurement checks of lab 7, fit_power_law, predict_loss and gain_slope (`attnlab.exercises.scaling`),
+whose truth is the notebook's own runs.
 
 Each exercise group has its module in this package (`basics`, `self_attention`,
-`encoder_block`, `losses`, `pooling`, `points`, `interp`, on the shared machinery of `_core`); this module
+`encoder_block`, `losses`, `pooling`, `points`, `interp`, `scaling`, on the shared machinery of `_core`); this module
 gathers their checks under the one name the notebooks use.
 """
 
@@ -54,6 +56,7 @@ from attnlab.exercises.interp import PREVIOUS_TOKEN_SCORES, ablation_prediction,
 from attnlab.exercises.losses import CROSS_ENTROPY, cross_entropy
 from attnlab.exercises.points import FARTHEST_POINT_SAMPLE, farthest_point_sample
 from attnlab.exercises.pooling import MEAN_POOLING, mean_pooling
+from attnlab.exercises.scaling import fit_power_law, gain_slope, predict_loss
 from attnlab.exercises.self_attention import ATTENTION, CAUSAL_MASK, attention, causal_mask
 
 EXERCISES: dict[str, Callable[..., CheckResult]] = {
@@ -74,6 +77,9 @@ EXERCISES: dict[str, Callable[..., CheckResult]] = {
 # prediction checks: check(prediction, measurements, ...), the truth is an experiment's result
 PREDICTIONS: dict[str, Callable[..., CheckResult]] = {
     "ablation_prediction": ablation_prediction,
+    "fit_power_law": fit_power_law,
+    "predict_loss": predict_loss,
+    "gain_slope": gain_slope,
 }
 
 _DEFINITIONS: dict[str, Exercise] = {

@@ -224,6 +224,72 @@ def ablation_prediction() -> set[str]:
     return {"previous_token_head", "induction_heads"}
 
 
+def fit_power_law(params: np.ndarray, tokens: np.ndarray, losses: np.ndarray) -> tuple[float, ...]:
+    """Fit L(N, D) = E + A / N^alpha + B / D^beta to runs by least squares (lab 7).
+
+    The law of Hoffmann et al. (2022), fitted here with `scipy.optimize.curve_fit` on the
+    losses themselves (the library's `attnlab.train.scaling_law` minimises Hoffmann et al.'s
+    Huber loss on the log loss from a grid of starts; on a laptop-sized grid both predict the
+    runs alike). Every parameter is kept non-negative.
+
+    Args:
+        params: (R,) non-embedding parameters N of each run.
+        tokens: (R,) training tokens D of each run.
+        losses: (R,) final validation losses.
+    Returns:
+        (E, A, B, alpha, beta).
+    """
+    from scipy.optimize import curve_fit
+
+    n, d, loss = (np.asarray(x, dtype=np.float64) for x in (params, tokens, losses))
+
+    def law(x, E, A, B, alpha, beta):
+        return E + A / x[0] ** alpha + B / x[1] ** beta
+
+    best, best_error = None, np.inf
+    for p0 in ((1.0, 10.0, 10.0, 0.3, 0.3), (0.5, 100.0, 100.0, 0.5, 0.5)):  # two starts, keep the better fit
+        try:
+            p, _ = curve_fit(law, (n, d), loss, p0=p0, bounds=(0, np.inf), maxfev=20_000)
+        except RuntimeError:  # no convergence from this start
+            continue
+        error = float(np.sum((law((n, d), *p) - loss) ** 2))
+        if error < best_error:
+            best, best_error = p, error
+    if best is None:
+        raise RuntimeError("curve_fit did not converge from any start")
+    return tuple(float(v) for v in best)
+
+
+def predict_loss(
+    params: np.ndarray, tokens: np.ndarray, losses: np.ndarray, new_params: float, new_tokens: float
+) -> float:
+    """Predict the loss of a model of `new_params` parameters trained on `new_tokens` tokens (lab 7).
+
+    Fit the law on the runs (`fit_power_law`) and evaluate it at the new point: an
+    extrapolation in N when the model is larger than any run.
+
+    Returns:
+        The predicted final validation loss.
+    """
+    E, A, B, alpha, beta = fit_power_law(params, tokens, losses)
+    return float(E + A / new_params**alpha + B / new_tokens**beta)
+
+
+def gain_slope(sizes: np.ndarray, gains: np.ndarray) -> float:
+    """The least-squares slope of the transfer gain against log10 of the target size (lab 7).
+
+    The statistic of `attnlab.train.transfer.gain_trend`: nats of gain per tenfold more target
+    data; negative when pretraining helps less as the target data grows (Hernandez et al. 2021).
+
+    Args:
+        sizes: (S,) target sizes (characters).
+        gains: (S,) transfer gains (scratch minus fine-tuned loss).
+    Returns:
+        The slope.
+    """
+    return float(np.polyfit(np.log10(np.asarray(sizes, dtype=np.float64)), np.asarray(gains, dtype=np.float64), 1)[0])
+
+
 __all__ = [
     "ablation_prediction",
     "attention",
@@ -231,11 +297,14 @@ __all__ = [
     "cosine_similarity",
     "cross_entropy",
     "farthest_point_sample",
+    "fit_power_law",
+    "gain_slope",
     "layer_norm",
     "mean_pooling",
     "multi_head_merge",
     "multi_head_split",
     "positional_encoding",
+    "predict_loss",
     "previous_token_scores",
     "softmax",
 ]
