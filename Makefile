@@ -14,8 +14,9 @@ DEPS   := pyproject.toml requirements/constraints.txt
 demo: $(VENV)/.core-installed
 	$(BIN)/attnlab demo $(ARGS)
 
+# One worker per core (each test runs torch on one thread; tests/conftest.py); PYTEST_ARGS adds flags.
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 app: $(VENV)/.test-installed
 	$(BIN)/attnlab app $(ARGS)

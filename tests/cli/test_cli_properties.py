@@ -156,6 +156,8 @@ def world(tmp_path_factory):
     mp.setenv("TRANSFORMERS_OFFLINE", "1")
     corpus = root / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
+    labels = root / "labels.csv"  # a labelled task in the corpus's characters, for `finetune`
+    labels.write_text("text,label\n" + "the quick fox,a\nthe lazy dog,b\n" * 4, encoding="utf-8")
     small = [
         "--max-iters",
         "2",
@@ -240,6 +242,7 @@ def world(tmp_path_factory):
             "kit": str(kit),
             "packed_kit": str(packed),
             "corpus": str(corpus),
+            "labels": str(labels),
             "gpt": str(root / "gpt"),
             "enc": str(root / "enc"),
             "s2s": str(root / "s2s"),
@@ -261,6 +264,7 @@ HEAVY = {
     ("compare", "mnist"): {"optimizer_steps": 1},
     ("compare", "sequence"): {"optimizer_steps": 1},
     ("compare", "points"): {"optimizer_steps": 1},
+    ("compare", "objectives"): {"optimizer_steps": 1},
     ("interp", "induction"): {"optimizer_steps": 4},
     ("scale",): {"optimizer_steps": 1},
     ("transfer",): {"optimizer_steps": 1},
@@ -482,6 +486,19 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
             [],
             [],
         ),
+        ("compare", "objectives"): (
+            {
+                "--out": o,
+                "--quick": True,
+                "--objectives": "clm",
+                "--seeds": "0",
+                "--tokens": "512",
+                "--device": "cpu",
+                "--no-progress": True,
+            },
+            [],
+            [],
+        ),
         ("scale",): (
             {
                 "--out": o,
@@ -510,6 +527,19 @@ def base_command(path: tuple[str, ...], w: dict[str, Any], out: str) -> tuple[di
                 "--device": "cpu",
                 "--no-progress": True,
                 "--no-figures": True,
+            },
+            [],
+            [],
+        ),
+        ("finetune",): (
+            {
+                "--checkpoint": w["enc"],
+                "--data": w["labels"],
+                "--method": "linear",
+                "--out": o,
+                "--steps": "1",
+                "--device": "cpu",
+                "--no-progress": True,
             },
             [],
             [],

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "attnlab.cli.compare",  # compare mnist|sequence
     "attnlab.cli.scale",  # scale
     "attnlab.cli.transfer",  # transfer
+    "attnlab.cli.finetune",  # finetune
     "attnlab.cli.probe",  # probe
     "attnlab.cli.viz",  # viz attention|alignment|positions|embeddings|activations|curves
     "attnlab.cli.interp",  # interp cache|patch|ablate|attribute|heads|induction
